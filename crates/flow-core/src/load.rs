@@ -1,0 +1,249 @@
+//! Reading workflow files: JSON or YAML by extension, with limits that keep hostile
+//! files cheap, and errors that carry the line and column.
+
+use std::path::Path;
+
+use crate::error::{Error, Problem, Result, did_you_mean};
+use crate::spec::WorkflowSpec;
+
+/// The syntax of a workflow document.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    /// JSON (`.json`).
+    Json,
+    /// YAML (`.yaml`, `.yml`).
+    Yaml,
+}
+
+impl Format {
+    /// The format a file's extension names; `None` for any other extension.
+    pub fn from_path(path: &Path) -> Option<Format> {
+        match path.extension()?.to_str()?.to_ascii_lowercase().as_str() {
+            "json" => Some(Format::Json),
+            "yaml" | "yml" => Some(Format::Yaml),
+            _ => None,
+        }
+    }
+
+    /// A guess from the text itself: JSON when it starts with `{`.
+    pub fn sniff(text: &str) -> Format {
+        if text.trim_start().starts_with('{') {
+            Format::Json
+        } else {
+            Format::Yaml
+        }
+    }
+}
+
+/// Limits that keep a hostile or mistaken file cheap to reject.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Largest file accepted, in bytes (default 16 MiB).
+    pub max_file_bytes: usize,
+    /// Most nodes in one workflow (default 250,000).
+    pub max_nodes: usize,
+    /// Most edges in one workflow (default 1,000,000).
+    pub max_edges: usize,
+    /// Deepest nesting of a node's `config` or of `input` (default 64).
+    pub max_depth: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_file_bytes: 16 * 1024 * 1024,
+            max_nodes: 250_000,
+            max_edges: 1_000_000,
+            max_depth: 64,
+        }
+    }
+}
+
+/// Reads a file's bytes, refusing one over the limit before reading it whole.
+pub fn read_file(path: &Path, limits: &Limits) -> Result<String> {
+    let io = |source| Error::Io {
+        path: path.to_owned(),
+        source,
+    };
+    let meta = std::fs::metadata(path).map_err(io)?;
+    if meta.len() > limits.max_file_bytes as u64 {
+        return Err(Error::Parse(Problem::new(
+            "",
+            format!(
+                "file is {} bytes, over the limit of {} bytes (raise it with --max-file-bytes)",
+                meta.len(),
+                limits.max_file_bytes
+            ),
+        )));
+    }
+    let bytes = std::fs::read(path).map_err(io)?;
+    String::from_utf8(bytes).map_err(|e| {
+        let offset = e.utf8_error().valid_up_to();
+        let bytes = e.as_bytes();
+        let line = bytes[..offset].iter().filter(|&&b| b == b'\n').count() + 1;
+        let column = offset - bytes[..offset].iter().rposition(|&b| b == b'\n').map_or(0, |p| p + 1) + 1;
+        Error::Parse(Problem::new("", format!("file is not valid UTF-8 (byte {offset})")).at(Some(line), Some(column)))
+    })
+}
+
+/// Parses a document into the workflow spec. Errors carry the field path, the line
+/// and the column, and a "did you mean" for a misspelt field or value.
+pub fn parse_str(text: &str, format: Format, limits: &Limits) -> Result<WorkflowSpec> {
+    if text.len() > limits.max_file_bytes {
+        return Err(Error::Parse(Problem::new(
+            "",
+            format!(
+                "document is {} bytes, over the limit of {} bytes",
+                text.len(),
+                limits.max_file_bytes
+            ),
+        )));
+    }
+    match format {
+        Format::Json => {
+            let mut de = serde_json::Deserializer::from_str(text);
+            let spec: WorkflowSpec = serde_path_to_error::deserialize(&mut de).map_err(|e| {
+                let place = place_of(e.path());
+                let inner = e.into_inner();
+                let (line, column) = (inner.line(), inner.column());
+                let message = strip_location(&inner.to_string());
+                parse_problem(
+                    place,
+                    &message,
+                    (line > 0).then_some(line),
+                    (column > 0).then_some(column),
+                )
+            })?;
+            de.end().map_err(|e| {
+                parse_problem(
+                    String::new(),
+                    &strip_location(&e.to_string()),
+                    Some(e.line()),
+                    Some(e.column()),
+                )
+            })?;
+            Ok(spec)
+        }
+        Format::Yaml => {
+            let de = serde_norway::Deserializer::from_str(text);
+            serde_path_to_error::deserialize(de).map_err(|e| {
+                let place = place_of(e.path());
+                let inner = e.into_inner();
+                let loc = inner.location();
+                let message = strip_location(&inner.to_string());
+                let message = match message.split_once(": ") {
+                    // serde_norway prefixes the path itself; we print our own.
+                    Some((prefix, rest)) if !place.is_empty() && prefix == place => rest.to_owned(),
+                    _ => message,
+                };
+                parse_problem(
+                    place,
+                    &message,
+                    loc.as_ref().map(|l| l.line()),
+                    loc.as_ref().map(|l| l.column()),
+                )
+            })
+        }
+    }
+}
+
+fn place_of(path: &serde_path_to_error::Path) -> String {
+    let s = path.to_string();
+    if s == "." { String::new() } else { s }
+}
+
+fn strip_location(message: &str) -> String {
+    match message.rfind(" at line ") {
+        Some(i) => message[..i].to_owned(),
+        None => message.to_owned(),
+    }
+}
+
+fn parse_problem(place: String, message: &str, line: Option<usize>, column: Option<usize>) -> Error {
+    let mut message = message.to_owned();
+    if let Some(hint) = suggestion(&message) {
+        message.push_str(&format!(" (did you mean `{hint}`?)"));
+    }
+    if message.contains("recursion limit exceeded") {
+        message.push_str(" (the document is nested too deeply)");
+    }
+    Error::Parse(Problem::new(place, message).at(line, column))
+}
+
+/// For serde's "unknown field `x`, expected one of `a`, `b`" and "unknown variant"
+/// messages: the expected name closest to the unknown one.
+fn suggestion(message: &str) -> Option<String> {
+    let rest = message
+        .strip_prefix("unknown field `")
+        .or_else(|| message.strip_prefix("unknown variant `"))?;
+    let (word, expected) = rest.split_once('`')?;
+    let candidates: Vec<&str> = expected.split('`').skip(1).step_by(2).collect();
+    did_you_mean(word, candidates.iter().copied()).map(str::to_owned)
+}
+
+/// Finds the line where a node, or an edge, is written: a best effort from the text,
+/// since neither parser keeps positions for values it accepted.
+#[derive(Debug, Default)]
+pub struct Locator {
+    lines: Vec<String>,
+}
+
+impl Locator {
+    /// A locator over a document's text.
+    pub fn new(text: &str) -> Locator {
+        Locator {
+            lines: text.lines().map(str::to_owned).collect(),
+        }
+    }
+
+    /// The line of the node whose id is `id`.
+    pub fn node(&self, id: &str) -> Option<usize> {
+        self.find(|l| has_pair(l, "id", id), 0)
+    }
+
+    /// The line of the edge `from` -> `to`.
+    pub fn edge(&self, from: &str, to: &str) -> Option<usize> {
+        let start = self.find(|l| l.trim_start().starts_with("edges") || l.contains("\"edges\""), 0)?;
+        self.find(|l| has_pair(l, "from", from) && has_pair(l, "to", to), start)
+            .or_else(|| self.find(|l| has_pair(l, "from", from), start))
+    }
+
+    /// The line where a top-level key is written.
+    pub fn key(&self, key: &str) -> Option<usize> {
+        self.find(
+            |l| l.starts_with(&format!("{key}:")) || l.trim_start().starts_with(&format!("\"{key}\"")),
+            0,
+        )
+    }
+
+    fn find(&self, pred: impl Fn(&str) -> bool, from: usize) -> Option<usize> {
+        self.lines
+            .iter()
+            .enumerate()
+            .skip(from.saturating_sub(1))
+            .find(|(_, l)| pred(l))
+            .map(|(i, _)| i + 1)
+    }
+}
+
+fn has_pair(line: &str, key: &str, value: &str) -> bool {
+    [
+        format!("{key}: {value}"),
+        format!("{key}: \"{value}\""),
+        format!("{key}: '{value}'"),
+        format!("\"{key}\": \"{value}\""),
+        format!("\"{key}\":\"{value}\""),
+    ]
+    .iter()
+    .any(|p| {
+        line.match_indices(p.as_str()).any(|(i, _)| {
+            let end = i + p.len();
+            let before_ok = i == 0 || !line.as_bytes()[i - 1].is_ascii_alphanumeric();
+            let after_ok = line[end..]
+                .chars()
+                .next()
+                .is_none_or(|c| !(c.is_ascii_alphanumeric() || c == '_' || c == '-'));
+            before_ok && after_ok
+        })
+    })
+}

@@ -1,0 +1,189 @@
+//! The node-kind trait: what a kind of node does, and what it is given to do it.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::Value;
+
+use crate::context::Context;
+
+/// A kind of node: `http`, `delay`, or one written by an embedder.
+///
+/// A kind is registered once per engine and shared by every node of that kind in
+/// every run, so it is the place for shared resources (a connection pool, say).
+///
+/// Contract:
+/// - [`NodeKind::check`] runs at validation, before anything runs; it sees the
+///   config as written (strings may still hold `{{ }}` templates) and returns every
+///   problem it finds, each with a path relative to `config`.
+/// - [`NodeKind::run`] runs one attempt with the config rendered. It must be
+///   cancel-safe: the engine drops the future to cancel it (timeouts, fail-fast,
+///   Ctrl-C). A kind that completes without awaiting anything costs no task.
+/// - An `Err` is a failed attempt; the node's retry policy decides what follows.
+///   Panics are caught and become the node's failure.
+#[async_trait::async_trait]
+pub trait NodeKind: Send + Sync + 'static {
+    /// Checks a node's config at validation time. Default: accept anything.
+    fn check(&self, config: &Value) -> Vec<ConfigProblem> {
+        let _ = config;
+        Vec::new()
+    }
+
+    /// Runs one attempt.
+    async fn run(&self, call: NodeCall) -> Result<Value, NodeError>;
+}
+
+/// Everything one attempt of a node receives.
+#[derive(Clone)]
+pub struct NodeCall {
+    /// The node's id.
+    pub node_id: Arc<str>,
+    /// The node's config with every template rendered.
+    pub config: Arc<Value>,
+    /// 1 for the first attempt, 2 for the first retry, and so on.
+    pub attempt: u32,
+    /// The run's context: input, settled nodes, secrets.
+    pub context: Context,
+}
+
+impl fmt::Debug for NodeCall {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("NodeCall")
+            .field("node_id", &self.node_id)
+            .field("config", &self.config)
+            .field("attempt", &self.attempt)
+            .finish_non_exhaustive()
+    }
+}
+
+/// One problem in a node's config, found by [`NodeKind::check`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigProblem {
+    /// Path inside `config`, such as `ms` or `headers.Authorization`; empty for the config itself.
+    pub path: String,
+    /// What is wrong, for a person.
+    pub message: String,
+}
+
+impl ConfigProblem {
+    /// A problem at `path` (relative to the node's `config`).
+    pub fn new(path: impl Into<String>, message: impl Into<String>) -> Self {
+        ConfigProblem {
+            path: path.into(),
+            message: message.into(),
+        }
+    }
+}
+
+/// A failed attempt.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NodeError {
+    message: String,
+    retryable: bool,
+    retry_after: Option<Duration>,
+}
+
+impl NodeError {
+    /// A failure that the node's retry policy may retry.
+    pub fn new(message: impl Into<String>) -> Self {
+        NodeError {
+            message: message.into(),
+            retryable: true,
+            retry_after: None,
+        }
+    }
+
+    /// A failure that no retry can fix (a bad config, a failed check).
+    pub fn permanent(message: impl Into<String>) -> Self {
+        NodeError {
+            retryable: false,
+            ..NodeError::new(message)
+        }
+    }
+
+    /// Asks the retry policy to wait at least this long (an HTTP `Retry-After`).
+    pub fn with_retry_after(mut self, wait: Duration) -> Self {
+        self.retry_after = Some(wait);
+        self
+    }
+
+    /// The message, for a person.
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+
+    /// Whether a retry may help.
+    pub fn is_retryable(&self) -> bool {
+        self.retryable
+    }
+
+    /// The wait the remote side asked for, if any.
+    pub fn retry_after(&self) -> Option<Duration> {
+        self.retry_after
+    }
+}
+
+impl fmt::Display for NodeError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for NodeError {}
+
+impl From<String> for NodeError {
+    fn from(message: String) -> Self {
+        NodeError::new(message)
+    }
+}
+
+impl From<&str> for NodeError {
+    fn from(message: &str) -> Self {
+        NodeError::new(message)
+    }
+}
+
+/// The node kinds an engine knows, by name.
+#[derive(Clone, Default)]
+pub struct Registry {
+    kinds: HashMap<String, Arc<dyn NodeKind>>,
+}
+
+impl Registry {
+    /// An empty registry.
+    pub fn new() -> Self {
+        Registry::default()
+    }
+
+    /// Adds (or replaces) the kind called `name`.
+    pub fn register(&mut self, name: impl Into<String>, kind: impl NodeKind) -> &mut Self {
+        self.kinds.insert(name.into(), Arc::new(kind));
+        self
+    }
+
+    /// Adds (or replaces) a kind that is already shared.
+    pub fn register_arc(&mut self, name: impl Into<String>, kind: Arc<dyn NodeKind>) -> &mut Self {
+        self.kinds.insert(name.into(), kind);
+        self
+    }
+
+    /// The kind called `name`.
+    pub fn get(&self, name: &str) -> Option<&Arc<dyn NodeKind>> {
+        self.kinds.get(name)
+    }
+
+    /// The names of every registered kind, sorted.
+    pub fn names(&self) -> Vec<&str> {
+        let mut names: Vec<&str> = self.kinds.keys().map(String::as_str).collect();
+        names.sort_unstable();
+        names
+    }
+}
+
+impl fmt::Debug for Registry {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Registry").field("kinds", &self.names()).finish()
+    }
+}

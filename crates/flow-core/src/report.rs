@@ -1,0 +1,205 @@
+//! The execution report: what a run did, node by node. The CLI's `--report` writes
+//! this type serialised; an embedder gets it from the engine.
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+/// How a run ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RunStatus {
+    /// No node failed (a failure under `continue_on_error` does not count).
+    Succeeded,
+    /// At least one node failed.
+    Failed,
+    /// The run was cancelled from outside (API, Ctrl-C).
+    Cancelled,
+}
+
+impl RunStatus {
+    /// The name used in reports.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RunStatus::Succeeded => "succeeded",
+            RunStatus::Failed => "failed",
+            RunStatus::Cancelled => "cancelled",
+        }
+    }
+}
+
+/// How a node ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum NodeStatus {
+    /// Ran and produced an output.
+    Succeeded,
+    /// Ran (or could not start) and failed after its retries.
+    Failed,
+    /// Did not run: no incoming edge was taken.
+    Skipped,
+    /// Did not run: a predecessor failed.
+    UpstreamFailed,
+    /// Stopped or never started because the run was cancelled.
+    Cancelled,
+}
+
+impl NodeStatus {
+    /// Every status, in documentation order.
+    pub const ALL: [NodeStatus; 5] = [
+        NodeStatus::Succeeded,
+        NodeStatus::Failed,
+        NodeStatus::Skipped,
+        NodeStatus::UpstreamFailed,
+        NodeStatus::Cancelled,
+    ];
+
+    /// The name used in reports and templates.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            NodeStatus::Succeeded => "succeeded",
+            NodeStatus::Failed => "failed",
+            NodeStatus::Skipped => "skipped",
+            NodeStatus::UpstreamFailed => "upstream_failed",
+            NodeStatus::Cancelled => "cancelled",
+        }
+    }
+}
+
+impl std::fmt::Display for NodeStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::fmt::Display for RunStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The report of one run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Report {
+    /// The workflow's name.
+    pub workflow: String,
+    /// The run's id (unique within the process).
+    #[serde(default)]
+    pub run_id: u64,
+    /// The strategy's name.
+    pub strategy: String,
+    /// How the run ended.
+    pub status: RunStatus,
+    /// Wall time of the run in milliseconds.
+    pub duration_ms: f64,
+    /// Every node, in file order.
+    pub nodes: NodeReports,
+}
+
+impl Report {
+    /// The entry of node `id`.
+    pub fn node(&self, id: &str) -> Option<&NodeReport> {
+        self.nodes.get(id)
+    }
+}
+
+/// A node's entry in the report.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct NodeReport {
+    /// How the node ended.
+    pub status: NodeStatus,
+    /// Attempts made (0 when it never started).
+    pub attempts: u32,
+    /// Offset from the run's start of the first attempt's start, in ms.
+    pub started_ms: Option<f64>,
+    /// Offset from the run's start of the last attempt's end, in ms.
+    pub finished_ms: Option<f64>,
+    /// The output (`null` when none).
+    pub output: Value,
+    /// The error, when the node failed or could not run.
+    pub error: Option<String>,
+    /// Every attempt, with its own start, end and error.
+    #[serde(default)]
+    pub attempts_detail: Vec<AttemptReport>,
+}
+
+/// One attempt of a node.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AttemptReport {
+    /// Offset from the run's start, in ms.
+    pub started_ms: f64,
+    /// Offset from the run's start, in ms.
+    pub finished_ms: f64,
+    /// The attempt's error, if it failed.
+    pub error: Option<String>,
+}
+
+/// The report's nodes, in file order, serialised as a JSON object keyed by node id.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct NodeReports {
+    entries: Vec<(String, NodeReport)>,
+    index: std::collections::HashMap<String, usize>,
+}
+
+impl NodeReports {
+    /// Adds a node's entry (in file order).
+    pub fn push(&mut self, id: String, report: NodeReport) {
+        self.index.insert(id.clone(), self.entries.len());
+        self.entries.push((id, report));
+    }
+
+    /// The entry of node `id`.
+    pub fn get(&self, id: &str) -> Option<&NodeReport> {
+        self.index.get(id).map(|&i| &self.entries[i].1)
+    }
+
+    /// Every entry, in file order.
+    pub fn iter(&self) -> impl ExactSizeIterator<Item = (&str, &NodeReport)> {
+        self.entries.iter().map(|(id, r)| (id.as_str(), r))
+    }
+
+    /// Every entry, mutably, in file order.
+    pub fn iter_mut(&mut self) -> impl ExactSizeIterator<Item = (&str, &mut NodeReport)> {
+        self.entries.iter_mut().map(|(id, r)| (id.as_str(), r))
+    }
+
+    /// How many nodes.
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+}
+
+impl Serialize for NodeReports {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut map = serializer.serialize_map(Some(self.entries.len()))?;
+        for (id, report) in &self.entries {
+            map.serialize_entry(id, report)?;
+        }
+        map.end()
+    }
+}
+
+impl<'de> Deserialize<'de> for NodeReports {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl<'de> serde::de::Visitor<'de> for Visitor {
+            type Value = NodeReports;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a map of node id to node report")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, mut access: A) -> Result<NodeReports, A::Error> {
+                let mut nodes = NodeReports::default();
+                while let Some((id, report)) = access.next_entry::<String, NodeReport>()? {
+                    nodes.push(id, report);
+                }
+                Ok(nodes)
+            }
+        }
+        deserializer.deserialize_map(Visitor)
+    }
+}
