@@ -1,0 +1,596 @@
+//! One run: the DAG scheduler. It owns the run's state machine (flow-core), asks the
+//! strategy (flow-strategy) when and how many nodes may start, starts them, and
+//! settles them as they finish.
+//!
+//! Hot-path rules: a node that finishes without waiting is completed inline, with
+//! no task; only a node that really suspends is spawned into the run's `JoinSet`.
+//! Per-node work is O(degree): no scan over all nodes except once at cancellation.
+
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, BinaryHeap, VecDeque};
+use std::future::Future;
+use std::hash::{BuildHasher, RandomState};
+use std::panic::AssertUnwindSafe;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context as TaskContext, Poll};
+use std::time::{Duration, Instant};
+
+use flow_core::{
+    AttemptReport, Context, NodeCall, NodeError, NodeReport, NodeReports, NodeStatus, Phase, Report, RunState,
+    RunStatus, Settled, Transition, Workflow,
+};
+use flow_strategy::Strategy;
+use futures::FutureExt;
+use serde_json::Value;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+use crate::event::{Event, EventKind, EventSender};
+use crate::redact::Redactor;
+
+/// What one node's execution (all its attempts) produced.
+struct Finished {
+    node: usize,
+    result: Result<Value, NodeError>,
+    cancelled: bool,
+    attempts: Vec<AttemptReport>,
+}
+
+#[derive(Default)]
+struct Record {
+    attempts: Vec<AttemptReport>,
+    started_ms: Option<f64>,
+    finished_ms: Option<f64>,
+}
+
+enum ReadyQueue {
+    /// Unbounded concurrency: everything ready starts now, order is irrelevant.
+    Fifo(VecDeque<usize>),
+    /// A cap: the lowest file index first (topological order, ties by file order).
+    Ordered(BinaryHeap<Reverse<usize>>),
+}
+
+impl ReadyQueue {
+    fn push(&mut self, node: usize) {
+        match self {
+            ReadyQueue::Fifo(q) => q.push_back(node),
+            ReadyQueue::Ordered(h) => h.push(Reverse(node)),
+        }
+    }
+    fn pop(&mut self) -> Option<usize> {
+        match self {
+            ReadyQueue::Fifo(q) => q.pop_front(),
+            ReadyQueue::Ordered(h) => h.pop().map(|Reverse(n)| n),
+        }
+    }
+    fn is_empty(&self) -> bool {
+        match self {
+            ReadyQueue::Fifo(q) => q.is_empty(),
+            ReadyQueue::Ordered(h) => h.is_empty(),
+        }
+    }
+}
+
+pub(crate) struct Driver {
+    workflow: Arc<Workflow>,
+    strategy: Arc<dyn Strategy>,
+    context: Context,
+    state: RunState,
+    records: Vec<Record>,
+    ready: ReadyQueue,
+    tasks: JoinSet<Finished>,
+    in_flight: usize,
+    cap: usize,
+    fail_fast: bool,
+    failed: bool,
+    cancelling: bool,
+    run_token: CancellationToken,
+    user_token: CancellationToken,
+    admit_at: Option<tokio::time::Instant>,
+    events: Option<EventSender>,
+    redactor: Redactor,
+    run_id: u64,
+    t0: Instant,
+    transitions: Vec<Transition>,
+}
+
+pub(crate) struct DriverParts {
+    pub workflow: Arc<Workflow>,
+    pub strategy: Arc<dyn Strategy>,
+    pub input: Value,
+    pub secrets: BTreeMap<String, String>,
+    pub cancel: CancellationToken,
+    pub events: Option<EventSender>,
+    pub run_id: u64,
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+impl Driver {
+    pub(crate) fn new(parts: DriverParts) -> Driver {
+        let DriverParts {
+            workflow,
+            strategy,
+            input,
+            secrets,
+            cancel,
+            events,
+            run_id,
+        } = parts;
+        let cap = strategy.max_concurrency().map_or(usize::MAX, |n| n.get());
+        let ready = if cap == usize::MAX {
+            ReadyQueue::Fifo(VecDeque::new())
+        } else {
+            ReadyQueue::Ordered(BinaryHeap::new())
+        };
+        let redactor = Redactor::new(secrets.values().cloned());
+        let n = workflow.nodes().len();
+        Driver {
+            context: Context::new(workflow.clone(), input, secrets),
+            state: RunState::new(&workflow),
+            records: (0..n).map(|_| Record::default()).collect(),
+            ready,
+            tasks: JoinSet::new(),
+            in_flight: 0,
+            cap,
+            fail_fast: strategy.fail_fast(),
+            failed: false,
+            cancelling: false,
+            run_token: cancel.child_token(),
+            user_token: cancel,
+            admit_at: None,
+            events,
+            redactor,
+            run_id,
+            t0: Instant::now(),
+            transitions: Vec::new(),
+            workflow,
+            strategy,
+        }
+    }
+
+    fn emit(&self, kind: impl FnOnce() -> EventKind) {
+        if let Some(tx) = &self.events {
+            let _ = tx.send(Event {
+                run_id: self.run_id,
+                at_ms: ms(self.t0.elapsed()),
+                kind: kind(),
+            });
+        }
+    }
+
+    pub(crate) async fn run(mut self) -> Report {
+        let _span = tracing::info_span!("run", run_id = self.run_id, workflow = self.workflow.name()).entered();
+        self.t0 = Instant::now();
+        self.emit(|| EventKind::RunStarted {
+            workflow: self.workflow.name().to_owned(),
+            strategy: self.strategy.name().to_owned(),
+            nodes: self.workflow.nodes().len(),
+        });
+        for node in self.state.initial() {
+            self.make_ready(node);
+        }
+        drop(_span);
+        loop {
+            if self.user_token.is_cancelled() && !self.cancelling {
+                self.cancel();
+            }
+            self.fill();
+            if self.in_flight == 0 && (self.ready.is_empty() || self.cancelling) {
+                break;
+            }
+            let admit_at = self.admit_at;
+            tokio::select! {
+                biased;
+                _ = self.run_token.cancelled(), if !self.cancelling => self.cancel(),
+                Some(joined) = self.tasks.join_next(), if self.in_flight > 0 => {
+                    self.in_flight -= 1;
+                    match joined {
+                        Ok(finished) => self.complete(finished),
+                        // Only an abort gets here (panics are caught inside the task);
+                        // the node is settled as cancelled below.
+                        Err(_) => {}
+                    }
+                }
+                _ = sleep_until(admit_at), if admit_at.is_some() => self.admit_at = None,
+            }
+        }
+        self.finish()
+    }
+
+    fn make_ready(&mut self, node: usize) {
+        if self.events.is_some() {
+            let id = self.workflow.nodes()[node].id_arc().clone();
+            self.emit(|| EventKind::NodeReady { node: id });
+        }
+        self.ready.push(node);
+    }
+
+    /// Starts ready nodes while the strategy allows; inline completions may make
+    /// more nodes ready, which this loop then starts too.
+    fn fill(&mut self) {
+        while !self.cancelling && self.in_flight < self.cap && self.admit_at.is_none() {
+            let Some(node) = self.ready.pop() else { break };
+            if let Err(wait) = self.strategy.admit() {
+                self.ready.push(node);
+                self.admit_at = Some(tokio::time::Instant::now() + wait);
+                break;
+            }
+            self.start(node);
+        }
+    }
+
+    fn start(&mut self, index: usize) {
+        if !self.state.start(index) {
+            return;
+        }
+        let workflow = self.workflow.clone();
+        let node = &workflow.nodes()[index];
+        let started = self.t0.elapsed();
+        self.records[index].started_ms = Some(ms(started));
+        let config = match self.render(index) {
+            Ok(config) => config,
+            Err(message) => {
+                let at = ms(self.t0.elapsed());
+                self.complete(Finished {
+                    node: index,
+                    result: Err(NodeError::permanent(message.clone())),
+                    cancelled: false,
+                    attempts: vec![AttemptReport {
+                        started_ms: at,
+                        finished_ms: at,
+                        error: Some(message),
+                    }],
+                });
+                return;
+            }
+        };
+        let attempt = Attempts {
+            node: index,
+            call: NodeCall {
+                node_id: node.id_arc().clone(),
+                config,
+                attempt: 1,
+                context: self.context.clone(),
+            },
+            workflow: workflow.clone(),
+            t0: self.t0,
+            events: self.events.clone(),
+            run_id: self.run_id,
+            cancel: self.run_token.clone(),
+            redactor: self.redactor.clone(),
+        };
+        let mut fut: Pin<Box<dyn Future<Output = Finished> + Send>> = Box::pin(attempt.run());
+        let waker = futures::task::noop_waker_ref();
+        match fut.as_mut().poll(&mut TaskContext::from_waker(waker)) {
+            Poll::Ready(finished) => self.complete(finished),
+            Poll::Pending => {
+                self.in_flight += 1;
+                self.tasks.spawn(fut);
+            }
+        }
+    }
+
+    /// Renders the node's config; an error names what is missing.
+    fn render(&self, index: usize) -> Result<Arc<Value>, String> {
+        let node = &self.workflow.nodes()[index];
+        let config = node.config();
+        if config.is_literal() {
+            return config.render(self.workflow.templates(), &self.context).map_err(|e| e.to_string());
+        }
+        for id in &config.references().nodes {
+            if self.context.settled_by_id(id).is_none() {
+                return Err(format!(
+                    "config reads `nodes.{id}`, but `{id}` has not run yet (add an edge from `{id}` to `{}`)",
+                    node.id()
+                ));
+            }
+        }
+        config
+            .render(self.workflow.templates(), &self.context)
+            .map_err(|e| self.redactor.redact(&format!("config: {e}")))
+    }
+
+    fn complete(&mut self, finished: Finished) {
+        let Finished {
+            node: index,
+            result,
+            cancelled,
+            attempts,
+        } = finished;
+        let record = &mut self.records[index];
+        record.finished_ms = attempts.last().map(|a| a.finished_ms).or(Some(ms(self.t0.elapsed())));
+        if let Some(first) = attempts.first() {
+            record.started_ms = Some(first.started_ms);
+        }
+        record.attempts = attempts;
+        let node = &self.workflow.nodes()[index];
+        let continue_on_error = node.continue_on_error();
+        let (status, output, error) = match result {
+            _ if cancelled => (NodeStatus::Cancelled, Value::Null, None),
+            Ok(output) => (NodeStatus::Succeeded, output, None),
+            Err(e) => (NodeStatus::Failed, Value::Null, Some(self.redactor.redact(e.message()))),
+        };
+        let passes = status == NodeStatus::Succeeded || (status == NodeStatus::Failed && continue_on_error);
+        self.settle(index, status, passes, output, error);
+    }
+
+    fn settle(&mut self, index: usize, status: NodeStatus, passes: bool, output: Value, error: Option<String>) {
+        let workflow = self.workflow.clone();
+        if self.events.is_some() {
+            let node = workflow.nodes()[index].id_arc().clone();
+            let attempts = self.records[index].attempts.len() as u32;
+            let error = error.clone();
+            self.emit(|| EventKind::NodeSettled {
+                node,
+                status,
+                attempts,
+                error,
+            });
+        }
+        self.context.record(index, Settled::new(status, output, error));
+        if status == NodeStatus::Failed && !passes {
+            self.failed = true;
+        }
+        let context = &self.context;
+        let mut when = |e: usize| {
+            let edge = &workflow.edges()[e];
+            match &edge.when {
+                None => Ok(true),
+                Some(expr) => expr.is_true(context).map_err(|err| {
+                    format!(
+                        "edge `{}` -> `{}`: `when: {}` could not be evaluated: {err}",
+                        workflow.nodes()[edge.from].id(),
+                        workflow.nodes()[edge.to].id(),
+                        expr.source()
+                    )
+                }),
+            }
+        };
+        let mut transitions = std::mem::take(&mut self.transitions);
+        self.state.settle(&workflow, index, status, passes, &mut when, &mut transitions);
+        for t in transitions.drain(..) {
+            match t {
+                Transition::Ready(n) => {
+                    if self.cancelling {
+                        continue;
+                    }
+                    self.make_ready(n)
+                }
+                Transition::Settled { node, status, error } => {
+                    let error = error.map(|e| self.redactor.redact(&e));
+                    if status == NodeStatus::Failed {
+                        self.failed = true;
+                    }
+                    if self.events.is_some() {
+                        let id = workflow.nodes()[node].id_arc().clone();
+                        let err = error.clone();
+                        self.emit(|| EventKind::NodeSettled {
+                            node: id,
+                            status,
+                            attempts: 0,
+                            error: err,
+                        });
+                    }
+                    self.context.record(node, Settled::new(status, Value::Null, error));
+                }
+            }
+        }
+        self.transitions = transitions;
+        if self.failed && self.fail_fast && !self.cancelling {
+            self.cancel();
+        }
+    }
+
+    /// Stops the run: running nodes are told to stop at once (they settle as
+    /// cancelled when their task returns), nodes not started become cancelled.
+    fn cancel(&mut self) {
+        self.cancelling = true;
+        self.run_token.cancel();
+        let pending = self.state.cancel_pending();
+        for node in pending {
+            if self.events.is_some() {
+                let id = self.workflow.nodes()[node].id_arc().clone();
+                self.emit(|| EventKind::NodeSettled {
+                    node: id,
+                    status: NodeStatus::Cancelled,
+                    attempts: 0,
+                    error: None,
+                });
+            }
+            self.context.record(node, Settled::new(NodeStatus::Cancelled, Value::Null, None));
+        }
+    }
+
+    fn finish(mut self) -> Report {
+        // Anything still marked running lost its task to an abort: it was cancelled.
+        let now = ms(self.t0.elapsed());
+        for index in 0..self.workflow.nodes().len() {
+            if self.state.phase(index) == Phase::Running {
+                self.records[index].finished_ms = Some(now);
+                self.settle(index, NodeStatus::Cancelled, false, Value::Null, None);
+            }
+        }
+        let duration_ms = ms(self.t0.elapsed());
+        let status = if self.user_token.is_cancelled() {
+            RunStatus::Cancelled
+        } else if self.failed {
+            RunStatus::Failed
+        } else {
+            RunStatus::Succeeded
+        };
+        self.emit(|| EventKind::RunFinished { status, duration_ms });
+        let workflow = self.workflow.clone();
+        let settled = self.context.into_settled();
+        let mut nodes = NodeReports::default();
+        for ((node, record), settled) in workflow.nodes().iter().zip(self.records).zip(settled) {
+            let (status, output, error) = match settled {
+                Some(s) => (s.status, s.output, s.error),
+                None => (NodeStatus::Cancelled, Value::Null, None),
+            };
+            let output = self.redactor.redact_value(output);
+            nodes.push(
+                node.id().to_owned(),
+                NodeReport {
+                    status,
+                    attempts: record.attempts.len() as u32,
+                    started_ms: record.started_ms,
+                    finished_ms: record.finished_ms.filter(|_| record.started_ms.is_some()),
+                    output,
+                    error,
+                    attempts_detail: record.attempts,
+                },
+            );
+        }
+        Report {
+            workflow: workflow.name().to_owned(),
+            run_id: self.run_id,
+            strategy: self.strategy.name().to_owned(),
+            status,
+            duration_ms,
+            nodes,
+        }
+    }
+}
+
+async fn sleep_until(at: Option<tokio::time::Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Every attempt of one node: timeouts, retries with backoff, cancellation, panics.
+struct Attempts {
+    node: usize,
+    call: NodeCall,
+    workflow: Arc<Workflow>,
+    t0: Instant,
+    events: Option<EventSender>,
+    run_id: u64,
+    cancel: CancellationToken,
+    redactor: Redactor,
+}
+
+impl Attempts {
+    fn emit(&self, kind: impl FnOnce() -> EventKind) {
+        if let Some(tx) = &self.events {
+            let _ = tx.send(Event {
+                run_id: self.run_id,
+                at_ms: ms(self.t0.elapsed()),
+                kind: kind(),
+            });
+        }
+    }
+
+    async fn run(mut self) -> Finished {
+        let node = &self.workflow.nodes()[self.node];
+        let policy = *node.retry();
+        let timeout = node.timeout();
+        let kind = node.kind().clone();
+        let mut attempts = Vec::with_capacity(1);
+        let mut attempt = 1;
+        loop {
+            self.call.attempt = attempt;
+            let started = ms(self.t0.elapsed());
+            if self.events.is_some() {
+                let id = self.call.node_id.clone();
+                self.emit(|| EventKind::NodeStarted { node: id, attempt });
+            }
+            let span = tracing::debug_span!("node", node = &*self.call.node_id, kind = node.kind_name(), attempt);
+            let work = AssertUnwindSafe(kind.run(self.call.clone())).catch_unwind();
+            let outcome = tokio::select! {
+                biased;
+                r = with_timeout(work, timeout) => Some(r),
+                _ = self.cancel.cancelled() => None,
+            };
+            drop(span);
+            let finished = ms(self.t0.elapsed());
+            let result = match outcome {
+                None => {
+                    attempts.push(AttemptReport {
+                        started_ms: started,
+                        finished_ms: finished,
+                        error: Some("cancelled".to_owned()),
+                    });
+                    return Finished {
+                        node: self.node,
+                        result: Err(NodeError::permanent("cancelled")),
+                        cancelled: true,
+                        attempts,
+                    };
+                }
+                Some(Err(TimedOut)) => Err(NodeError::new(format!(
+                    "timed out after {} ms (timeout_ms)",
+                    timeout.map_or(0, |t| t.as_millis())
+                ))),
+                Some(Ok(Err(panic))) => Err(NodeError::permanent(format!("panicked: {}", panic_message(&panic)))),
+                Some(Ok(Ok(r))) => r,
+            };
+            let error = result.as_ref().err().map(|e| self.redactor.redact(e.message()));
+            attempts.push(AttemptReport {
+                started_ms: started,
+                finished_ms: finished,
+                error: error.clone(),
+            });
+            match result {
+                Err(e) if attempt < policy.max_attempts && e.is_retryable() => {
+                    let unit = (RandomState::new().hash_one((self.node, attempt)) >> 11) as f64 / (1u64 << 53) as f64;
+                    let mut wait = policy.delay(attempt, unit);
+                    if let Some(asked) = e.retry_after() {
+                        wait = wait.max(asked.min(policy.max_backoff));
+                    }
+                    if self.events.is_some() {
+                        let id = self.call.node_id.clone();
+                        let error = error.unwrap_or_default();
+                        self.emit(|| EventKind::AttemptFailed {
+                            node: id,
+                            attempt,
+                            error,
+                            retry_in_ms: ms(wait),
+                        });
+                    }
+                    tracing::debug!(node = &*self.call.node_id, attempt, wait_ms = ms(wait), "attempt failed; retrying");
+                    tokio::select! {
+                        biased;
+                        _ = self.cancel.cancelled() => {
+                            return Finished { node: self.node, result: Err(NodeError::permanent("cancelled")), cancelled: true, attempts };
+                        }
+                        _ = tokio::time::sleep(wait) => {}
+                    }
+                    attempt += 1;
+                }
+                result => {
+                    return Finished {
+                        node: self.node,
+                        result,
+                        cancelled: false,
+                        attempts,
+                    };
+                }
+            }
+        }
+    }
+}
+
+struct TimedOut;
+
+async fn with_timeout<F: Future>(work: F, timeout: Option<Duration>) -> Result<F::Output, TimedOut> {
+    match timeout {
+        None => Ok(work.await),
+        Some(limit) => tokio::time::timeout(limit, work).await.map_err(|_| TimedOut),
+    }
+}
+
+fn panic_message(panic: &Box<dyn std::any::Any + Send>) -> String {
+    if let Some(s) = panic.downcast_ref::<&str>() {
+        (*s).to_owned()
+    } else if let Some(s) = panic.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "(no message)".to_owned()
+    }
+}

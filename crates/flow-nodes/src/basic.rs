@@ -1,0 +1,133 @@
+//! The kinds that need no service: `noop`, `delay`, `transform`, `fail`.
+
+use std::time::Duration;
+
+use flow_core::{ConfigProblem, NodeCall, NodeError, NodeKind};
+use serde_json::{Value, json};
+
+/// `noop`: does nothing; output `null`. For joins, starts and benchmarks.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Noop;
+
+#[async_trait::async_trait]
+impl NodeKind for Noop {
+    async fn run(&self, _call: NodeCall) -> Result<Value, NodeError> {
+        Ok(Value::Null)
+    }
+}
+
+/// `delay`: waits `config.ms` milliseconds; output `{"slept_ms": ms}`.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Delay;
+
+impl Delay {
+    /// The wait a (rendered) config asks for.
+    pub fn duration(config: &Value) -> Result<Duration, String> {
+        match config.get("ms") {
+            Some(Value::Number(n)) => match n.as_u64() {
+                Some(ms) => Ok(Duration::from_millis(ms)),
+                None => Err(format!("config.ms must be a whole number of milliseconds >= 0, not {n}")),
+            },
+            Some(other) => Err(format!("config.ms must be a number, not {other}")),
+            None => Err("config.ms is required".to_owned()),
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl NodeKind for Delay {
+    fn check(&self, config: &Value) -> Vec<ConfigProblem> {
+        let mut problems = unknown_fields(config, &["ms"]);
+        match config.get("ms") {
+            None => problems.push(ConfigProblem::new("ms", "is required")),
+            Some(Value::String(s)) if s.contains("{{") => {}
+            Some(Value::Number(n)) if n.as_u64().is_some() => {}
+            Some(other) => problems.push(ConfigProblem::new(
+                "ms",
+                format!("must be a whole number of milliseconds >= 0, not {other}"),
+            )),
+        }
+        problems
+    }
+
+    async fn run(&self, call: NodeCall) -> Result<Value, NodeError> {
+        let wait = Delay::duration(&call.config).map_err(NodeError::permanent)?;
+        tokio::time::sleep(wait).await;
+        Ok(json!({ "slept_ms": wait.as_millis() as u64 }))
+    }
+}
+
+/// `transform`: output = `config.output` with every template rendered. Used to
+/// merge branch results and reshape data.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Transform;
+
+#[async_trait::async_trait]
+impl NodeKind for Transform {
+    fn check(&self, config: &Value) -> Vec<ConfigProblem> {
+        let mut problems = unknown_fields(config, &["output"]);
+        if config.get("output").is_none() {
+            problems.push(ConfigProblem::new("output", "is required"));
+        }
+        problems
+    }
+
+    async fn run(&self, call: NodeCall) -> Result<Value, NodeError> {
+        Ok(call.config.get("output").cloned().unwrap_or(Value::Null))
+    }
+}
+
+/// `fail`: always fails with `config.message`, like a Fail state. For error paths
+/// and tests.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Fail;
+
+#[async_trait::async_trait]
+impl NodeKind for Fail {
+    fn check(&self, config: &Value) -> Vec<ConfigProblem> {
+        let mut problems = unknown_fields(config, &["message"]);
+        if let Some(m) = config.get("message")
+            && !m.is_string()
+        {
+            problems.push(ConfigProblem::new("message", "must be a string"));
+        }
+        problems
+    }
+
+    async fn run(&self, call: NodeCall) -> Result<Value, NodeError> {
+        let message = call
+            .config
+            .get("message")
+            .and_then(Value::as_str)
+            .unwrap_or("failed by a `fail` node");
+        Err(NodeError::new(message))
+    }
+}
+
+/// Problems for every key of an object config that is not in `known` (with a
+/// "did you mean"), or for a config that is not an object at all.
+pub fn unknown_fields(config: &Value, known: &[&str]) -> Vec<ConfigProblem> {
+    match config {
+        Value::Null => Vec::new(),
+        Value::Object(map) => map
+            .keys()
+            .filter(|k| !known.contains(&k.as_str()))
+            .map(|k| {
+                let hint = known
+                    .iter()
+                    .map(|c| (strsim_like(k, c), *c))
+                    .filter(|(s, _)| *s > 0.8)
+                    .max_by(|a, b| a.0.total_cmp(&b.0))
+                    .map(|(_, c)| format!(" (did you mean `{c}`?)"))
+                    .unwrap_or_default();
+                ConfigProblem::new(k.clone(), format!("unknown field{hint}; expected one of: {}", known.join(", ")))
+            })
+            .collect(),
+        other => vec![ConfigProblem::new("", format!("must be an object, not {other}"))],
+    }
+}
+
+/// Jaro-Winkler similarity, so a misspelt field gets a suggestion.
+fn strsim_like(a: &str, b: &str) -> f64 {
+    strsim::jaro_winkler(a, b)
+}
