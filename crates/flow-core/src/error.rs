@@ -87,7 +87,11 @@ impl Problem {
     }
 
     fn render(&self, file: &str, lines: &[&str]) -> String {
-        let mut out = format!("error: {self}\n");
+        let mut out = if self.place.is_empty() {
+            format!("error: {}\n", self.message)
+        } else {
+            format!("error: {}: {}\n", self.place, self.message)
+        };
         if let Some(line) = self.line {
             let col = self.column.unwrap_or(1);
             out.push_str(&format!("  --> {file}:{line}:{col}\n"));

@@ -133,7 +133,7 @@ pub fn parse_str(text: &str, format: Format, limits: &Limits) -> Result<Workflow
                 let message = strip_location(&inner.to_string());
                 let message = match message.split_once(": ") {
                     // serde_norway prefixes the path itself; we print our own.
-                    Some((prefix, rest)) if !place.is_empty() && prefix == place => rest.to_owned(),
+                    Some((prefix, rest)) if !place.is_empty() && place.starts_with(prefix) => rest.to_owned(),
                     _ => message,
                 };
                 parse_problem(

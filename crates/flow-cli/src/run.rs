@@ -1,0 +1,181 @@
+//! `flow run`.
+
+use std::path::PathBuf;
+
+use flow_engine::{Engine, Report, RunOptions, RunStatus, strategy_config};
+use serde_json::Value;
+use tokio_util::sync::CancellationToken;
+
+use crate::cli::{EXIT_FAILED, EXIT_OK, EXIT_USAGE, RunArgs, load};
+
+/// Where the report goes.
+enum ReportTarget {
+    Stdout,
+    File(PathBuf),
+}
+
+pub async fn run(args: RunArgs) -> u8 {
+    let engine = Engine::builder().limits(args.limits.limits()).build();
+    let workflow = match load(&engine, &args.file) {
+        Ok(wf) => wf,
+        Err(code) => return code,
+    };
+    let mut options = RunOptions::new();
+    match strategy_override(&args, workflow.strategy()) {
+        Ok(Some(strategy)) => options = options.strategy(strategy),
+        Ok(None) => {}
+        Err(message) => {
+            eprintln!("error: {message}");
+            return EXIT_USAGE;
+        }
+    }
+    if let Some(raw) = &args.input {
+        match parse_input(raw) {
+            Ok(input) => options = options.input(input),
+            Err(message) => {
+                eprintln!("error: --input: {message}");
+                return EXIT_USAGE;
+            }
+        }
+    }
+    let target = match args.report.as_deref() {
+        None => None,
+        Some("-") => Some(ReportTarget::Stdout),
+        Some(path) => {
+            let path = PathBuf::from(path);
+            if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty())
+                && !parent.is_dir()
+            {
+                eprintln!("error: --report: the folder {} does not exist", parent.display());
+                return EXIT_USAGE;
+            }
+            Some(ReportTarget::File(path))
+        }
+    };
+
+    let cancel = CancellationToken::new();
+    options = options.cancel_token(cancel.clone());
+    tokio::spawn(cancel_on_signal(cancel.clone()));
+
+    let handle = match engine.start(&workflow, options) {
+        Ok(handle) => handle,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return EXIT_USAGE;
+        }
+    };
+    let report = match handle.wait().await {
+        Ok(report) => report,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return EXIT_FAILED;
+        }
+    };
+    eprint!("{}", crate::summary::render(&report, args.quiet));
+    let mut code = if report.status == RunStatus::Succeeded {
+        EXIT_OK
+    } else {
+        EXIT_FAILED
+    };
+    if let Some(target) = target
+        && let Err(message) = write_report(&report, &target)
+    {
+        eprintln!("error: --report: {message}");
+        code = EXIT_FAILED;
+    }
+    code
+}
+
+fn write_report(report: &Report, target: &ReportTarget) -> Result<(), String> {
+    let json = serde_json::to_string_pretty(report).map_err(|e| e.to_string())?;
+    match target {
+        ReportTarget::Stdout => {
+            println!("{json}");
+            Ok(())
+        }
+        ReportTarget::File(path) => {
+            std::fs::write(path, json + "\n").map_err(|e| format!("cannot write {}: {e}", path.display()))
+        }
+    }
+}
+
+/// The strategy the flags ask for, combined with the file's section: options the
+/// flags do not give are kept from the file when the kind stays the same.
+fn strategy_override(
+    args: &RunArgs,
+    file: Option<&flow_engine::core::StrategySpec>,
+) -> Result<Option<std::sync::Arc<dyn flow_engine::Strategy>>, String> {
+    if args.strategy.is_none() && args.max_concurrency.is_none() && args.per_second.is_none() && args.burst.is_none() {
+        return Ok(None);
+    }
+    let file_kind = file.map_or(flow_engine::core::StrategyKind::Parallel, |s| s.kind);
+    let kind = match &args.strategy {
+        Some(name) => flow_engine::core::StrategyKind::parse(name).ok_or_else(|| {
+            format!("--strategy: unknown strategy `{name}`; expected one of: sequential, parallel, all-settled, rate-limited")
+        })?,
+        None => file_kind,
+    };
+    let mut spec = match file {
+        Some(s) if s.kind == kind => s.clone(),
+        _ => flow_engine::core::StrategySpec {
+            kind,
+            max_concurrency: None,
+            per_second: None,
+            burst: None,
+            fail_fast: None,
+        },
+    };
+    if args.max_concurrency.is_some() {
+        spec.max_concurrency = args.max_concurrency;
+    }
+    if args.per_second.is_some() {
+        spec.per_second = args.per_second;
+    }
+    if args.burst.is_some() {
+        spec.burst = args.burst;
+    }
+    strategy_config(Some(&spec))
+        .build()
+        .map(Some)
+        .map_err(|e| format!("{e} (from the command line flags)"))
+}
+
+fn parse_input(raw: &str) -> Result<Value, String> {
+    let (text, origin) = match raw.strip_prefix('@') {
+        Some(path) => (
+            std::fs::read_to_string(path).map_err(|e| format!("cannot read {path}: {e}"))?,
+            path.to_owned(),
+        ),
+        None => (raw.to_owned(), "the argument".to_owned()),
+    };
+    serde_json::from_str(&text).map_err(|e| format!("{origin} is not valid JSON: {e}"))
+}
+
+/// First Ctrl-C or SIGTERM cancels the run (running nodes stop, the report is still
+/// written); a second Ctrl-C exits at once.
+async fn cancel_on_signal(cancel: CancellationToken) {
+    wait_for_signal().await;
+    eprintln!("flow: cancelling the run (press Ctrl-C again to exit at once)");
+    cancel.cancel();
+    wait_for_signal().await;
+    eprintln!("flow: exiting without a report");
+    std::process::exit(130);
+}
+
+#[cfg(unix)]
+async fn wait_for_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let Ok(mut term) = signal(SignalKind::terminate()) else {
+        let _ = tokio::signal::ctrl_c().await;
+        return;
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+}
+
+#[cfg(not(unix))]
+async fn wait_for_signal() {
+    let _ = tokio::signal::ctrl_c().await;
+}
