@@ -45,9 +45,7 @@ pub struct Parallel {
 impl Parallel {
     /// Unbounded parallelism.
     pub const fn new() -> Self {
-        Parallel {
-            max_concurrency: None,
-        }
+        Parallel { max_concurrency: None }
     }
 
     /// At most `n` branches in flight at once.
@@ -87,9 +85,7 @@ pub struct AllSettled {
 impl AllSettled {
     /// Unbounded parallelism.
     pub const fn new() -> Self {
-        AllSettled {
-            max_concurrency: None,
-        }
+        AllSettled { max_concurrency: None }
     }
 
     /// At most `n` branches in flight at once.

@@ -3,7 +3,7 @@ use std::num::NonZeroUsize;
 use std::str::FromStr;
 use std::sync::Arc;
 
-use governor::clock::{Clock, DefaultClock};
+use governor::clock::Clock;
 use serde::{Deserialize, Serialize};
 
 use crate::rate_limited::quota;
@@ -57,9 +57,7 @@ impl FromStr for StrategyKind {
         StrategyKind::ALL
             .into_iter()
             .find(|kind| kind.as_str() == name)
-            .ok_or_else(|| Error::UnknownKind {
-                name: name.to_owned(),
-            })
+            .ok_or_else(|| Error::UnknownKind { name: name.to_owned() })
     }
 }
 
@@ -116,8 +114,8 @@ impl StrategyConfig {
     /// Validates the options and builds the strategy.
     ///
     /// A `rate-limited` strategy wraps [`Parallel`] when `fail_fast` is true,
-    /// [`AllSettled`] otherwise, and measures time with governor's default
-    /// clock.
+    /// [`AllSettled`] otherwise, and reads tokio's clock
+    /// ([`TokioClock`](crate::TokioClock)).
     ///
     /// # Errors
     ///
@@ -126,12 +124,13 @@ impl StrategyConfig {
     /// or `strategy.fail_fast`): a value out of range, a required option
     /// missing, or an option the kind does not take.
     pub fn build(&self) -> Result<Arc<dyn Strategy>> {
-        self.build_with_clock(DefaultClock::default())
+        self.build_with_clock(crate::TokioClock::new())
     }
 
     /// As [`build`](Self::build), with `clock` measuring time for a
-    /// `rate-limited` strategy (e.g. [`TokioClock`](crate::TokioClock) in
-    /// tests on tokio's paused clock); other kinds ignore it.
+    /// `rate-limited` strategy (e.g. governor's
+    /// [`FakeRelativeClock`](governor::clock::FakeRelativeClock) in tests);
+    /// other kinds ignore it.
     ///
     /// # Errors
     ///
@@ -146,14 +145,11 @@ impl StrategyConfig {
 
         let max_concurrency = match self.max_concurrency {
             Some(_) if kind == StrategyKind::Sequential => {
-                return refuse(
-                    "strategy.max_concurrency",
-                    ", which runs one branch at a time",
-                );
+                return refuse("strategy.max_concurrency", ", which runs one branch at a time");
             }
-            Some(n) => Some(NonZeroUsize::new(n).ok_or_else(|| {
-                Error::invalid("strategy.max_concurrency", "must be at least 1")
-            })?),
+            Some(n) => Some(
+                NonZeroUsize::new(n).ok_or_else(|| Error::invalid("strategy.max_concurrency", "must be at least 1"))?,
+            ),
             None => None,
         };
         if !is_rate_limited {
@@ -179,10 +175,7 @@ impl StrategyConfig {
             StrategyKind::AllSettled => Arc::new(AllSettled { max_concurrency }),
             StrategyKind::RateLimited => {
                 let Some(per_second) = self.per_second else {
-                    return Err(Error::invalid(
-                        "strategy.per_second",
-                        "required for rate-limited",
-                    ));
+                    return Err(Error::invalid("strategy.per_second", "required for rate-limited"));
                 };
                 let burst = self.burst.unwrap_or(1);
                 // Validated here to name the options by their place in the file.

@@ -17,9 +17,7 @@ pub enum Error {
         reason: Cow<'static, str>,
     },
     /// A strategy name that is none of the built-in kinds.
-    #[error(
-        "unknown strategy kind `{name}`: expected one of sequential, parallel, all-settled, rate-limited"
-    )]
+    #[error("unknown strategy kind `{name}`: expected one of sequential, parallel, all-settled, rate-limited")]
     UnknownKind {
         /// The name as given.
         name: String,

@@ -69,7 +69,7 @@ pub use basic::{AllSettled, Parallel, Sequential};
 pub use config::{StrategyConfig, StrategyKind};
 pub use error::{Error, Result};
 pub use rate_limited::{RateLimited, TokioClock};
-pub use run::{run, run_until, Outcome, StrategyExt};
+pub use run::{Outcome, StrategyExt, run, run_until};
 pub use strategy::Strategy;
 
 /// The rate limiter behind [`RateLimited`], re-exported for its clocks
@@ -77,3 +77,8 @@ pub use strategy::Strategy;
 pub use governor;
 /// The token that stops a [`run_until`].
 pub use tokio_util::sync::CancellationToken;
+
+/// Compiles and runs the examples of `docs/strategies.md` as doc tests.
+#[cfg(doctest)]
+#[doc = include_str!("../../../docs/strategies.md")]
+pub struct StrategiesGuide;

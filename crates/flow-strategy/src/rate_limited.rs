@@ -2,7 +2,7 @@ use std::fmt;
 use std::num::{NonZeroU32, NonZeroUsize};
 use std::time::Duration;
 
-use governor::clock::{Clock, DefaultClock};
+use governor::clock::Clock;
 use governor::middleware::NoOpMiddleware;
 use governor::state::{InMemoryState, NotKeyed};
 use governor::{Quota, RateLimiter};
@@ -25,10 +25,13 @@ use crate::{AllSettled, Error, Result, Strategy};
 /// wait, that quota cell is spent, so the effective rate can only be lower
 /// than `per_second`, never higher.
 ///
-/// The clock is a type parameter so tests can drive time themselves:
-/// governor's [`FakeRelativeClock`](governor::clock::FakeRelativeClock) for
-/// checking admissions by hand, or [`TokioClock`] so the quota follows
-/// tokio's (possibly paused) clock.
+/// Time is read from [`TokioClock`] by default: the runner (and the
+/// workflow engine) wait for admissions with `tokio::time::sleep`, so the
+/// quota reads the same clock they sleep on, paused test clocks included.
+/// The clock is a type parameter, so [`with_clock`](RateLimited::with_clock)
+/// takes any governor clock instead: governor's
+/// [`FakeRelativeClock`](governor::clock::FakeRelativeClock) to step time by
+/// hand in tests, or its [`DefaultClock`](governor::clock::DefaultClock).
 ///
 /// ```
 /// use flow_strategy::{Parallel, RateLimited, Strategy};
@@ -42,7 +45,7 @@ use crate::{AllSettled, Error, Result, Strategy};
 /// # Ok(())
 /// # }
 /// ```
-pub struct RateLimited<S = AllSettled, C: Clock = DefaultClock> {
+pub struct RateLimited<S = AllSettled, C: Clock = TokioClock> {
     inner: S,
     per_second: f64,
     burst: NonZeroU32,
@@ -51,7 +54,7 @@ pub struct RateLimited<S = AllSettled, C: Clock = DefaultClock> {
 
 impl<S: Strategy> RateLimited<S> {
     /// `per_second` starts per second (fractions allowed: `0.5` is one every
-    /// two seconds), no bursts, on governor's default clock.
+    /// two seconds), no bursts, on tokio's clock ([`TokioClock`]).
     ///
     /// # Errors
     ///
@@ -68,7 +71,7 @@ impl<S: Strategy> RateLimited<S> {
     ///
     /// As [`new`](Self::new), and when `burst` is 0.
     pub fn with_burst(inner: S, per_second: f64, burst: u32) -> Result<Self> {
-        Self::with_clock(inner, per_second, burst, DefaultClock::default())
+        Self::with_clock(inner, per_second, burst, TokioClock::new())
     }
 }
 
@@ -148,10 +151,12 @@ where
 
 /// A governor clock that reads tokio's clock ([`tokio::time::Instant`]).
 ///
-/// With it, a [`RateLimited`] strategy follows tokio's paused or advanced
-/// time in tests (`#[tokio::test(start_paused = true)]`), just as
-/// `tokio::time::sleep` does, so rate-limited runs are exact and instant.
-/// Outside tests it reads the same monotonic clock as `std::time::Instant`.
+/// The default clock of [`RateLimited`]. The quota then follows tokio's
+/// paused or advanced time in tests (`#[tokio::test(start_paused = true)]`)
+/// just as `tokio::time::sleep` does, so rate-limited runs there are exact
+/// and instant. Outside a runtime with a paused clock it reads the same
+/// monotonic clock as `std::time::Instant`. Create and use it within one
+/// runtime: a paused clock does not agree with the real one.
 #[derive(Debug, Clone, Copy)]
 pub struct TokioClock {
     origin: tokio::time::Instant,
@@ -201,7 +206,7 @@ pub(crate) fn quota(
         return Err(Error::invalid(burst_field, "must be at least 1"));
     };
     let period = 1.0 / per_second;
-    if !(period <= MAX_WINDOW_SECS) {
+    if period > MAX_WINDOW_SECS {
         return Err(Error::invalid(
             rate_field,
             format!("must allow at least one start per 100 years, got {per_second}"),

@@ -3,8 +3,8 @@ use std::num::NonZeroUsize;
 use std::pin::Pin;
 use std::time::Duration;
 
-use futures::stream::{FuturesUnordered, StreamExt};
 use futures::FutureExt;
+use futures::stream::{FuturesUnordered, StreamExt};
 use tokio::time::Sleep;
 use tokio_util::sync::CancellationToken;
 
@@ -122,11 +122,7 @@ where
 /// branch in flight is dropped at once, and they and the branches not yet
 /// started come back [`Outcome::Cancelled`]. Outcomes of branches that had
 /// already finished are kept.
-pub async fn run_until<S, I, F, T, E>(
-    strategy: &S,
-    branches: I,
-    cancel: &CancellationToken,
-) -> Vec<Outcome<T, E>>
+pub async fn run_until<S, I, F, T, E>(strategy: &S, branches: I, cancel: &CancellationToken) -> Vec<Outcome<T, E>>
 where
     S: Strategy + ?Sized,
     I: IntoIterator<Item = F>,
@@ -144,7 +140,7 @@ where
 /// # #[tokio::main(flavor = "current_thread")]
 /// # async fn main() {
 /// let strategy: Arc<dyn Strategy> = Arc::new(Parallel::new());
-/// let outcomes = strategy.run([async { Ok::<_, ()>(1) }, async { Ok(2) }]).await;
+/// let outcomes = strategy.run((1..=2).map(|n| async move { Ok::<_, ()>(n) })).await;
 /// assert!(outcomes.iter().all(|o| o.is_ok()));
 /// # }
 /// ```
@@ -159,11 +155,7 @@ pub trait StrategyExt: Strategy {
     }
 
     /// See [`run_until`].
-    fn run_until<I, F, T, E>(
-        &self,
-        branches: I,
-        cancel: &CancellationToken,
-    ) -> impl Future<Output = Vec<Outcome<T, E>>>
+    fn run_until<I, F, T, E>(&self, branches: I, cancel: &CancellationToken) -> impl Future<Output = Vec<Outcome<T, E>>>
     where
         I: IntoIterator<Item = F>,
         F: Future<Output = Result<T, E>>,
@@ -179,11 +171,7 @@ impl<S: Strategy + ?Sized> StrategyExt for S {}
 const MIN_ADMISSION_WAIT: Duration = Duration::from_millis(1);
 
 /// Runs the branches; see [`run_until`] for the semantics.
-async fn drive<S, I, F, T, E>(
-    strategy: &S,
-    branches: I,
-    cancel: &CancellationToken,
-) -> Vec<Outcome<T, E>>
+async fn drive<S, I, F, T, E>(strategy: &S, branches: I, cancel: &CancellationToken) -> Vec<Outcome<T, E>>
 where
     S: Strategy + ?Sized,
     I: IntoIterator<Item = F>,

@@ -1,6 +1,9 @@
 use std::num::NonZeroUsize;
 
-use flow_strategy::{Error, StrategyConfig, StrategyKind, TokioClock};
+use flow_strategy::governor::clock::FakeRelativeClock;
+use std::time::Duration;
+
+use flow_strategy::{Error, Outcome, StrategyConfig, StrategyExt, StrategyKind};
 
 fn config(kind: StrategyKind) -> StrategyConfig {
     StrategyConfig::new(kind)
@@ -30,14 +33,46 @@ use StrategyKind::*;
 fn valid_configs_build() {
     check_built(config(Sequential), "sequential", Some(1), true);
     check_built(config(Parallel), "parallel", None, true);
-    check_built(StrategyConfig { max_concurrency: Some(4), ..config(Parallel) }, "parallel", Some(4), true);
-    check_built(config(AllSettled), "all-settled", None, false);
-    check_built(StrategyConfig { max_concurrency: Some(2), ..config(AllSettled) }, "all-settled", Some(2), false);
-    let limited = StrategyConfig { per_second: Some(0.25), ..config(RateLimited) };
-    check_built(limited.clone(), "rate-limited", None, false);
-    check_built(StrategyConfig { fail_fast: Some(false), ..limited.clone() }, "rate-limited", None, false);
     check_built(
-        StrategyConfig { fail_fast: Some(true), max_concurrency: Some(3), burst: Some(5), ..limited },
+        StrategyConfig {
+            max_concurrency: Some(4),
+            ..config(Parallel)
+        },
+        "parallel",
+        Some(4),
+        true,
+    );
+    check_built(config(AllSettled), "all-settled", None, false);
+    check_built(
+        StrategyConfig {
+            max_concurrency: Some(2),
+            ..config(AllSettled)
+        },
+        "all-settled",
+        Some(2),
+        false,
+    );
+    let limited = StrategyConfig {
+        per_second: Some(0.25),
+        ..config(RateLimited)
+    };
+    check_built(limited.clone(), "rate-limited", None, false);
+    check_built(
+        StrategyConfig {
+            fail_fast: Some(false),
+            ..limited.clone()
+        },
+        "rate-limited",
+        None,
+        false,
+    );
+    check_built(
+        StrategyConfig {
+            fail_fast: Some(true),
+            max_concurrency: Some(3),
+            burst: Some(5),
+            ..limited
+        },
         "rate-limited",
         Some(3),
         true,
@@ -46,56 +81,123 @@ fn valid_configs_build() {
 
 #[test]
 fn invalid_options_name_the_field() {
-    let limited = StrategyConfig { per_second: Some(1.0), ..config(RateLimited) };
+    let limited = StrategyConfig {
+        per_second: Some(1.0),
+        ..config(RateLimited)
+    };
     check_error(
-        StrategyConfig { max_concurrency: Some(2), ..config(Sequential) },
+        StrategyConfig {
+            max_concurrency: Some(2),
+            ..config(Sequential)
+        },
         "strategy.max_concurrency: not allowed for sequential, which runs one branch at a time",
     );
-    check_error(StrategyConfig { max_concurrency: Some(0), ..config(Parallel) }, "strategy.max_concurrency: must be at least 1");
-    check_error(StrategyConfig { max_concurrency: Some(0), ..config(AllSettled) }, "strategy.max_concurrency: must be at least 1");
-    check_error(StrategyConfig { max_concurrency: Some(0), ..limited.clone() }, "strategy.max_concurrency: must be at least 1");
+    check_error(
+        StrategyConfig {
+            max_concurrency: Some(0),
+            ..config(Parallel)
+        },
+        "strategy.max_concurrency: must be at least 1",
+    );
+    check_error(
+        StrategyConfig {
+            max_concurrency: Some(0),
+            ..config(AllSettled)
+        },
+        "strategy.max_concurrency: must be at least 1",
+    );
+    check_error(
+        StrategyConfig {
+            max_concurrency: Some(0),
+            ..limited.clone()
+        },
+        "strategy.max_concurrency: must be at least 1",
+    );
     check_error(config(RateLimited), "strategy.per_second: required for rate-limited");
     check_error(
-        StrategyConfig { per_second: Some(1.0), ..config(Parallel) },
+        StrategyConfig {
+            per_second: Some(1.0),
+            ..config(Parallel)
+        },
         "strategy.per_second: not allowed for parallel; only rate-limited takes a rate",
     );
     check_error(
-        StrategyConfig { per_second: Some(1.0), ..config(Sequential) },
+        StrategyConfig {
+            per_second: Some(1.0),
+            ..config(Sequential)
+        },
         "strategy.per_second: not allowed for sequential; only rate-limited takes a rate",
     );
     check_error(
-        StrategyConfig { burst: Some(2), ..config(AllSettled) },
+        StrategyConfig {
+            burst: Some(2),
+            ..config(AllSettled)
+        },
         "strategy.burst: not allowed for all-settled; only rate-limited takes a burst",
     );
     check_error(
-        StrategyConfig { fail_fast: Some(true), ..config(Parallel) },
+        StrategyConfig {
+            fail_fast: Some(true),
+            ..config(Parallel)
+        },
         "strategy.fail_fast: not allowed for parallel; it always fails fast (use all-settled to let failures settle)",
     );
     check_error(
-        StrategyConfig { fail_fast: Some(true), ..config(AllSettled) },
+        StrategyConfig {
+            fail_fast: Some(true),
+            ..config(AllSettled)
+        },
         "strategy.fail_fast: not allowed for all-settled; all-settled never fails fast (use parallel, or rate-limited with fail_fast)",
     );
     check_error(
-        StrategyConfig { fail_fast: Some(false), ..config(Sequential) },
+        StrategyConfig {
+            fail_fast: Some(false),
+            ..config(Sequential)
+        },
         "strategy.fail_fast: not allowed for sequential; it always fails fast (use all-settled to let failures settle)",
     );
-    for (per_second, shown) in [(0.0, "0"), (-2.5, "-2.5"), (f64::NAN, "NaN"), (f64::INFINITY, "inf"), (f64::NEG_INFINITY, "-inf")] {
+    for (per_second, shown) in [
+        (0.0, "0"),
+        (-2.5, "-2.5"),
+        (f64::NAN, "NaN"),
+        (f64::INFINITY, "inf"),
+        (f64::NEG_INFINITY, "-inf"),
+    ] {
         check_error(
-            StrategyConfig { per_second: Some(per_second), ..limited.clone() },
+            StrategyConfig {
+                per_second: Some(per_second),
+                ..limited.clone()
+            },
             &format!("strategy.per_second: must be a finite number greater than 0, got {shown}"),
         );
     }
     check_error(
-        StrategyConfig { per_second: Some(1e-12), ..limited.clone() },
+        StrategyConfig {
+            per_second: Some(1e-12),
+            ..limited.clone()
+        },
         "strategy.per_second: must allow at least one start per 100 years, got 0.000000000001",
     );
     check_error(
-        StrategyConfig { per_second: Some(1e10), ..limited.clone() },
+        StrategyConfig {
+            per_second: Some(1e10),
+            ..limited.clone()
+        },
         "strategy.per_second: must be at most one start per nanosecond (1e9), got 10000000000",
     );
-    check_error(StrategyConfig { burst: Some(0), ..limited.clone() }, "strategy.burst: must be at least 1");
     check_error(
-        StrategyConfig { per_second: Some(1e-6), burst: Some(4_000), ..limited },
+        StrategyConfig {
+            burst: Some(0),
+            ..limited.clone()
+        },
+        "strategy.burst: must be at least 1",
+    );
+    check_error(
+        StrategyConfig {
+            per_second: Some(1e-6),
+            burst: Some(4_000),
+            ..limited
+        },
         "strategy.burst: 4000 starts at 0.000001 per second take more than 100 years to replenish",
     );
 }
@@ -104,12 +206,23 @@ fn invalid_options_name_the_field() {
 fn errors_carry_their_field() {
     let error = config(RateLimited).build().expect_err("per_second is missing");
     assert_eq!(error.field(), "strategy.per_second");
-    assert!(matches!(error, Error::InvalidOption { field: "strategy.per_second", .. }));
+    assert!(matches!(
+        error,
+        Error::InvalidOption {
+            field: "strategy.per_second",
+            ..
+        }
+    ));
 }
 
 #[test]
 fn kinds_parse_and_print_their_names() {
-    for (name, kind) in [("sequential", Sequential), ("parallel", Parallel), ("all-settled", AllSettled), ("rate-limited", RateLimited)] {
+    for (name, kind) in [
+        ("sequential", Sequential),
+        ("parallel", Parallel),
+        ("all-settled", AllSettled),
+        ("rate-limited", RateLimited),
+    ] {
         assert_eq!(name.parse::<StrategyKind>(), Ok(kind));
         assert_eq!(kind.as_str(), name);
         assert_eq!(kind.to_string(), name);
@@ -130,11 +243,19 @@ fn configs_read_from_a_file() {
             .expect("valid config");
     assert_eq!(
         config,
-        StrategyConfig { per_second: Some(2.5), burst: Some(4), fail_fast: Some(true), ..StrategyConfig::new(RateLimited) }
+        StrategyConfig {
+            per_second: Some(2.5),
+            burst: Some(4),
+            fail_fast: Some(true),
+            ..StrategyConfig::new(RateLimited)
+        }
     );
     let config: StrategyConfig = serde_json::from_str(r#"{ "kind": "all-settled" }"#).expect("valid config");
     assert_eq!(config, AllSettled.into());
-    assert_eq!(serde_json::to_string(&config).expect("serializes"), r#"{"kind":"all-settled"}"#);
+    assert_eq!(
+        serde_json::to_string(&config).expect("serializes"),
+        r#"{"kind":"all-settled"}"#
+    );
 
     let typo = serde_json::from_str::<StrategyConfig>(r#"{ "kind": "parallel", "max_concurency": 2 }"#);
     assert!(typo.expect_err("unknown field").to_string().contains("max_concurency"));
@@ -144,9 +265,41 @@ fn configs_read_from_a_file() {
 
 #[test]
 fn a_clock_can_be_injected() {
-    let strategy = StrategyConfig { per_second: Some(1.0), ..config(RateLimited) }
-        .build_with_clock(TokioClock::new())
-        .expect("valid config");
+    let clock = FakeRelativeClock::default();
+    let strategy = StrategyConfig {
+        per_second: Some(1.0),
+        ..config(RateLimited)
+    }
+    .build_with_clock(clock.clone())
+    .expect("valid config");
     assert_eq!(strategy.admit(), Ok(()));
-    assert!(strategy.admit().is_err());
+    assert_eq!(strategy.admit(), Err(Duration::from_secs(1)));
+    clock.advance(Duration::from_secs(1));
+    assert_eq!(strategy.admit(), Ok(()));
+}
+
+/// The default clock is tokio's, so a built strategy follows paused time.
+#[tokio::test(start_paused = true)]
+async fn built_rate_limited_follows_tokio_time() {
+    let strategy = StrategyConfig {
+        per_second: Some(10.0),
+        ..config(RateLimited)
+    }
+    .build()
+    .expect("valid config");
+    let started = tokio::time::Instant::now();
+
+    let outcomes = strategy
+        .run((0..3).map(|_| async { Ok::<_, ()>(tokio::time::Instant::now()) }))
+        .await;
+
+    let starts: Vec<Duration> = outcomes
+        .into_iter()
+        .filter_map(Outcome::ok)
+        .map(|at| at - started)
+        .collect();
+    assert_eq!(
+        starts,
+        [Duration::ZERO, Duration::from_millis(100), Duration::from_millis(200)]
+    );
 }

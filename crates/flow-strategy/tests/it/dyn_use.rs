@@ -4,12 +4,23 @@ use flow_strategy::{AllSettled, Outcome, Parallel, Sequential, Strategy, Strateg
 
 #[tokio::test]
 async fn trait_objects_are_strategies() {
-    let strategies: Vec<Arc<dyn Strategy>> = vec![Arc::new(Sequential), Arc::new(Parallel::new()), Arc::new(AllSettled::new())];
+    let strategies: Vec<Arc<dyn Strategy>> = vec![
+        Arc::new(Sequential),
+        Arc::new(Parallel::new()),
+        Arc::new(AllSettled::new()),
+    ];
     for strategy in &strategies {
         let outcomes = run(strategy, (0..3).map(|i| async move { Ok::<_, ()>(i) })).await;
-        assert_eq!(outcomes, [Outcome::Ok(0), Outcome::Ok(1), Outcome::Ok(2)], "{strategy:?}");
+        assert_eq!(
+            outcomes,
+            [Outcome::Ok(0), Outcome::Ok(1), Outcome::Ok(2)],
+            "{strategy:?}"
+        );
         let outcomes = strategy.run((0..2).map(|i| async move { Err::<(), _>(i) })).await;
-        assert_eq!(outcomes.iter().filter(|o| o.is_err()).count(), if strategy.fail_fast() { 1 } else { 2 });
+        assert_eq!(
+            outcomes.iter().filter(|o| o.is_err()).count(),
+            if strategy.fail_fast() { 1 } else { 2 }
+        );
         // And the unsized target itself.
         let outcomes = run(&**strategy, [async { Ok::<_, ()>(()) }]).await;
         assert_eq!(outcomes, [Outcome::Ok(())]);

@@ -11,17 +11,33 @@ use crate::support::{Probe, ms};
 #[tokio::test(start_paused = true)]
 async fn first_failure_drops_running_branches_at_once() {
     let probe = Probe::new();
-    let plan = [(10_000, Ok(0)), (50, Err("boom")), (10, Ok(2)), (10_000, Ok(3)), (1, Ok(4)), (1, Ok(5))];
+    let plan = [
+        (10_000, Ok(0)),
+        (50, Err("boom")),
+        (10, Ok(2)),
+        (10_000, Ok(3)),
+        (1, Ok(4)),
+        (1, Ok(5)),
+    ];
     let started = Instant::now();
     let three = NonZeroUsize::new(3).expect("3 > 0");
 
     let outcomes = Parallel::new()
         .with_max_concurrency(three)
-        .run(plan.into_iter().enumerate().map(|(i, (d, r))| probe.branch(i, ms(d), r)))
+        .run(
+            plan.into_iter()
+                .enumerate()
+                .map(|(i, (d, r))| probe.branch(i, ms(d), r)),
+        )
         .await;
 
-    use Outcome::*;
-    assert_eq!(outcomes, [Cancelled, Err("boom"), Ok(2), Cancelled, Cancelled, Cancelled]);
+    {
+        use Outcome::*;
+        assert_eq!(
+            outcomes,
+            [Cancelled, Err("boom"), Ok(2), Cancelled, Cancelled, Cancelled]
+        );
+    }
     assert_eq!(started.elapsed(), ms(50));
     assert_eq!(probe.start_order(), [0, 1, 2, 3]);
     assert_eq!(probe.dropped(), [0, 3]);
@@ -36,7 +52,10 @@ async fn long_sibling_is_dropped_early_in_real_time() {
     let started = StdInstant::now();
 
     let outcomes = Parallel::new()
-        .run([probe.branch(0, ms(10_000), Ok(())), probe.branch(1, ms(20), Err("boom"))])
+        .run([
+            probe.branch(0, ms(10_000), Ok(())),
+            probe.branch(1, ms(20), Err("boom")),
+        ])
         .await;
 
     assert_eq!(outcomes, [Outcome::Cancelled, Outcome::Err("boom")]);

@@ -3,6 +3,7 @@
 mod all_settled;
 mod cancel;
 mod config;
+mod custom;
 mod dyn_use;
 mod fail_fast;
 mod parallel;

@@ -15,7 +15,11 @@ async fn branches_overlap() {
     let probe = Probe::new();
     let started = Instant::now();
 
-    let outcomes = run(&Parallel::new(), (0..5).map(|i| probe.branch(i, ms(200), Ok::<_, ()>(i)))).await;
+    let outcomes = run(
+        &Parallel::new(),
+        (0..5).map(|i| probe.branch(i, ms(200), Ok::<_, ()>(i))),
+    )
+    .await;
 
     assert_eq!(outcomes, (0..5).map(Outcome::Ok).collect::<Vec<_>>());
     assert_eq!(probe.peak(), 5);
@@ -63,19 +67,37 @@ async fn capped(strategy: impl Strategy) -> (String, Vec<Outcome<usize, ()>>, Pr
 #[test]
 fn policies() {
     let parallel = Parallel::new();
-    assert_eq!((parallel.name(), parallel.max_concurrency(), parallel.fail_fast()), ("parallel", None, true));
+    assert_eq!(
+        (parallel.name(), parallel.max_concurrency(), parallel.fail_fast()),
+        ("parallel", None, true)
+    );
     let parallel = Parallel::new().with_max_concurrency(cap(4));
     assert_eq!(parallel.max_concurrency(), Some(cap(4)));
-    assert_eq!(parallel, Parallel { max_concurrency: Some(cap(4)) });
+    assert_eq!(
+        parallel,
+        Parallel {
+            max_concurrency: Some(cap(4))
+        }
+    );
 
     let settled = AllSettled::new();
-    assert_eq!((settled.name(), settled.max_concurrency(), settled.fail_fast()), ("all-settled", None, false));
-    assert_eq!(AllSettled::new().with_max_concurrency(cap(2)).max_concurrency(), Some(cap(2)));
+    assert_eq!(
+        (settled.name(), settled.max_concurrency(), settled.fail_fast()),
+        ("all-settled", None, false)
+    );
+    assert_eq!(
+        AllSettled::new().with_max_concurrency(cap(2)).max_concurrency(),
+        Some(cap(2))
+    );
 }
 
 #[tokio::test]
 async fn branches_may_borrow_from_the_caller() {
-    let words = vec!["a".to_string(), "bb".to_string(), "ccc".to_string()];
-    let outcomes = run(&Parallel::new(), words.iter().map(|w| async move { Ok::<_, ()>(w.len()) })).await;
+    let words = ["a".to_string(), "bb".to_string(), "ccc".to_string()];
+    let outcomes = run(
+        &Parallel::new(),
+        words.iter().map(|w| async move { Ok::<_, ()>(w.len()) }),
+    )
+    .await;
     assert_eq!(outcomes, [Outcome::Ok(1), Outcome::Ok(2), Outcome::Ok(3)]);
 }

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use flow_strategy::{AllSettled, Outcome, Parallel, RateLimited, Sequential, Strategy, TokioClock, run};
 use proptest::prelude::*;
+use proptest::strategy::Strategy as _;
 
 use crate::support::{Log, Probe};
 
@@ -14,7 +15,12 @@ enum Pick {
     Sequential,
     Parallel(Option<usize>),
     AllSettled(Option<usize>),
-    RateLimited { per_second: f64, burst: u32, cap: Option<usize>, fail_fast: bool },
+    RateLimited {
+        per_second: f64,
+        burst: u32,
+        cap: Option<usize>,
+        fail_fast: bool,
+    },
 }
 
 impl Pick {
@@ -23,14 +29,43 @@ impl Pick {
         let cap = |n: Option<usize>| n.and_then(NonZeroUsize::new);
         match *self {
             Pick::Sequential => Box::new(Sequential),
-            Pick::Parallel(n) => Box::new(Parallel { max_concurrency: cap(n) }),
-            Pick::AllSettled(n) => Box::new(AllSettled { max_concurrency: cap(n) }),
-            Pick::RateLimited { per_second, burst, cap: n, fail_fast } => {
+            Pick::Parallel(n) => Box::new(Parallel {
+                max_concurrency: cap(n),
+            }),
+            Pick::AllSettled(n) => Box::new(AllSettled {
+                max_concurrency: cap(n),
+            }),
+            Pick::RateLimited {
+                per_second,
+                burst,
+                cap: n,
+                fail_fast,
+            } => {
                 let clock = TokioClock::new();
                 if fail_fast {
-                    Box::new(RateLimited::with_clock(Parallel { max_concurrency: cap(n) }, per_second, burst, clock).expect("valid"))
+                    Box::new(
+                        RateLimited::with_clock(
+                            Parallel {
+                                max_concurrency: cap(n),
+                            },
+                            per_second,
+                            burst,
+                            clock,
+                        )
+                        .expect("valid"),
+                    )
                 } else {
-                    Box::new(RateLimited::with_clock(AllSettled { max_concurrency: cap(n) }, per_second, burst, clock).expect("valid"))
+                    Box::new(
+                        RateLimited::with_clock(
+                            AllSettled {
+                                max_concurrency: cap(n),
+                            },
+                            per_second,
+                            burst,
+                            clock,
+                        )
+                        .expect("valid"),
+                    )
                 }
             }
         }
@@ -131,13 +166,21 @@ proptest! {
 /// `(k + 1 - burst)` periods after the first.
 fn check_spacing(log: &Log, epoch: tokio::time::Instant, per_second: f64, burst: u32) -> Result<(), TestCaseError> {
     let period = 1.0 / per_second;
-    let Some(&(_, first)) = log.starts.first() else { return Ok(()) };
+    let Some(&(_, first)) = log.starts.first() else {
+        return Ok(());
+    };
     prop_assert_eq!(first, epoch);
     for (k, &(_, at)) in log.starts.iter().enumerate() {
         let earliest = (k as f64 + 1.0 - f64::from(burst)) * period;
         let actual = (at - first).as_secs_f64();
         // A nanosecond of slack for rounding 1/per_second to a Duration.
-        prop_assert!(actual + 1e-6 >= earliest, "start {} at {}s, before {}s", k, actual, earliest);
+        prop_assert!(
+            actual + 1e-6 >= earliest,
+            "start {} at {}s, before {}s",
+            k,
+            actual,
+            earliest
+        );
     }
     Ok(())
 }

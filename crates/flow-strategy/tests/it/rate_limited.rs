@@ -2,7 +2,7 @@ use std::num::{NonZeroU32, NonZeroUsize};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use flow_strategy::governor::clock::FakeRelativeClock;
+use flow_strategy::governor::clock::{DefaultClock, FakeRelativeClock};
 use flow_strategy::{AllSettled, Outcome, Parallel, RateLimited, Strategy, StrategyExt, TokioClock};
 use tokio::time::Instant;
 
@@ -92,7 +92,11 @@ impl Strategy for EveryOther {
         false
     }
     fn admit(&self) -> Result<(), Duration> {
-        if self.0.fetch_add(1, Ordering::SeqCst) % 2 == 0 { Ok(()) } else { Err(ms(7)) }
+        if self.0.fetch_add(1, Ordering::SeqCst) % 2 == 0 {
+            Ok(())
+        } else {
+            Err(ms(7))
+        }
     }
 }
 
@@ -112,8 +116,16 @@ fn invalid_quotas_are_errors() {
     for (per_second, burst, message) in [
         (0.0, 1, "per_second: must be a finite number greater than 0, got 0"),
         (-1.0, 1, "per_second: must be a finite number greater than 0, got -1"),
-        (f64::NAN, 1, "per_second: must be a finite number greater than 0, got NaN"),
-        (f64::INFINITY, 1, "per_second: must be a finite number greater than 0, got inf"),
+        (
+            f64::NAN,
+            1,
+            "per_second: must be a finite number greater than 0, got NaN",
+        ),
+        (
+            f64::INFINITY,
+            1,
+            "per_second: must be a finite number greater than 0, got inf",
+        ),
         (1.0, 0, "burst: must be at least 1"),
     ] {
         let error = RateLimited::with_burst(AllSettled::new(), per_second, burst).expect_err(message);
@@ -131,11 +143,18 @@ async fn starts_respect_rate_burst_and_max_concurrency() {
         .expect("valid quota");
     let started = Instant::now();
 
-    let outcomes = strategy.run((0..8).map(|i| probe.branch(i, ms(150), Ok::<_, ()>(i)))).await;
+    let outcomes = strategy
+        .run((0..8).map(|i| probe.branch(i, ms(150), Ok::<_, ()>(i))))
+        .await;
 
     assert_eq!(outcomes, (0..8).map(Outcome::Ok).collect::<Vec<_>>());
     assert_eq!(probe.peak(), 2);
-    let starts: Vec<u128> = probe.snapshot().starts.iter().map(|&(_, at)| (at - started).as_millis()).collect();
+    let starts: Vec<u128> = probe
+        .snapshot()
+        .starts
+        .iter()
+        .map(|&(_, at)| (at - started).as_millis())
+        .collect();
     // Two at once (the cap), two more when they finish at 150 ms and 300 ms
     // (the burst still has room), then the quota catches up: by 500 ms the
     // 8 starts are 3 (burst) + 5 refilled at one per 100 ms.
@@ -146,20 +165,30 @@ async fn starts_respect_rate_burst_and_max_concurrency() {
 #[tokio::test(start_paused = true)]
 async fn starts_are_spaced_by_the_rate() {
     let probe = Probe::new();
-    let strategy = RateLimited::with_clock(Parallel::new(), 4.0, 2, TokioClock::new()).expect("valid quota");
+    // The default clock is tokio's.
+    let strategy = RateLimited::with_burst(Parallel::new(), 4.0, 2).expect("valid quota");
     let started = Instant::now();
 
-    let outcomes = strategy.run((0..6).map(|i| probe.branch(i, ms(1), Ok::<_, ()>(i)))).await;
+    let outcomes = strategy
+        .run((0..6).map(|i| probe.branch(i, ms(1), Ok::<_, ()>(i))))
+        .await;
 
     assert!(outcomes.iter().all(Outcome::is_ok));
-    let starts: Vec<u128> = probe.snapshot().starts.iter().map(|&(_, at)| (at - started).as_millis()).collect();
+    let starts: Vec<u128> = probe
+        .snapshot()
+        .starts
+        .iter()
+        .map(|&(_, at)| (at - started).as_millis())
+        .collect();
     assert_eq!(starts, [0, 0, 250, 500, 750, 1000]);
 }
 
-/// With the real clock, on a noisy machine: only lower bounds are exact.
+/// With governor's own real clock, on a noisy machine: only lower bounds are
+/// exact.
 #[tokio::test]
 async fn real_clock_spacing_has_a_floor() {
-    let strategy = RateLimited::new(AllSettled::new(), 20.0).expect("valid quota");
+    let clock = DefaultClock::default();
+    let strategy = RateLimited::with_clock(AllSettled::new(), 20.0, 1, clock).expect("valid quota");
     let started = std::time::Instant::now();
 
     let outcomes = strategy.run((0..4).map(|i| async move { Ok::<_, ()>(i) })).await;

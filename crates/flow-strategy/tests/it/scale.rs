@@ -19,7 +19,11 @@ async fn a_hundred_thousand_ready_branches() {
 
     assert_eq!(outcomes.len(), BRANCHES);
     assert!(outcomes.iter().enumerate().all(|(i, o)| *o == Outcome::Ok(i)));
-    assert!(started.elapsed() < Duration::from_secs(30), "took {:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_secs(30),
+        "took {:?}",
+        started.elapsed()
+    );
 }
 
 #[tokio::test]
@@ -35,5 +39,9 @@ async fn a_hundred_thousand_branches_through_a_small_cap() {
 
     assert_eq!(outcomes.len(), BRANCHES);
     assert_eq!(outcomes.iter().filter(|o| o.is_err()).count(), BRANCHES / 1_000);
-    assert!(started.elapsed() < Duration::from_secs(30), "took {:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_secs(30),
+        "took {:?}",
+        started.elapsed()
+    );
 }

@@ -28,8 +28,10 @@ async fn first_failure_cancels_the_rest() {
 
     let outcomes = run(&Sequential, branches).await;
 
-    use Outcome::*;
-    assert_eq!(outcomes, [Ok(0), Ok(1), Err("two"), Cancelled, Cancelled]);
+    {
+        use Outcome::*;
+        assert_eq!(outcomes, [Ok(0), Ok(1), Err("two"), Cancelled, Cancelled]);
+    }
     assert_eq!(probe.start_order(), [0, 1, 2]);
 }
 
