@@ -134,22 +134,44 @@ pub struct AttemptReport {
 }
 
 /// The report's nodes, in file order, serialised as a JSON object keyed by node id.
-#[derive(Debug, Clone, PartialEq, Default)]
+#[derive(Debug, Clone, Default)]
 pub struct NodeReports {
     entries: Vec<(String, NodeReport)>,
-    index: std::collections::HashMap<String, usize>,
+    /// Built on the first lookup by id, so building a report costs no hashing.
+    index: std::sync::OnceLock<std::collections::HashMap<String, usize>>,
+}
+
+impl PartialEq for NodeReports {
+    fn eq(&self, other: &Self) -> bool {
+        self.entries == other.entries
+    }
 }
 
 impl NodeReports {
+    /// An empty list with room for `n` entries.
+    pub fn with_capacity(n: usize) -> Self {
+        NodeReports {
+            entries: Vec::with_capacity(n),
+            index: std::sync::OnceLock::new(),
+        }
+    }
+
     /// Adds a node's entry (in file order).
     pub fn push(&mut self, id: String, report: NodeReport) {
-        self.index.insert(id.clone(), self.entries.len());
+        self.index.take();
         self.entries.push((id, report));
     }
 
     /// The entry of node `id`.
     pub fn get(&self, id: &str) -> Option<&NodeReport> {
-        self.index.get(id).map(|&i| &self.entries[i].1)
+        let index = self.index.get_or_init(|| {
+            self.entries
+                .iter()
+                .enumerate()
+                .map(|(i, (id, _))| (id.clone(), i))
+                .collect()
+        });
+        index.get(id).map(|&i| &self.entries[i].1)
     }
 
     /// Every entry, in file order.

@@ -49,6 +49,7 @@ pub enum Transition {
 #[derive(Debug, Clone)]
 pub struct RunState {
     nodes: Vec<NodeState>,
+    stack: Vec<(usize, NodeStatus, bool)>,
     when_errors: Vec<(usize, String)>,
     unsettled: usize,
 }
@@ -76,6 +77,7 @@ impl RunState {
         RunState {
             unsettled: nodes.len(),
             nodes,
+            stack: Vec::new(),
             when_errors: Vec::new(),
         }
     }
@@ -137,7 +139,8 @@ impl RunState {
         if matches!(self.nodes[node].phase, Phase::Settled(_)) {
             return;
         }
-        let mut stack = vec![(node, status, passes)];
+        let mut stack = std::mem::take(&mut self.stack);
+        stack.push((node, status, passes));
         while let Some((n, status, passes)) = stack.pop() {
             self.nodes[n].phase = Phase::Settled(status);
             self.unsettled -= 1;
@@ -167,6 +170,7 @@ impl RunState {
                 }
             }
         }
+        self.stack = stack;
     }
 
     /// Applies one resolved incoming edge to `to`; returns a decision without running.
@@ -209,10 +213,7 @@ impl RunState {
         };
         let t = self.nodes[to];
         let decision = match trigger {
-            Trigger::AllDone => match when_error() {
-                Some(m) => Some((NodeStatus::Failed, Some(m))),
-                None => None,
-            },
+            Trigger::AllDone => when_error().map(|m| (NodeStatus::Failed, Some(m))),
             Trigger::AllSuccess | Trigger::OneSuccess => {
                 if t.failed > 0 {
                     Some((NodeStatus::UpstreamFailed, None))

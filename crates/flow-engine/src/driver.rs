@@ -25,6 +25,7 @@ use futures::FutureExt;
 use serde_json::Value;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 
 use crate::event::{Event, EventKind, EventSender};
 use crate::redact::Redactor;
@@ -73,7 +74,7 @@ impl ReadyQueue {
 }
 
 pub(crate) struct Driver {
-    workflow: Arc<Workflow>,
+    shared: Arc<Shared>,
     strategy: Arc<dyn Strategy>,
     context: Context,
     state: RunState,
@@ -85,14 +86,38 @@ pub(crate) struct Driver {
     fail_fast: bool,
     failed: bool,
     cancelling: bool,
-    run_token: CancellationToken,
     user_token: CancellationToken,
     admit_at: Option<tokio::time::Instant>,
-    events: Option<EventSender>,
-    redactor: Redactor,
-    run_id: u64,
-    t0: Instant,
     transitions: Vec<Transition>,
+}
+
+/// What the driver and every node task of one run share: one `Arc` clone per node.
+struct Shared {
+    workflow: Arc<Workflow>,
+    t0: Instant,
+    events: Option<EventSender>,
+    run_id: u64,
+    /// The run's own token, a child of the caller's: fail-fast cancels it alone.
+    cancel: CancellationToken,
+    redactor: Redactor,
+    /// The `run` span: the parent of every `node` span, also in spawned tasks.
+    span: tracing::Span,
+}
+
+impl Shared {
+    fn now_ms(&self) -> f64 {
+        ms(self.t0.elapsed())
+    }
+
+    fn emit(&self, kind: impl FnOnce() -> EventKind) {
+        if let Some(tx) = &self.events {
+            let _ = tx.send(Event {
+                run_id: self.run_id,
+                at_ms: self.now_ms(),
+                kind: kind(),
+            });
+        }
+    }
 }
 
 pub(crate) struct DriverParts {
@@ -128,6 +153,7 @@ impl Driver {
         };
         let redactor = Redactor::new(secrets.values().cloned());
         let n = workflow.nodes().len();
+        let span = tracing::info_span!("run", run_id, workflow = workflow.name());
         Driver {
             context: Context::new(workflow.clone(), input, secrets),
             state: RunState::new(&workflow),
@@ -139,41 +165,49 @@ impl Driver {
             fail_fast: strategy.fail_fast(),
             failed: false,
             cancelling: false,
-            run_token: cancel.child_token(),
+            shared: Arc::new(Shared {
+                workflow,
+                t0: Instant::now(),
+                events,
+                run_id,
+                cancel: cancel.child_token(),
+                redactor,
+                span,
+            }),
             user_token: cancel,
             admit_at: None,
-            events,
-            redactor,
-            run_id,
-            t0: Instant::now(),
             transitions: Vec::new(),
-            workflow,
             strategy,
         }
     }
 
     fn emit(&self, kind: impl FnOnce() -> EventKind) {
-        if let Some(tx) = &self.events {
-            let _ = tx.send(Event {
-                run_id: self.run_id,
-                at_ms: ms(self.t0.elapsed()),
-                kind: kind(),
-            });
-        }
+        self.shared.emit(kind);
     }
 
-    pub(crate) async fn run(mut self) -> Report {
-        let _span = tracing::info_span!("run", run_id = self.run_id, workflow = self.workflow.name()).entered();
-        self.t0 = Instant::now();
+    fn workflow(&self) -> &Arc<Workflow> {
+        &self.shared.workflow
+    }
+
+    /// The whole run, inside its `run` span (inline attempts are polled inside it).
+    pub(crate) fn run(self) -> impl Future<Output = Report> + Send + 'static {
+        let span = self.shared.span.clone();
+        self.drive().instrument(span)
+    }
+
+    async fn drive(mut self) -> Report {
+        if let Some(shared) = Arc::get_mut(&mut self.shared) {
+            shared.t0 = Instant::now();
+        }
         self.emit(|| EventKind::RunStarted {
-            workflow: self.workflow.name().to_owned(),
+            workflow: self.workflow().name().to_owned(),
             strategy: self.strategy.name().to_owned(),
-            nodes: self.workflow.nodes().len(),
+            nodes: self.workflow().nodes().len(),
         });
         for node in self.state.initial() {
             self.make_ready(node);
         }
-        drop(_span);
+        let run_token = self.shared.cancel.clone();
         loop {
             if self.user_token.is_cancelled() && !self.cancelling {
                 self.cancel();
@@ -185,14 +219,13 @@ impl Driver {
             let admit_at = self.admit_at;
             tokio::select! {
                 biased;
-                _ = self.run_token.cancelled(), if !self.cancelling => self.cancel(),
+                _ = run_token.cancelled(), if !self.cancelling => self.cancel(),
                 Some(joined) = self.tasks.join_next(), if self.in_flight > 0 => {
                     self.in_flight -= 1;
-                    match joined {
-                        Ok(finished) => self.complete(finished),
-                        // Only an abort gets here (panics are caught inside the task);
-                        // the node is settled as cancelled below.
-                        Err(_) => {}
+                    // An error here is an abort (panics are caught inside the task);
+                    // the node stays running and is settled as cancelled at the end.
+                    if let Ok(finished) = joined {
+                        self.complete(finished);
                     }
                 }
                 _ = sleep_until(admit_at), if admit_at.is_some() => self.admit_at = None,
@@ -202,8 +235,8 @@ impl Driver {
     }
 
     fn make_ready(&mut self, node: usize) {
-        if self.events.is_some() {
-            let id = self.workflow.nodes()[node].id_arc().clone();
+        if self.shared.events.is_some() {
+            let id = self.workflow().nodes()[node].id_arc().clone();
             self.emit(|| EventKind::NodeReady { node: id });
         }
         self.ready.push(node);
@@ -227,14 +260,14 @@ impl Driver {
         if !self.state.start(index) {
             return;
         }
-        let workflow = self.workflow.clone();
-        let node = &workflow.nodes()[index];
-        let started = self.t0.elapsed();
-        self.records[index].started_ms = Some(ms(started));
         let config = match self.render(index) {
             Ok(config) => config,
             Err(message) => {
-                let at = ms(self.t0.elapsed());
+                if self.shared.events.is_some() {
+                    let id = self.workflow().nodes()[index].id_arc().clone();
+                    self.emit(|| EventKind::NodeStarted { node: id, attempt: 1 });
+                }
+                let at = self.shared.now_ms();
                 self.complete(Finished {
                     node: index,
                     result: Err(NodeError::permanent(message.clone())),
@@ -248,22 +281,18 @@ impl Driver {
                 return;
             }
         };
-        let attempt = Attempts {
+        let attempts = Attempts {
             node: index,
-            call: NodeCall {
-                node_id: node.id_arc().clone(),
+            call: Some(NodeCall {
+                node_id: self.workflow().nodes()[index].id_arc().clone(),
                 config,
                 attempt: 1,
                 context: self.context.clone(),
-            },
-            workflow: workflow.clone(),
-            t0: self.t0,
-            events: self.events.clone(),
-            run_id: self.run_id,
-            cancel: self.run_token.clone(),
-            redactor: self.redactor.clone(),
+            }),
+            shared: self.shared.clone(),
         };
-        let mut fut: Pin<Box<dyn Future<Output = Finished> + Send>> = Box::pin(attempt.run());
+        // Poll once here: a node that finishes without waiting costs no task.
+        let mut fut: Pin<Box<dyn Future<Output = Finished> + Send>> = Box::pin(attempts.run());
         let waker = futures::task::noop_waker_ref();
         match fut.as_mut().poll(&mut TaskContext::from_waker(waker)) {
             Poll::Ready(finished) => self.complete(finished),
@@ -276,10 +305,13 @@ impl Driver {
 
     /// Renders the node's config; an error names what is missing.
     fn render(&self, index: usize) -> Result<Arc<Value>, String> {
-        let node = &self.workflow.nodes()[index];
+        let workflow = self.workflow();
+        let node = &workflow.nodes()[index];
         let config = node.config();
         if config.is_literal() {
-            return config.render(self.workflow.templates(), &self.context).map_err(|e| e.to_string());
+            return config
+                .render(workflow.templates(), &self.context)
+                .map_err(|e| e.to_string());
         }
         for id in &config.references().nodes {
             if self.context.settled_by_id(id).is_none() {
@@ -290,8 +322,8 @@ impl Driver {
             }
         }
         config
-            .render(self.workflow.templates(), &self.context)
-            .map_err(|e| self.redactor.redact(&format!("config: {e}")))
+            .render(workflow.templates(), &self.context)
+            .map_err(|e| self.shared.redactor.redact(&format!("config: {e}")))
     }
 
     fn complete(&mut self, finished: Finished) {
@@ -302,25 +334,30 @@ impl Driver {
             attempts,
         } = finished;
         let record = &mut self.records[index];
-        record.finished_ms = attempts.last().map(|a| a.finished_ms).or(Some(ms(self.t0.elapsed())));
-        if let Some(first) = attempts.first() {
-            record.started_ms = Some(first.started_ms);
-        }
+        record.started_ms = attempts.first().map(|a| a.started_ms);
+        record.finished_ms = match attempts.last() {
+            Some(a) => Some(a.finished_ms),
+            None => Some(self.shared.now_ms()),
+        };
         record.attempts = attempts;
-        let node = &self.workflow.nodes()[index];
-        let continue_on_error = node.continue_on_error();
+        let continue_on_error = self.workflow().nodes()[index].continue_on_error();
         let (status, output, error) = match result {
             _ if cancelled => (NodeStatus::Cancelled, Value::Null, None),
             Ok(output) => (NodeStatus::Succeeded, output, None),
-            Err(e) => (NodeStatus::Failed, Value::Null, Some(self.redactor.redact(e.message()))),
+            Err(e) => (
+                NodeStatus::Failed,
+                Value::Null,
+                Some(self.shared.redactor.redact(e.message())),
+            ),
         };
         let passes = status == NodeStatus::Succeeded || (status == NodeStatus::Failed && continue_on_error);
         self.settle(index, status, passes, output, error);
     }
 
     fn settle(&mut self, index: usize, status: NodeStatus, passes: bool, output: Value, error: Option<String>) {
-        let workflow = self.workflow.clone();
-        if self.events.is_some() {
+        let shared = self.shared.clone();
+        let workflow = &shared.workflow;
+        if shared.events.is_some() {
             let node = workflow.nodes()[index].id_arc().clone();
             let attempts = self.records[index].attempts.len() as u32;
             let error = error.clone();
@@ -351,21 +388,21 @@ impl Driver {
             }
         };
         let mut transitions = std::mem::take(&mut self.transitions);
-        self.state.settle(&workflow, index, status, passes, &mut when, &mut transitions);
+        self.state
+            .settle(workflow, index, status, passes, &mut when, &mut transitions);
         for t in transitions.drain(..) {
             match t {
                 Transition::Ready(n) => {
-                    if self.cancelling {
-                        continue;
+                    if !self.cancelling {
+                        self.make_ready(n);
                     }
-                    self.make_ready(n)
                 }
                 Transition::Settled { node, status, error } => {
-                    let error = error.map(|e| self.redactor.redact(&e));
+                    let error = error.map(|e| shared.redactor.redact(&e));
                     if status == NodeStatus::Failed {
                         self.failed = true;
                     }
-                    if self.events.is_some() {
+                    if shared.events.is_some() {
                         let id = workflow.nodes()[node].id_arc().clone();
                         let err = error.clone();
                         self.emit(|| EventKind::NodeSettled {
@@ -389,11 +426,11 @@ impl Driver {
     /// cancelled when their task returns), nodes not started become cancelled.
     fn cancel(&mut self) {
         self.cancelling = true;
-        self.run_token.cancel();
+        self.shared.cancel.cancel();
         let pending = self.state.cancel_pending();
         for node in pending {
-            if self.events.is_some() {
-                let id = self.workflow.nodes()[node].id_arc().clone();
+            if self.shared.events.is_some() {
+                let id = self.workflow().nodes()[node].id_arc().clone();
                 self.emit(|| EventKind::NodeSettled {
                     node: id,
                     status: NodeStatus::Cancelled,
@@ -401,20 +438,23 @@ impl Driver {
                     error: None,
                 });
             }
-            self.context.record(node, Settled::new(NodeStatus::Cancelled, Value::Null, None));
+            self.context
+                .record(node, Settled::new(NodeStatus::Cancelled, Value::Null, None));
         }
     }
 
     fn finish(mut self) -> Report {
         // Anything still marked running lost its task to an abort: it was cancelled.
-        let now = ms(self.t0.elapsed());
-        for index in 0..self.workflow.nodes().len() {
-            if self.state.phase(index) == Phase::Running {
-                self.records[index].finished_ms = Some(now);
-                self.settle(index, NodeStatus::Cancelled, false, Value::Null, None);
+        if !self.state.is_finished() {
+            let now = self.shared.now_ms();
+            for index in 0..self.workflow().nodes().len() {
+                if self.state.phase(index) == Phase::Running {
+                    self.records[index].finished_ms = Some(now);
+                    self.settle(index, NodeStatus::Cancelled, false, Value::Null, None);
+                }
             }
         }
-        let duration_ms = ms(self.t0.elapsed());
+        let duration_ms = self.shared.now_ms();
         let status = if self.user_token.is_cancelled() {
             RunStatus::Cancelled
         } else if self.failed {
@@ -423,15 +463,16 @@ impl Driver {
             RunStatus::Succeeded
         };
         self.emit(|| EventKind::RunFinished { status, duration_ms });
-        let workflow = self.workflow.clone();
+        let shared = self.shared;
+        let workflow = &shared.workflow;
         let settled = self.context.into_settled();
-        let mut nodes = NodeReports::default();
+        let mut nodes = NodeReports::with_capacity(workflow.nodes().len());
         for ((node, record), settled) in workflow.nodes().iter().zip(self.records).zip(settled) {
             let (status, output, error) = match settled {
                 Some(s) => (s.status, s.output, s.error),
                 None => (NodeStatus::Cancelled, Value::Null, None),
             };
-            let output = self.redactor.redact_value(output);
+            let output = shared.redactor.redact_value(output);
             nodes.push(
                 node.id().to_owned(),
                 NodeReport {
@@ -447,7 +488,7 @@ impl Driver {
         }
         Report {
             workflow: workflow.name().to_owned(),
-            run_id: self.run_id,
+            run_id: shared.run_id,
             strategy: self.strategy.name().to_owned(),
             status,
             duration_ms,
@@ -466,49 +507,65 @@ async fn sleep_until(at: Option<tokio::time::Instant>) {
 /// Every attempt of one node: timeouts, retries with backoff, cancellation, panics.
 struct Attempts {
     node: usize,
-    call: NodeCall,
-    workflow: Arc<Workflow>,
-    t0: Instant,
-    events: Option<EventSender>,
-    run_id: u64,
-    cancel: CancellationToken,
-    redactor: Redactor,
+    call: Option<NodeCall>,
+    shared: Arc<Shared>,
 }
 
 impl Attempts {
-    fn emit(&self, kind: impl FnOnce() -> EventKind) {
-        if let Some(tx) = &self.events {
-            let _ = tx.send(Event {
-                run_id: self.run_id,
-                at_ms: ms(self.t0.elapsed()),
-                kind: kind(),
-            });
+    fn cancelled(self, attempts: Vec<AttemptReport>) -> Finished {
+        Finished {
+            node: self.node,
+            result: Err(NodeError::permanent("cancelled")),
+            cancelled: true,
+            attempts,
         }
     }
 
     async fn run(mut self) -> Finished {
-        let node = &self.workflow.nodes()[self.node];
+        let shared = self.shared.clone();
+        let node = &shared.workflow.nodes()[self.node];
         let policy = *node.retry();
         let timeout = node.timeout();
-        let kind = node.kind().clone();
+        let kind = node.kind();
         let mut attempts = Vec::with_capacity(1);
         let mut attempt = 1;
         loop {
-            self.call.attempt = attempt;
-            let started = ms(self.t0.elapsed());
-            if self.events.is_some() {
-                let id = self.call.node_id.clone();
-                self.emit(|| EventKind::NodeStarted { node: id, attempt });
+            let started = shared.now_ms();
+            if shared.events.is_some() {
+                let id = node.id_arc().clone();
+                shared.emit(|| EventKind::NodeStarted { node: id, attempt });
             }
-            let span = tracing::debug_span!("node", node = &*self.call.node_id, kind = node.kind_name(), attempt);
-            let work = AssertUnwindSafe(kind.run(self.call.clone())).catch_unwind();
+            let span = tracing::debug_span!(
+                parent: &shared.span,
+                "node",
+                node = node.id(),
+                kind = node.kind_name(),
+                attempt
+            );
+            // The last attempt hands its call over; earlier ones need a copy.
+            let next = if attempt < policy.max_attempts {
+                self.call.clone()
+            } else {
+                self.call.take()
+            };
+            let Some(mut call) = next else {
+                return Finished {
+                    node: self.node,
+                    result: Err(NodeError::permanent("internal error: no call left for this attempt")),
+                    cancelled: false,
+                    attempts,
+                };
+            };
+            call.attempt = attempt;
+            let work = AssertUnwindSafe(kind.run(call))
+                .catch_unwind()
+                .instrument(span.clone());
             let outcome = tokio::select! {
                 biased;
                 r = with_timeout(work, timeout) => Some(r),
-                _ = self.cancel.cancelled() => None,
+                _ = shared.cancel.cancelled() => None,
             };
-            drop(span);
-            let finished = ms(self.t0.elapsed());
+            let finished = shared.now_ms();
             let result = match outcome {
                 None => {
                     attempts.push(AttemptReport {
@@ -516,12 +573,7 @@ impl Attempts {
                         finished_ms: finished,
                         error: Some("cancelled".to_owned()),
                     });
-                    return Finished {
-                        node: self.node,
-                        result: Err(NodeError::permanent("cancelled")),
-                        cancelled: true,
-                        attempts,
-                    };
+                    return self.cancelled(attempts);
                 }
                 Some(Err(TimedOut)) => Err(NodeError::new(format!(
                     "timed out after {} ms (timeout_ms)",
@@ -530,7 +582,7 @@ impl Attempts {
                 Some(Ok(Err(panic))) => Err(NodeError::permanent(format!("panicked: {}", panic_message(&panic)))),
                 Some(Ok(Ok(r))) => r,
             };
-            let error = result.as_ref().err().map(|e| self.redactor.redact(e.message()));
+            let error = result.as_ref().err().map(|e| shared.redactor.redact(e.message()));
             attempts.push(AttemptReport {
                 started_ms: started,
                 finished_ms: finished,
@@ -543,22 +595,26 @@ impl Attempts {
                     if let Some(asked) = e.retry_after() {
                         wait = wait.max(asked.min(policy.max_backoff));
                     }
-                    if self.events.is_some() {
-                        let id = self.call.node_id.clone();
+                    if shared.events.is_some() {
+                        let id = node.id_arc().clone();
                         let error = error.unwrap_or_default();
-                        self.emit(|| EventKind::AttemptFailed {
+                        shared.emit(|| EventKind::AttemptFailed {
                             node: id,
                             attempt,
                             error,
                             retry_in_ms: ms(wait),
                         });
                     }
-                    tracing::debug!(node = &*self.call.node_id, attempt, wait_ms = ms(wait), "attempt failed; retrying");
+                    tracing::debug!(
+                        parent: &span,
+                        node = node.id(),
+                        attempt,
+                        wait_ms = ms(wait),
+                        "attempt failed; retrying"
+                    );
                     tokio::select! {
                         biased;
-                        _ = self.cancel.cancelled() => {
-                            return Finished { node: self.node, result: Err(NodeError::permanent("cancelled")), cancelled: true, attempts };
-                        }
+                        _ = shared.cancel.cancelled() => return self.cancelled(attempts),
                         _ = tokio::time::sleep(wait) => {}
                     }
                     attempt += 1;

@@ -1,24 +1,72 @@
 //! Typed events of a run, for an embedder's UI or store, and for `flow run`'s
 //! progress display. Nothing is built when nobody subscribes.
+//!
+//! Order: a run's events arrive in the order they happened. `RunStarted` comes
+//! first and `RunFinished` last; for each node `NodeReady` comes before its first
+//! `NodeStarted`, each `AttemptFailed` before the next `NodeStarted`, and exactly one
+//! `NodeSettled` ends it (a node that never ran gets only `NodeSettled`, with
+//! `attempts: 0`, or `NodeReady` then `NodeSettled` when the run is cancelled before
+//! it starts). A node becomes ready only once its trigger rule is decided by
+//! predecessors that have settled.
+//!
+//! Events serialise to JSON (serde) as one flat object tagged by `event`:
+//! `{"run_id":1,"at_ms":0.42,"event":"node_started","node":"a","attempt":1}`.
 
 use std::sync::Arc;
 
 use flow_core::{NodeStatus, RunStatus};
+use serde::Serialize;
 use tokio::sync::mpsc;
 
 /// One thing that happened in a run.
-#[derive(Debug, Clone, PartialEq)]
+///
+/// Subscribe with [`crate::RunOptions::subscribe`] before starting the run; the
+/// channel closes after [`EventKind::RunFinished`].
+///
+/// ```
+/// use flow_engine::{Engine, EventKind, RunOptions};
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let engine = Engine::new();
+/// let workflow = engine.parse_yaml("name: one\nnodes: [{ id: a, kind: noop }]")?;
+/// let mut options = RunOptions::new();
+/// let mut events = options.subscribe();
+/// let ui = tokio::spawn(async move {
+///     let mut seen = Vec::new();
+///     while let Some(event) = events.recv().await {
+///         // Drive a UI, or store `serde_json::to_string(&event)?`.
+///         seen.push(event.kind);
+///     }
+///     seen
+/// });
+/// engine.start(&workflow, options)?.wait().await?;
+/// let seen = ui.await?;
+/// assert!(matches!(seen.first(), Some(EventKind::RunStarted { .. })));
+/// assert!(matches!(seen.last(), Some(EventKind::RunFinished { .. })));
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Event {
     /// The run it belongs to.
     pub run_id: u64,
     /// Monotonic time since the run started, in milliseconds.
     pub at_ms: f64,
     /// What happened.
+    #[serde(flatten)]
     pub kind: EventKind,
 }
 
+impl Event {
+    /// The node this event is about, if any.
+    pub fn node(&self) -> Option<&str> {
+        self.kind.node()
+    }
+}
+
 /// What happened.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
 #[non_exhaustive]
 pub enum EventKind {
     /// The run started.

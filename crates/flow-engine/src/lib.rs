@@ -254,12 +254,21 @@ impl Engine {
 
     /// Reads and validates a workflow file (JSON or YAML by extension).
     pub fn load(&self, path: impl AsRef<Path>) -> Result<Arc<Workflow>> {
-        Ok(Arc::new(Workflow::load(path.as_ref(), &self.inner.registry, &self.inner.limits)?))
+        Ok(Arc::new(Workflow::load(
+            path.as_ref(),
+            &self.inner.registry,
+            &self.inner.limits,
+        )?))
     }
 
     /// Parses and validates a workflow document.
     pub fn parse(&self, text: &str, format: Format) -> Result<Arc<Workflow>> {
-        Ok(Arc::new(Workflow::from_str(text, format, &self.inner.registry, &self.inner.limits)?))
+        Ok(Arc::new(Workflow::from_str(
+            text,
+            format,
+            &self.inner.registry,
+            &self.inner.limits,
+        )?))
     }
 
     /// Parses and validates a YAML workflow.

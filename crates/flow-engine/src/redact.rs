@@ -46,7 +46,11 @@ impl Redactor {
         match value {
             Value::String(s) => Value::String(self.redact(&s)),
             Value::Array(items) => Value::Array(items.into_iter().map(|v| self.redact_value(v)).collect()),
-            Value::Object(map) => Value::Object(map.into_iter().map(|(k, v)| (self.redact(&k), self.redact_value(v))).collect()),
+            Value::Object(map) => Value::Object(
+                map.into_iter()
+                    .map(|(k, v)| (self.redact(&k), self.redact_value(v)))
+                    .collect(),
+            ),
             other => other,
         }
     }

@@ -26,7 +26,9 @@ impl Delay {
         match config.get("ms") {
             Some(Value::Number(n)) => match n.as_u64() {
                 Some(ms) => Ok(Duration::from_millis(ms)),
-                None => Err(format!("config.ms must be a whole number of milliseconds >= 0, not {n}")),
+                None => Err(format!(
+                    "config.ms must be a whole number of milliseconds >= 0, not {n}"
+                )),
             },
             Some(other) => Err(format!("config.ms must be a number, not {other}")),
             None => Err("config.ms is required".to_owned()),
@@ -52,7 +54,12 @@ impl NodeKind for Delay {
 
     async fn run(&self, call: NodeCall) -> Result<Value, NodeError> {
         let wait = Delay::duration(&call.config).map_err(NodeError::permanent)?;
-        tokio::time::sleep(wait).await;
+        if wait.is_zero() {
+            // The timer rounds up to its next 1 ms tick; a zero delay only yields once.
+            tokio::task::yield_now().await;
+        } else {
+            tokio::time::sleep(wait).await;
+        }
         Ok(json!({ "slept_ms": wait.as_millis() as u64 }))
     }
 }
@@ -120,7 +127,10 @@ pub fn unknown_fields(config: &Value, known: &[&str]) -> Vec<ConfigProblem> {
                     .max_by(|a, b| a.0.total_cmp(&b.0))
                     .map(|(_, c)| format!(" (did you mean `{c}`?)"))
                     .unwrap_or_default();
-                ConfigProblem::new(k.clone(), format!("unknown field{hint}; expected one of: {}", known.join(", ")))
+                ConfigProblem::new(
+                    k.clone(),
+                    format!("unknown field{hint}; expected one of: {}", known.join(", ")),
+                )
             })
             .collect(),
         other => vec![ConfigProblem::new("", format!("must be an object, not {other}"))],
