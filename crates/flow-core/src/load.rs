@@ -125,6 +125,7 @@ pub fn parse_str(text: &str, format: Format, limits: &Limits) -> Result<Workflow
             Ok(spec)
         }
         Format::Yaml => {
+            check_flow_depth(text)?;
             let de = serde_norway::Deserializer::from_str(text);
             serde_path_to_error::deserialize(de).map_err(|e| {
                 let place = place_of(e.path());
@@ -147,9 +148,51 @@ pub fn parse_str(text: &str, format: Format, limits: &Limits) -> Result<Workflow
     }
 }
 
+/// serde_norway refuses nesting deeper than this, but only after libyaml has scanned
+/// the whole document, and libyaml's scanner costs O(depth) per token inside `[`/`{`:
+/// 100,000 `[` take minutes. Counting brackets first keeps such a file cheap to refuse.
+const MAX_YAML_DEPTH: usize = 128;
+
+/// Refuses `[`/`{` nesting deeper than [`MAX_YAML_DEPTH`], skipping quoted strings
+/// and comments. Brackets inside plain or block scalars (or after an apostrophe in
+/// one) may be over-counted, which only matters with more than 128 of them unclosed.
+fn check_flow_depth(text: &str) -> Result<()> {
+    let (mut depth, mut line, mut column) = (0usize, 1usize, 0usize);
+    let (mut quote, mut escaped, mut comment, mut prev) = (None, false, false, '\n');
+    for c in text.chars() {
+        column += 1;
+        if c == '\n' {
+            (line, column, comment) = (line + 1, 0, false);
+        } else if let Some(q) = quote {
+            if escaped {
+                escaped = false;
+            } else if q == '"' && c == '\\' {
+                escaped = true;
+            } else if c == q {
+                quote = None;
+            }
+        } else if !comment {
+            match c {
+                '#' if prev.is_whitespace() => comment = true,
+                '\'' | '"' => quote = Some(c),
+                '[' | '{' if depth == MAX_YAML_DEPTH => {
+                    let message = "recursion limit exceeded";
+                    return Err(parse_problem(String::new(), message, Some(line), Some(column)));
+                }
+                '[' | '{' => depth += 1,
+                ']' | '}' => depth = depth.saturating_sub(1),
+                _ => {}
+            }
+        }
+        prev = c;
+    }
+    Ok(())
+}
+
 fn place_of(path: &serde_path_to_error::Path) -> String {
     let s = path.to_string();
-    if s == "." { String::new() } else { s }
+    // `?` is serde_path_to_error's "somewhere unknown" (an error at the end of input).
+    if s == "." || s == "?" { String::new() } else { s }
 }
 
 fn strip_location(message: &str) -> String {
@@ -183,9 +226,23 @@ fn suggestion(message: &str) -> Option<String> {
 
 /// Finds the line where a node, or an edge, is written: a best effort from the text,
 /// since neither parser keeps positions for values it accepted.
+///
+/// The lines are indexed by the `id`, `from` and `to` values they hold on first use,
+/// so looking up every node of a large file stays linear.
 #[derive(Debug, Default)]
 pub struct Locator {
     lines: Vec<String>,
+    index: std::sync::OnceLock<Index>,
+}
+
+/// Lines (1-based, ascending) by the value of an `id:`, `from:` or `to:` key.
+#[derive(Debug, Default)]
+struct Index {
+    id: std::collections::HashMap<String, Vec<usize>>,
+    from: std::collections::HashMap<String, Vec<usize>>,
+    to: std::collections::HashMap<String, Vec<usize>>,
+    /// Where the `edges` section starts.
+    edges: Option<usize>,
 }
 
 impl Locator {
@@ -193,19 +250,59 @@ impl Locator {
     pub fn new(text: &str) -> Locator {
         Locator {
             lines: text.lines().map(str::to_owned).collect(),
+            index: std::sync::OnceLock::new(),
         }
+    }
+
+    fn index(&self) -> &Index {
+        self.index.get_or_init(|| {
+            let mut index = Index {
+                edges: self.find(|l| l.trim_start().starts_with("edges") || l.contains("\"edges\""), 0),
+                ..Index::default()
+            };
+            for (i, line) in self.lines.iter().enumerate() {
+                for (key, map) in [("id", &mut index.id), ("from", &mut index.from), ("to", &mut index.to)] {
+                    for value in values_of(line, key) {
+                        let lines = map.entry(value.to_owned()).or_default();
+                        if lines.last() != Some(&(i + 1)) {
+                            lines.push(i + 1);
+                        }
+                    }
+                }
+            }
+            index
+        })
     }
 
     /// The line of the node whose id is `id`.
     pub fn node(&self, id: &str) -> Option<usize> {
-        self.find(|l| has_pair(l, "id", id), 0)
+        self.node_nth(id, 0)
+    }
+
+    /// The line of the `nth` (0-based) node whose id is `id`: a duplicate id points
+    /// at its own line, not at the first node with that id.
+    pub fn node_nth(&self, id: &str, nth: usize) -> Option<usize> {
+        let lines = self.index().id.get(id)?;
+        lines.get(nth).or(lines.last()).copied()
     }
 
     /// The line of the edge `from` -> `to`.
     pub fn edge(&self, from: &str, to: &str) -> Option<usize> {
-        let start = self.find(|l| l.trim_start().starts_with("edges") || l.contains("\"edges\""), 0)?;
-        self.find(|l| has_pair(l, "from", from) && has_pair(l, "to", to), start)
-            .or_else(|| self.find(|l| has_pair(l, "from", from), start))
+        self.edge_nth(from, to, 0)
+    }
+
+    /// The line of the `nth` (0-based) edge `from` -> `to` (a duplicate edge points
+    /// at its own line); the first line naming `from` when no line names both.
+    pub fn edge_nth(&self, from: &str, to: &str, nth: usize) -> Option<usize> {
+        let index = self.index();
+        let start = index.edges?;
+        let from_lines = index.from.get(from)?;
+        let after = from_lines.iter().copied().filter(|&l| l >= start);
+        let both: Vec<usize> = match index.to.get(to) {
+            Some(to_lines) => after.clone().filter(|l| to_lines.binary_search(l).is_ok()).collect(),
+            None => Vec::new(),
+        };
+        both.get(nth).or(both.last()).copied().or_else(|| after.clone().next())
     }
 
     /// The line where a top-level key is written.
@@ -226,24 +323,38 @@ impl Locator {
     }
 }
 
-fn has_pair(line: &str, key: &str, value: &str) -> bool {
-    [
-        format!("{key}: {value}"),
-        format!("{key}: \"{value}\""),
-        format!("{key}: '{value}'"),
-        format!("\"{key}\": \"{value}\""),
-        format!("\"{key}\":\"{value}\""),
-    ]
-    .iter()
-    .any(|p| {
-        line.match_indices(p.as_str()).any(|(i, _)| {
-            let end = i + p.len();
-            let before_ok = i == 0 || !line.as_bytes()[i - 1].is_ascii_alphanumeric();
-            let after_ok = line[end..]
-                .chars()
-                .next()
-                .is_none_or(|c| !(c.is_ascii_alphanumeric() || c == '_' || c == '-'));
-            before_ok && after_ok
-        })
-    })
+/// The values a line gives `key`, in the forms `key: v`, `key: "v"`, `key: 'v'`,
+/// `"key": "v"` and `"key":"v"` (a key inside a longer word does not count).
+fn values_of<'a>(line: &'a str, key: &str) -> Vec<&'a str> {
+    let mut values = Vec::new();
+    for (i, _) in line.match_indices(key) {
+        let bytes = line.as_bytes();
+        let quoted = i > 0 && bytes[i - 1] == b'"';
+        let at = if quoted { i - 1 } else { i };
+        if at > 0 && bytes[at - 1].is_ascii_alphanumeric() {
+            continue;
+        }
+        let mut rest = &line[i + key.len()..];
+        if quoted {
+            let Some(r) = rest.strip_prefix('"') else { continue };
+            rest = r;
+        }
+        let Some(r) = rest.strip_prefix(':') else { continue };
+        rest = r;
+        if let Some(r) = rest.strip_prefix(' ') {
+            rest = r;
+        } else if !quoted {
+            continue;
+        }
+        let value = match rest.chars().next() {
+            Some(q @ ('"' | '\'')) => rest[1..].split(q).next().filter(|_| rest[1..].contains(q)),
+            Some(_) if quoted => None,
+            Some(_) => rest.split([',', '}', ']', ' ', '\t', '#']).next(),
+            None => None,
+        };
+        if let Some(value) = value.filter(|v| !v.is_empty()) {
+            values.push(value);
+        }
+    }
+    values
 }

@@ -112,7 +112,9 @@ impl Expr {
 
     /// The variables the expression reads, such as `nodes.users.output`.
     pub fn references(&self) -> References {
-        References::from_names(self.compiled.undeclared_variables(true))
+        let mut refs = References::from_names(self.compiled.undeclared_variables(true));
+        refs.add_bracketed(&self.source);
+        refs
     }
 }
 
@@ -168,6 +170,27 @@ impl References {
                 self.other.insert(other.to_owned());
             }
             _ => {}
+        }
+    }
+
+    /// minijinja reports `nodes['my-id']` as a read of `nodes` alone, yet it is the
+    /// only way to read an id with a `-`: find such reads in the source.
+    fn add_bracketed(&mut self, source: &str) {
+        for (at, _) in source.match_indices("nodes[") {
+            let before = source[..at].chars().next_back();
+            if before.is_some_and(|c| c.is_alphanumeric() || c == '_' || c == '.') {
+                continue;
+            }
+            let rest = source[at + "nodes[".len()..].trim_start();
+            let Some(quote) = rest.chars().next().filter(|c| *c == '\'' || *c == '"') else {
+                continue;
+            };
+            let rest = &rest[1..];
+            if let Some(end) = rest.find(quote)
+                && rest[end + 1..].trim_start().starts_with(']')
+            {
+                self.nodes.insert(rest[..end].to_owned());
+            }
         }
     }
 
@@ -302,6 +325,7 @@ impl TemplateSetBuilder {
                 if let Ok(t) = self.env.get_template(path) {
                     refs.merge(References::from_names(t.undeclared_variables(true)));
                 }
+                refs.add_bracketed(source);
                 Part::Text(path.to_owned())
             }
             Err(e) => {
@@ -401,7 +425,17 @@ impl fmt::Debug for ValueTemplate {
 fn render_part(part: &Part, set: &TemplateSet, root: &minijinja::Value) -> Result<Value, TemplateError> {
     Ok(match part {
         Part::Literal(v) => v.clone(),
-        Part::Expr(e) => to_json(&e.compiled.eval(root.clone())?)?,
+        Part::Expr(e) => {
+            let value = e.compiled.eval(root.clone())?;
+            // Strict like a text template: a missing field must not become `null`.
+            if value.is_undefined() {
+                return Err(TemplateError::new(format!(
+                    "undefined value: `{}` is not defined",
+                    e.source.trim()
+                )));
+            }
+            to_json(&value)?
+        }
         Part::Text(name) => Value::String(set.env.get_template(name)?.render(root.clone())?),
         Part::Array(items) => Value::Array(
             items

@@ -236,8 +236,29 @@ impl Workflow {
         locator: Option<&Locator>,
     ) -> Result<Workflow> {
         let mut problems: Vec<Problem> = Vec::new();
-        let node_line = |id: &str| locator.and_then(|l| l.node(id));
-        let edge_line = |e: &EdgeSpec| locator.and_then(|l| l.edge(&e.from, &e.to));
+        // A repeated id (or edge) points at its own line, not at the first one.
+        let node_lines: Vec<Option<usize>> = {
+            let mut seen: HashMap<&str, usize> = HashMap::new();
+            spec.nodes
+                .iter()
+                .map(|n| {
+                    let nth = seen.entry(n.id.as_str()).or_default();
+                    *nth += 1;
+                    locator.and_then(|l| l.node_nth(&n.id, *nth - 1))
+                })
+                .collect()
+        };
+        let edge_lines: Vec<Option<usize>> = {
+            let mut seen: HashMap<(&str, &str), usize> = HashMap::new();
+            spec.edges
+                .iter()
+                .map(|e: &EdgeSpec| {
+                    let nth = seen.entry((e.from.as_str(), e.to.as_str())).or_default();
+                    *nth += 1;
+                    locator.and_then(|l| l.edge_nth(&e.from, &e.to, *nth - 1))
+                })
+                .collect()
+        };
         let key_line = |k: &str| locator.and_then(|l| l.key(k));
 
         if spec.name.trim().is_empty() {
@@ -307,7 +328,7 @@ impl Workflow {
                         format!("nodes[{i}].id"),
                         format!("`{}` may only hold letters, digits, `_` and `-`", node.id),
                     )
-                    .at(node_line(&node.id), None),
+                    .at(node_lines[i], None),
                 );
             } else if let Some(&first) = index.get(&id) {
                 problems.push(
@@ -315,7 +336,7 @@ impl Workflow {
                         format!("nodes[{i}].id"),
                         format!("`{}` is already the id of nodes[{first}]", node.id),
                     )
-                    .at(node_line(&node.id), None),
+                    .at(node_lines[i], None),
                 );
                 ids.push(id);
                 continue;
@@ -327,7 +348,7 @@ impl Workflow {
         let mut templates = TemplateSetBuilder::new();
         let mut nodes = Vec::with_capacity(spec.nodes.len());
         for (i, node) in spec.nodes.iter().enumerate() {
-            let line = node_line(&node.id);
+            let line = node_lines[i];
             let place = format!("nodes[{i}]");
             nodes.push(compile_node(
                 node,
@@ -347,7 +368,7 @@ impl Workflow {
         let mut pairs = HashSet::with_capacity(spec.edges.len());
         for (i, edge) in spec.edges.iter().enumerate() {
             let place = format!("edges[{i}]");
-            let line = edge_line(edge);
+            let line = edge_lines[i];
             let from = resolve(&index, &edge.from, &format!("{place}.from"), line, &mut problems);
             let to = resolve(&index, &edge.to, &format!("{place}.to"), line, &mut problems);
             let when = edge.when.as_ref().and_then(|src| match Expr::compile(src) {
@@ -364,8 +385,14 @@ impl Workflow {
                 }
                 Err(e) => {
                     problems.push(
-                        Problem::new(format!("{place}.when"), format!("invalid expression `{src}`: {e}"))
-                            .at(line, None),
+                        Problem::new(
+                            format!("{place}.when"),
+                            format!(
+                                "invalid expression `{src}`: {e} (edge `{}` -> `{}`)",
+                                edge.from, edge.to
+                            ),
+                        )
+                        .at(line, None),
                     );
                     None
                 }

@@ -1,0 +1,6 @@
+//! Tests of the `flow` binary: exit codes, messages, the report, flags, signals.
+
+mod run;
+mod signal;
+mod support;
+mod validate;

@@ -1,0 +1,13 @@
+//! Integration tests of flow-engine through its public API: trigger rules,
+//! strategies, retries, the context, cancellation, the report, scale, and a
+//! property test against an independent model of the rules.
+
+mod cancel;
+mod context;
+mod props;
+mod report;
+mod retry;
+mod scale;
+mod strategies;
+mod support;
+mod triggers;
