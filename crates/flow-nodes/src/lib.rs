@@ -1,14 +1,59 @@
 //! The node kinds of **flow**.
 //!
-//! Always here: `noop`, `delay`, `transform`, `fail`. Behind cargo features that are
-//! on by default: `http` (feature `http`) and the `email` channel of `notify`
-//! (feature `email`). Every kind is a plain type implementing
-//! [`flow_core::NodeKind`], usable without the engine.
+//! Always here: `noop`, `delay`, `transform`, `fail`, `notify` (channel `log`) and
+//! `validate`. Behind cargo features that are on by default: `http` (feature
+//! `http`, which also gives `notify` its `webhook` channel) and the `email`
+//! channel of `notify` (feature `email`). Every kind is a plain type implementing
+//! [`flow_core::NodeKind`], and every kind with a config has a config struct and a
+//! `run` of its own, so an embedder can use it without the engine:
+//!
+//! ```
+//! use flow_nodes::{Validate, ValidateConfig};
+//! use serde_json::json;
+//!
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let config = ValidateConfig::from_value(&json!({
+//!     "value": { "id": 7, "email": "not an address", "orders": [] },
+//!     "schema": {
+//!         "type": "object",
+//!         "required": ["id", "email"],
+//!         "properties": { "email": { "type": "string", "format": "email" } }
+//!     },
+//!     "rules": [{ "expr": "value.orders | length > 0", "message": "no orders" }]
+//! }))?;
+//! let violations = Validate::new().violations(&config, None)?;
+//! assert_eq!(violations.len(), 2); // every violation, not only the first
+//! assert_eq!(violations[0].pointer, "/email");
+//! assert_eq!(violations[1].message, "no orders");
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! `docs/nodes.md` in the repository documents every field and output.
 #![warn(missing_docs)]
 
 mod basic;
+#[cfg(feature = "email")]
+mod email;
+mod fields;
+#[cfg(feature = "http")]
+mod http;
+mod notify;
+mod validate;
 
 pub use basic::{Delay, Fail, Noop, Transform, unknown_fields};
+#[cfg(feature = "http")]
+pub use http::{
+    DEFAULT_MAX_BODY_BYTES, DEFAULT_TIMEOUT, Http, HttpConfig, HttpResponse, MAX_REDIRECTS, ResponseMode, StatusPattern,
+};
+pub use notify::{
+    Channel, DEFAULT_DELIVERY_TIMEOUT, Delivery, EmailChannel, LogChannel, Notify, NotifyConfig, SmtpTls,
+    WebhookChannel,
+};
+/// The HTTP method of an [`HttpConfig`] (reqwest's, re-exported).
+#[cfg(feature = "http")]
+pub use reqwest::Method;
+pub use validate::{MAX_LISTED_VIOLATIONS, Rule, Validate, ValidateConfig, Violation};
 
 use flow_core::Registry;
 
@@ -19,11 +64,54 @@ pub fn registry() -> Registry {
     registry
 }
 
-/// Adds every built-in kind this build has to `registry`.
+/// Adds every built-in kind this build has to `registry`. The `http` kind and
+/// `notify`'s webhooks share one HTTP client, so one connection pool.
 pub fn register_builtin(registry: &mut Registry) {
     registry
         .register("noop", Noop)
         .register("delay", Delay)
         .register("transform", Transform)
-        .register("fail", Fail);
+        .register("fail", Fail)
+        .register("validate", Validate::new());
+    #[cfg(feature = "http")]
+    {
+        let http = Http::new();
+        registry
+            .register("notify", Notify::with_http(&http))
+            .register("http", http);
+    }
+    #[cfg(not(feature = "http"))]
+    {
+        registry
+            .register("notify", Notify::new())
+            .register("http", Unavailable { feature: "http" });
+    }
+}
+
+/// A kind this build leaves out: validation says which feature brings it back.
+#[cfg(not(feature = "http"))]
+#[derive(Debug)]
+struct Unavailable {
+    feature: &'static str,
+}
+
+#[cfg(not(feature = "http"))]
+#[async_trait::async_trait]
+impl flow_core::NodeKind for Unavailable {
+    fn check(&self, _config: &serde_json::Value) -> Vec<flow_core::ConfigProblem> {
+        vec![flow_core::ConfigProblem::new(
+            "",
+            format!(
+                "this kind needs flow-nodes' `{}` feature, which this build leaves out",
+                self.feature
+            ),
+        )]
+    }
+
+    async fn run(&self, _call: flow_core::NodeCall) -> Result<serde_json::Value, flow_core::NodeError> {
+        Err(flow_core::NodeError::permanent(format!(
+            "this kind needs flow-nodes' `{}` feature",
+            self.feature
+        )))
+    }
 }
