@@ -2,7 +2,7 @@
 
 use std::path::{Path, PathBuf};
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, Parser, Subcommand, ValueEnum};
 use flow_engine::{Engine, Limits};
 
 pub const EXIT_OK: u8 = 0;
@@ -27,6 +27,14 @@ pub enum Command {
     Run(RunArgs),
     /// Check a workflow file without running it.
     Validate(ValidateArgs),
+    /// Draw a saved report (`flow run --report`) as a Gantt chart (SVG).
+    Timeline(TimelineArgs),
+    /// Print a workflow file as a diagram (Mermaid or Graphviz DOT).
+    Graph(GraphArgs),
+    /// Show a workflow's plan without running it: levels, critical path, time bounds.
+    Explain(ExplainArgs),
+    /// The seed's benchmark: N parallel HTTP calls to a local delay server, under every strategy.
+    Demo(crate::demo::DemoArgs),
 }
 
 #[derive(Debug, Args)]
@@ -71,9 +79,63 @@ pub struct RunArgs {
     /// Write the JSON report to PATH; `-` prints only the report to stdout.
     #[arg(long, value_name = "PATH")]
     pub report: Option<String>,
-    /// Print only the final summary.
+    /// Print only the final summary (no progress display).
     #[arg(short, long)]
     pub quiet: bool,
+    /// Draw the run as a Gantt chart: a self-contained SVG file at PATH.
+    #[arg(long, value_name = "PATH")]
+    pub timeline: Option<PathBuf>,
+    /// Write every event of the run to PATH, one JSON object per line.
+    #[arg(long, value_name = "PATH")]
+    pub events: Option<PathBuf>,
+    #[command(flatten)]
+    pub limits: LimitArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct TimelineArgs {
+    /// A JSON report written by `flow run --report`.
+    pub report: PathBuf,
+    /// Where the SVG goes; without it, stdout.
+    #[arg(short, long, value_name = "PATH")]
+    pub output: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum GraphFormat {
+    /// Mermaid flowchart (renders in GitHub and GitLab Markdown).
+    Mermaid,
+    /// Graphviz DOT (`dot -Tsvg`).
+    Dot,
+}
+
+#[derive(Debug, Args)]
+pub struct GraphArgs {
+    /// The workflow file (.yaml, .yml or .json).
+    pub file: PathBuf,
+    /// The diagram's language.
+    #[arg(long, value_enum, default_value_t = GraphFormat::Mermaid)]
+    pub format: GraphFormat,
+    /// Where the diagram goes; without it, stdout.
+    #[arg(short, long, value_name = "PATH")]
+    pub output: Option<PathBuf>,
+    #[command(flatten)]
+    pub limits: LimitArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct ExplainArgs {
+    /// The workflow file (.yaml, .yml or .json).
+    pub file: PathBuf,
+    /// Bound the strategies with this concurrency cap (replaces the file's).
+    #[arg(long, value_name = "N")]
+    pub max_concurrency: Option<u64>,
+    /// Bound rate-limited with this many starts per second (replaces the file's).
+    #[arg(long, value_name = "RATE")]
+    pub per_second: Option<f64>,
+    /// Bound rate-limited with this burst (replaces the file's).
+    #[arg(long, value_name = "N")]
+    pub burst: Option<u64>,
     #[command(flatten)]
     pub limits: LimitArgs,
 }
@@ -86,19 +148,31 @@ pub struct ValidateArgs {
     pub limits: LimitArgs,
 }
 
+/// Logs on stderr. With `-v` or `RUST_LOG`, each span is logged when it closes,
+/// with its fields and timing: `run` at info, every `node` attempt at debug.
 pub fn init_tracing(verbose: u8) {
     use tracing_subscriber::EnvFilter;
+    use tracing_subscriber::fmt::format::FmtSpan;
     let default = match verbose {
         0 => "warn",
         1 => "info",
         2 => "debug",
         _ => "trace",
     };
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
+    let from_env = EnvFilter::try_from_default_env().ok();
+    let spans = if verbose > 0 || from_env.is_some() {
+        FmtSpan::CLOSE
+    } else {
+        FmtSpan::NONE
+    };
+    let filter = from_env.unwrap_or_else(|| EnvFilter::new(default));
+    let colour = std::io::IsTerminal::is_terminal(&std::io::stderr()) && std::env::var_os("NO_COLOR").is_none();
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
+        .with_writer(crate::progress::LogWriter)
         .with_target(false)
+        .with_ansi(colour)
+        .with_span_events(spans)
         .try_init();
 }
 
@@ -106,6 +180,35 @@ pub async fn dispatch(cli: Cli) -> u8 {
     match cli.command {
         Command::Run(args) => crate::run::run(args).await,
         Command::Validate(args) => validate(&args),
+        Command::Timeline(args) => crate::timeline::command(&args),
+        Command::Graph(args) => crate::graph::command(&args),
+        Command::Explain(args) => crate::explain::command(&args),
+        Command::Demo(args) => crate::demo::command(&args).await,
+    }
+}
+
+/// Writes a command's text output to `path`, or to stdout without one.
+pub fn write_output(path: Option<&Path>, text: &str, flag: &str) -> u8 {
+    match path {
+        None => {
+            use std::io::Write;
+            let mut out = std::io::stdout().lock();
+            match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+                Ok(()) => EXIT_OK,
+                Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => EXIT_OK,
+                Err(e) => {
+                    eprintln!("error: cannot write to stdout: {e}");
+                    EXIT_FAILED
+                }
+            }
+        }
+        Some(path) => match std::fs::write(path, text) {
+            Ok(()) => EXIT_OK,
+            Err(e) => {
+                eprintln!("error: {flag}: cannot write {}: {e}", path.display());
+                EXIT_USAGE
+            }
+        },
     }
 }
 

@@ -4,8 +4,13 @@
 //! cancelled, 2 bad usage or an invalid workflow (nothing ran).
 
 mod cli;
+mod demo;
+mod explain;
+mod graph;
+mod progress;
 mod run;
 mod summary;
+mod timeline;
 
 use std::process::ExitCode;
 

@@ -1,12 +1,13 @@
 //! `flow run`.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use flow_engine::{Engine, Report, RunOptions, RunStatus, strategy_config};
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
 use crate::cli::{EXIT_FAILED, EXIT_OK, EXIT_USAGE, RunArgs, load};
+use crate::progress::Display;
 
 /// Where the report goes.
 enum ReportTarget {
@@ -43,15 +44,31 @@ pub async fn run(args: RunArgs) -> u8 {
         Some("-") => Some(ReportTarget::Stdout),
         Some(path) => {
             let path = PathBuf::from(path);
-            if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty())
-                && !parent.is_dir()
-            {
-                eprintln!("error: --report: the folder {} does not exist", parent.display());
+            if let Err(message) = check_folder(&path, "--report") {
+                eprintln!("{message}");
                 return EXIT_USAGE;
             }
             Some(ReportTarget::File(path))
         }
     };
+    if let Some(path) = &args.timeline
+        && let Err(message) = check_folder(path, "--timeline")
+    {
+        eprintln!("{message}");
+        return EXIT_USAGE;
+    }
+    let event_log = match &args.events {
+        None => None,
+        Some(path) => match std::fs::File::create(path) {
+            Ok(file) => Some((path.clone(), std::io::BufWriter::new(file))),
+            Err(e) => {
+                eprintln!("error: --events: cannot create {}: {e}", path.display());
+                return EXIT_USAGE;
+            }
+        },
+    };
+    let display = Display::choose(args.quiet);
+    let events = (display != Display::Quiet || event_log.is_some()).then(|| options.subscribe());
 
     let cancel = CancellationToken::new();
     options = options.cancel_token(cancel.clone());
@@ -64,7 +81,23 @@ pub async fn run(args: RunArgs) -> u8 {
             return EXIT_USAGE;
         }
     };
-    let report = match handle.wait().await {
+    let follower = events.map(|events| {
+        tokio::spawn(crate::progress::follow(
+            events,
+            display,
+            workflow.nodes().len(),
+            event_log,
+        ))
+    });
+    let report = handle.wait().await;
+    // The follower ends with the run's last event (or when the run's sender drops).
+    let followed = match follower {
+        Some(task) => task
+            .await
+            .unwrap_or_else(|e| Err(format!("the progress display failed: {e}"))),
+        None => Ok(()),
+    };
+    let report = match report {
         Ok(report) => report,
         Err(e) => {
             eprintln!("error: {e}");
@@ -77,6 +110,16 @@ pub async fn run(args: RunArgs) -> u8 {
     } else {
         EXIT_FAILED
     };
+    if let Err(message) = followed {
+        eprintln!("error: --events: {message}");
+        code = EXIT_FAILED;
+    }
+    if let Some(path) = &args.timeline
+        && let Err(e) = std::fs::write(path, crate::timeline::render(&report))
+    {
+        eprintln!("error: --timeline: cannot write {}: {e}", path.display());
+        code = EXIT_FAILED;
+    }
     if let Some(target) = target
         && let Err(message) = write_report(&report, &target)
     {
@@ -84,6 +127,16 @@ pub async fn run(args: RunArgs) -> u8 {
         code = EXIT_FAILED;
     }
     code
+}
+
+/// An output file's folder must exist before the run starts, not only after it.
+fn check_folder(path: &Path, flag: &str) -> Result<(), String> {
+    match path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        Some(parent) if !parent.is_dir() => {
+            Err(format!("error: {flag}: the folder {} does not exist", parent.display()))
+        }
+        _ => Ok(()),
+    }
 }
 
 fn write_report(report: &Report, target: &ReportTarget) -> Result<(), String> {
@@ -155,9 +208,10 @@ fn parse_input(raw: &str) -> Result<Value, String> {
 /// written); a second Ctrl-C exits at once.
 async fn cancel_on_signal(cancel: CancellationToken) {
     wait_for_signal().await;
-    eprintln!("flow: cancelling the run (press Ctrl-C again to exit at once)");
+    crate::progress::note("flow: cancelling the run (press Ctrl-C again to exit at once)");
     cancel.cancel();
     wait_for_signal().await;
+    crate::progress::clear();
     eprintln!("flow: exiting without a report");
     std::process::exit(130);
 }

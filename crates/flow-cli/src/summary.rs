@@ -2,7 +2,7 @@
 
 use flow_engine::{NodeStatus, Report};
 
-fn fmt_ms(ms: f64) -> String {
+pub fn fmt_ms(ms: f64) -> String {
     if ms >= 10_000.0 {
         format!("{:.1} s", ms / 1000.0)
     } else {

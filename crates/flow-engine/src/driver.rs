@@ -557,9 +557,7 @@ impl Attempts {
                 };
             };
             call.attempt = attempt;
-            let work = AssertUnwindSafe(kind.run(call))
-                .catch_unwind()
-                .instrument(span.clone());
+            let work = AssertUnwindSafe(kind.run(call)).catch_unwind().instrument(span.clone());
             let outcome = tokio::select! {
                 biased;
                 r = with_timeout(work, timeout) => Some(r),

@@ -1,0 +1,343 @@
+//! `flow explain`: a workflow's plan without running it. The graph maths lives in
+//! `flow_core::Plan`; this module knows what the built-in node kinds take.
+
+use flow_engine::Engine;
+use flow_engine::core::{AttemptTime, Estimate, Limit, Node, NodeSpec, Plan, StrategyKind, StrategySpec, Workflow};
+use serde_json::Value;
+
+use crate::cli::{EXIT_OK, EXIT_USAGE, ExplainArgs, load};
+use crate::graph::strategy_line;
+
+/// A duration for a plan: whole milliseconds without decimals.
+fn fmt_ms(ms: f64) -> String {
+    if ms >= 10_000.0 {
+        let seconds = format!("{:.3}", ms / 1000.0);
+        format!("{} s", seconds.trim_end_matches('0').trim_end_matches('.'))
+    } else if ms.fract() == 0.0 {
+        format!("{ms:.0} ms")
+    } else {
+        format!("{ms:.1} ms")
+    }
+}
+
+/// Lines of a list shown at most, before "(N more)".
+const MAX_LINES: usize = 50;
+/// Node ids per level shown at most.
+const MAX_IDS: usize = 12;
+
+pub fn command(args: &ExplainArgs) -> u8 {
+    if args.max_concurrency == Some(0) {
+        eprintln!("error: --max-concurrency: must be at least 1");
+        return EXIT_USAGE;
+    }
+    if let Some(r) = args.per_second
+        && !(r.is_finite() && r > 0.0)
+    {
+        eprintln!("error: --per-second: must be a number above 0, not {r}");
+        return EXIT_USAGE;
+    }
+    if args.burst == Some(0) {
+        eprintln!("error: --burst: must be at least 1");
+        return EXIT_USAGE;
+    }
+    let engine = Engine::builder().limits(args.limits.limits()).build();
+    let workflow = match load(&engine, &args.file) {
+        Ok(wf) => wf,
+        Err(code) => return code,
+    };
+    let overrides = Overrides {
+        max_concurrency: args.max_concurrency,
+        per_second: args.per_second,
+        burst: args.burst,
+    };
+    print!("{}", render(&workflow, &overrides));
+    EXIT_OK
+}
+
+/// Strategy options from the command line, over the file's.
+#[derive(Debug, Default)]
+pub struct Overrides {
+    pub max_concurrency: Option<u64>,
+    pub per_second: Option<f64>,
+    pub burst: Option<u64>,
+}
+
+/// What one attempt of a built-in node takes, from its config as written.
+pub fn attempt_time(node: &Node, spec: &NodeSpec) -> AttemptTime {
+    match node.kind_name() {
+        "noop" | "transform" => AttemptTime::Succeeds(0.0),
+        // A templated wait (`ms: "{{ input.ms }}"`) is only known when the run renders it.
+        "delay" => spec
+            .config
+            .get("ms")
+            .and_then(Value::as_u64)
+            .map_or(AttemptTime::Unknown, |ms| AttemptTime::Succeeds(ms as f64)),
+        "fail" => AttemptTime::Fails(0.0),
+        _ => AttemptTime::Unknown,
+    }
+}
+
+pub fn plan(workflow: &Workflow) -> Plan {
+    let specs = &workflow.spec().nodes;
+    Plan::new(workflow, |i, node| match specs.get(i) {
+        Some(spec) => attempt_time(node, spec),
+        None => AttemptTime::Unknown,
+    })
+}
+
+fn describe(estimate: &Estimate, attempt: AttemptTime, node: &Node) -> String {
+    let attempts = node.retry().max_attempts;
+    let mut text = if !estimate.known {
+        let timeout = node.timeout().map_or(0, |t| t.as_millis());
+        match estimate.max_ms {
+            Some(max) if attempts > 1 => format!(
+                "unknown; at most {} (timeout_ms {timeout} × {attempts} attempts, and the waits)",
+                fmt_ms(max)
+            ),
+            Some(max) => format!("unknown; at most {} (timeout_ms)", fmt_ms(max)),
+            None => "unknown".to_owned(),
+        }
+    } else if estimate.is_exact() && estimate.min_ms == 0.0 {
+        "~0 ms".to_owned()
+    } else {
+        match estimate.max_ms {
+            Some(max) if max > estimate.min_ms => format!("{} to {}", fmt_ms(estimate.min_ms), fmt_ms(max)),
+            _ => fmt_ms(estimate.min_ms),
+        }
+    };
+    let timeout = node.timeout().map(|t| t.as_secs_f64() * 1000.0);
+    let outcome = match attempt {
+        AttemptTime::Fails(_) => Some("fails"),
+        AttemptTime::Succeeds(ms) if timeout.is_some_and(|t| ms > t) => Some("times out"),
+        _ => None,
+    };
+    if let Some(outcome) = outcome {
+        text.push_str(&format!(", {outcome}"));
+        if attempts > 1 {
+            text.push_str(&format!(" ({attempts} attempts and the waits between them)"));
+        }
+    }
+    text
+}
+
+fn limit_words(limit: Limit) -> &'static str {
+    match limit {
+        Limit::Work => "the sum of durations",
+        Limit::CriticalPath => "the critical path",
+        Limit::Concurrency => "total work / max_concurrency",
+        Limit::Rate => "(nodes - burst) / per_second",
+        _ => "",
+    }
+}
+
+fn plural(n: usize, word: &str) -> String {
+    if n == 1 {
+        format!("1 {word}")
+    } else {
+        format!("{n} {word}s")
+    }
+}
+
+/// The explanation, as printed.
+pub fn render(workflow: &Workflow, overrides: &Overrides) -> String {
+    let plan = plan(workflow);
+    let nodes = workflow.nodes();
+    let id = |i: usize| nodes[i].id();
+    let mut out = String::new();
+    out.push_str(&format!(
+        "workflow `{}`: {}, {}, strategy {}\n",
+        workflow.name(),
+        plural(nodes.len(), "node"),
+        plural(workflow.edges().len(), "edge"),
+        strategy_line(workflow.strategy())
+    ));
+
+    out.push_str("\nlevels (the nodes of one level can run side by side):\n");
+    let levels = plan.levels();
+    for (l, level) in levels.iter().enumerate().take(MAX_LINES) {
+        let mut ids: Vec<&str> = level.iter().take(MAX_IDS).map(|&i| id(i)).collect();
+        let more = level.len().saturating_sub(MAX_IDS);
+        let more = if more > 0 {
+            format!(" +{more} more")
+        } else {
+            String::new()
+        };
+        if ids.is_empty() {
+            ids.push("-");
+        }
+        let count = format!("({})", plural(level.len(), "node"));
+        out.push_str(&format!("  {l:>3}  {count:<11}  {}{more}\n", ids.join(", ")));
+    }
+    if levels.len() > MAX_LINES {
+        out.push_str(&format!("  ({} more levels)\n", levels.len() - MAX_LINES));
+    }
+    if let Some(w) = plan.widest_level() {
+        out.push_str(&format!(
+            "widest level: {w}, with {} side by side\n",
+            plural(levels[w].len(), "node")
+        ));
+    }
+
+    out.push_str("\ndurations, as far as the file tells:\n");
+    let width = nodes.iter().map(|n| n.id().len()).max().unwrap_or(4).clamp(4, 32);
+    let kind_width = nodes
+        .iter()
+        .map(|n| n.kind_name().len())
+        .max()
+        .unwrap_or(4)
+        .clamp(4, 16);
+    let specs = &workflow.spec().nodes;
+    for ((node, estimate), spec) in nodes.iter().zip(plan.estimates()).zip(specs).take(MAX_LINES) {
+        out.push_str(&format!(
+            "  {:<width$}  {:<kind_width$}  {}\n",
+            node.id(),
+            node.kind_name(),
+            describe(estimate, attempt_time(node, spec), node)
+        ));
+    }
+    if nodes.len() > MAX_LINES {
+        out.push_str(&format!("  ({} more nodes)\n", nodes.len() - MAX_LINES));
+    }
+
+    let path: Vec<&str> = plan.critical_path().iter().map(|&i| id(i)).collect();
+    let shown_path = if path.len() > MAX_IDS * 2 {
+        format!(
+            "{} -> ... ({} nodes) ... -> {}",
+            path[..MAX_IDS].join(" -> "),
+            path.len() - 2 * MAX_IDS,
+            path[path.len() - MAX_IDS..].join(" -> ")
+        )
+    } else {
+        path.join(" -> ")
+    };
+    out.push_str(&format!(
+        "\ncritical path: {shown_path} ({})\n",
+        fmt_ms(plan.critical_ms())
+    ));
+    out.push_str(&format!("total work: {}\n", fmt_ms(plan.work_ms())));
+
+    out.push_str("\nbounds of the run's time, if every node runs:\n");
+    let file = workflow.strategy();
+    let file_kind = file.map_or(StrategyKind::Parallel, |s| s.kind);
+    let mut rows: Vec<[String; 4]> = vec![[
+        "strategy".to_owned(),
+        "at least".to_owned(),
+        "at most".to_owned(),
+        "limited by".to_owned(),
+    ]];
+    for kind in StrategyKind::ALL {
+        let spec = strategy_for(kind, file, overrides);
+        let mut name = strategy_line(Some(&spec));
+        if kind == file_kind {
+            name.push_str(" (the file's)");
+        }
+        if kind == StrategyKind::RateLimited && spec.per_second.is_none() {
+            rows.push([
+                name,
+                "-".to_owned(),
+                "-".to_owned(),
+                "needs a rate: give --per-second".to_owned(),
+            ]);
+            continue;
+        }
+        let bounds = plan.bounds(&spec);
+        let upper = match bounds.upper_ms {
+            Some(ms) => fmt_ms(ms),
+            None if kind == StrategyKind::RateLimited => "not computed".to_owned(),
+            None => "unknown".to_owned(),
+        };
+        rows.push([
+            name,
+            fmt_ms(bounds.lower_ms),
+            upper,
+            limit_words(bounds.limit).to_owned(),
+        ]);
+    }
+    let widths: Vec<usize> = (0..4)
+        .map(|c| rows.iter().map(|r| r[c].chars().count()).max().unwrap_or(0))
+        .collect();
+    for row in &rows {
+        let line = format!(
+            "  {:<w0$}  {:>w1$}  {:>w2$}  {}",
+            row[0],
+            row[1],
+            row[2],
+            row[3],
+            w0 = widths[0],
+            w1 = widths[1],
+            w2 = widths[2]
+        );
+        out.push_str(line.trim_end());
+        out.push('\n');
+    }
+
+    let unknown: Vec<usize> = plan.unknown().collect();
+    let list = |nodes_: &[usize]| {
+        let names: Vec<String> = nodes_
+            .iter()
+            .take(MAX_IDS)
+            .map(|&i| format!("`{}` ({})", id(i), nodes[i].kind_name()))
+            .collect();
+        let more = nodes_.len().saturating_sub(MAX_IDS);
+        format!(
+            "{}{}",
+            names.join(", "),
+            if more > 0 {
+                format!(" +{more} more")
+            } else {
+                String::new()
+            }
+        )
+    };
+    if !unknown.is_empty() {
+        out.push_str(&format!(
+            "\nunknown durations, counted as 0 ms in \"at least\": {}\n",
+            list(&unknown)
+        ));
+        let unbounded: Vec<usize> = unknown
+            .iter()
+            .copied()
+            .filter(|&i| plan.estimates()[i].max_ms.is_none())
+            .collect();
+        if !unbounded.is_empty() {
+            out.push_str(&format!(
+                "no \"at most\": nothing bounds {} (give each a timeout_ms)\n",
+                list(&unbounded)
+            ));
+        }
+    }
+    let conditional = workflow.edges().iter().any(|e| e.when.is_some());
+    let fails = nodes.iter().any(|n| n.kind_name() == "fail");
+    if conditional || fails || !unknown.is_empty() {
+        out.push_str(
+            "note: a `when:` that is false, or a failure, skips nodes: such a run can end sooner than \"at least\".\n",
+        );
+    }
+    out
+}
+
+/// The options a row of the bounds table uses: the flags, else the file's section
+/// (only the options that apply to `kind`).
+fn strategy_for(kind: StrategyKind, file: Option<&StrategySpec>, overrides: &Overrides) -> StrategySpec {
+    let from_file = |pick: fn(&StrategySpec) -> Option<u64>| file.and_then(pick);
+    let rate = kind == StrategyKind::RateLimited;
+    StrategySpec {
+        kind,
+        max_concurrency: if kind == StrategyKind::Sequential {
+            None
+        } else {
+            overrides.max_concurrency.or(from_file(|s| s.max_concurrency))
+        },
+        per_second: if rate {
+            overrides.per_second.or(file.and_then(|s| s.per_second))
+        } else {
+            None
+        },
+        burst: if rate {
+            overrides.burst.or(from_file(|s| s.burst))
+        } else {
+            None
+        },
+        fail_fast: None,
+    }
+}
