@@ -1,1 +1,178 @@
-//! benches
+//! Workflow shapes and helpers shared by the criterion benches and `cargo xtask bench`.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use flow_core::{EdgeSpec, NodeSpec, Trigger, WorkflowSpec};
+use flow_engine::{Engine, RunOptions, RunStatus, Workflow};
+use serde_json::{Value, json};
+
+/// The graph shapes of the engine-overhead benches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Shape {
+    /// One start node fanning out to `n - 1` nodes.
+    FanOut,
+    /// `n` nodes in a row.
+    Chain,
+    /// Layers of 100; each node joins two nodes of the layer before.
+    Layered,
+}
+
+impl Shape {
+    /// Every shape.
+    pub const ALL: [Shape; 3] = [Shape::FanOut, Shape::Chain, Shape::Layered];
+
+    /// The name used in bench ids.
+    pub fn name(self) -> &'static str {
+        match self {
+            Shape::FanOut => "fan-out",
+            Shape::Chain => "chain",
+            Shape::Layered => "layered",
+        }
+    }
+}
+
+fn node(id: String, kind: &str, config: Value) -> NodeSpec {
+    NodeSpec {
+        id,
+        kind: kind.to_owned(),
+        config,
+        description: None,
+        retry: None,
+        timeout_ms: None,
+        trigger: Trigger::AllSuccess,
+        continue_on_error: false,
+    }
+}
+
+fn edge(from: usize, to: usize) -> EdgeSpec {
+    EdgeSpec {
+        from: format!("n{from}"),
+        to: format!("n{to}"),
+        when: None,
+    }
+}
+
+/// A workflow of `n` nodes of `kind` (with `config`) in `shape`.
+pub fn spec(shape: Shape, n: usize, kind: &str, config: Value) -> WorkflowSpec {
+    let nodes = (0..n).map(|i| node(format!("n{i}"), kind, config.clone())).collect();
+    let edges = match shape {
+        Shape::FanOut => (1..n).map(|i| edge(0, i)).collect(),
+        Shape::Chain => (1..n).map(|i| edge(i - 1, i)).collect(),
+        Shape::Layered => {
+            const WIDTH: usize = 100;
+            let mut edges = Vec::with_capacity(2 * n);
+            for i in WIDTH..n {
+                let layer_start = (i / WIDTH - 1) * WIDTH;
+                let j = i % WIDTH;
+                edges.push(edge(layer_start + j, i));
+                edges.push(edge(layer_start + (j + 1) % WIDTH, i));
+            }
+            edges
+        }
+    };
+    WorkflowSpec {
+        name: format!("{}-{n}", shape.name()),
+        description: None,
+        strategy: None,
+        input: None,
+        secrets: Vec::new(),
+        nodes,
+        edges,
+    }
+}
+
+/// A validated workflow of `n` `noop` nodes in `shape`.
+pub fn noop_workflow(engine: &Engine, shape: Shape, n: usize) -> Arc<Workflow> {
+    compile(engine, spec(shape, n, "noop", Value::Null))
+}
+
+/// A validated workflow of `n` `delay` nodes with `ms: 0` (each suspends once).
+pub fn delay0_workflow(engine: &Engine, shape: Shape, n: usize) -> Arc<Workflow> {
+    compile(engine, spec(shape, n, "delay", json!({ "ms": 0 })))
+}
+
+/// Validates a spec with the engine's registry.
+pub fn compile(engine: &Engine, spec: WorkflowSpec) -> Arc<Workflow> {
+    let limits = flow_core::Limits {
+        max_nodes: usize::MAX,
+        max_edges: usize::MAX,
+        ..flow_core::Limits::default()
+    };
+    match Workflow::compile(spec, engine.registry(), &limits) {
+        Ok(wf) => Arc::new(wf),
+        Err(e) => panic!("bench workflow is invalid: {e}"),
+    }
+}
+
+/// Runs `workflow` `iters` times from inside a task on `rt` (never on the thread
+/// that calls `block_on`) and returns the total wall time of the runs.
+pub fn time_runs(rt: &tokio::runtime::Runtime, engine: &Engine, workflow: &Arc<Workflow>, iters: u64) -> Duration {
+    let engine = engine.clone();
+    let workflow = workflow.clone();
+    rt.block_on(async move {
+        let task = tokio::spawn(async move {
+            let mut total = Duration::ZERO;
+            for _ in 0..iters {
+                let start = Instant::now();
+                let report = engine.run(&workflow, RunOptions::new()).await;
+                total += start.elapsed();
+                match report {
+                    Ok(r) if r.status == RunStatus::Succeeded => drop(r),
+                    Ok(r) => panic!("bench run {}", r.status),
+                    Err(e) => panic!("bench run failed to start: {e}"),
+                }
+            }
+            total
+        });
+        task.await.unwrap_or_default()
+    })
+}
+
+/// The bare-tokio baseline: `n` trivial tasks in `shape`, from inside a task.
+/// Fan-out: spawn n and join them all (JoinSet); chain: spawn and await one after
+/// another; layered: spawn each layer and join it before the next.
+pub fn time_tokio(rt: &tokio::runtime::Runtime, shape: Shape, n: usize, iters: u64) -> Duration {
+    rt.block_on(async move {
+        let task = tokio::spawn(async move {
+            let mut total = Duration::ZERO;
+            for _ in 0..iters {
+                let start = Instant::now();
+                match shape {
+                    Shape::FanOut => {
+                        let mut set = tokio::task::JoinSet::new();
+                        for i in 0..n {
+                            set.spawn(async move { std::hint::black_box(i) });
+                        }
+                        while set.join_next().await.is_some() {}
+                    }
+                    Shape::Chain => {
+                        for i in 0..n {
+                            let _ = tokio::spawn(async move { std::hint::black_box(i) }).await;
+                        }
+                    }
+                    Shape::Layered => {
+                        for layer in 0..n.div_ceil(100) {
+                            let mut set = tokio::task::JoinSet::new();
+                            for i in 0..100.min(n - layer * 100) {
+                                set.spawn(async move { std::hint::black_box(i) });
+                            }
+                            while set.join_next().await.is_some() {}
+                        }
+                    }
+                }
+                total += start.elapsed();
+            }
+            total
+        });
+        task.await.unwrap_or_default()
+    })
+}
+
+/// A multi-threaded runtime like the CLI's.
+pub fn runtime() -> tokio::runtime::Runtime {
+    match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => panic!("cannot build a runtime: {e}"),
+    }
+}
