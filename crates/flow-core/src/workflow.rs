@@ -14,7 +14,7 @@ use crate::error::{Error, Problem, Result, did_you_mean};
 use crate::load::{Format, Limits, Locator, parse_str, read_file};
 use crate::node::{NodeKind, Registry};
 use crate::spec::{EdgeSpec, NodeSpec, RetrySpec, StrategyKind, StrategySpec, Trigger, WorkflowSpec};
-use crate::template::{Expr, TemplateSet, TemplateSetBuilder, ValueTemplate, join_path};
+use crate::template::{Expr, TemplateSet, TemplateSetBuilder, ValueTemplate};
 
 /// A validated workflow, ready to run any number of times.
 pub struct Workflow {
@@ -645,7 +645,7 @@ fn compile_node(
             for p in kind.check(&spec.config) {
                 problems.push(
                     Problem::new(
-                        join_path(&format!("{place}.config"), &p.path),
+                        config_path(place, &p.path),
                         format!("{} (node `{}`)", p.message, spec.id),
                     )
                     .at(line, None),
@@ -724,6 +724,18 @@ fn compile_node(
         timeout,
         trigger: spec.trigger,
         continue_on_error: spec.continue_on_error,
+    }
+}
+
+/// The document path of a kind's config problem: its path is already relative to
+/// `config` (`ms`, `headers.Authorization`, `expect_status[1]`, or empty).
+fn config_path(place: &str, path: &str) -> String {
+    if path.is_empty() {
+        format!("{place}.config")
+    } else if path.starts_with('[') {
+        format!("{place}.config{path}")
+    } else {
+        format!("{place}.config.{path}")
     }
 }
 
