@@ -176,3 +176,81 @@ pub fn runtime() -> tokio::runtime::Runtime {
         Err(e) => panic!("cannot build a runtime: {e}"),
     }
 }
+
+/// Whether `cargo xtask bench --quick` asked for a short run (no 100k sizes).
+pub fn quick() -> bool {
+    std::env::var_os("FLOW_BENCH_QUICK").is_some()
+}
+
+/// The sizes of the engine-overhead benches.
+pub fn sizes() -> Vec<usize> {
+    if quick() {
+        vec![100, 1_000, 10_000]
+    } else {
+        vec![100, 1_000, 10_000, 100_000]
+    }
+}
+
+/// dagx, the closest Rust peer, on the same shapes: `n` trivial tasks, built and run
+/// from inside a task (dagx graphs run once, so building is part of each run).
+pub fn time_dagx(rt: &tokio::runtime::Runtime, shape: Shape, n: usize, iters: u64) -> Duration {
+    use dagx::{DagRunner, task_fn};
+    rt.block_on(async move {
+        let task = tokio::spawn(async move {
+            let mut total = Duration::ZERO;
+            for _ in 0..iters {
+                let start = Instant::now();
+                let dag = DagRunner::new();
+                match shape {
+                    Shape::FanOut => {
+                        let source = dag.add_task(task_fn(|_: ()| async { 1u64 }));
+                        for i in 1..n as u64 {
+                            dag.add_task(task_fn(move |x: u64| async move { x + i }))
+                                .depends_on(&source);
+                        }
+                    }
+                    Shape::Chain => {
+                        let first = dag.add_task(task_fn(|_: ()| async { 1u64 }));
+                        let mut prev = dag.add_task(task_fn(|x: u64| async move { x + 1 })).depends_on(&first);
+                        for i in 2..n as u64 {
+                            prev = dag
+                                .add_task(task_fn(move |x: u64| async move { x + i }))
+                                .depends_on(prev);
+                        }
+                    }
+                    Shape::Layered => {
+                        const WIDTH: usize = 100;
+                        let mut layer: Vec<dagx::TaskHandle<u64>> = (0..WIDTH.min(n) as u64)
+                            .map(|i| dag.add_task(task_fn(move |_: ()| async move { i })).into())
+                            .collect();
+                        let mut made = layer.len();
+                        while made < n {
+                            let width = WIDTH.min(n - made);
+                            let next: Vec<dagx::TaskHandle<u64>> = (0..width)
+                                .map(|j| {
+                                    let a = &layer[j % layer.len()];
+                                    let b = &layer[(j + 1) % layer.len()];
+                                    dag.add_task(task_fn(|(a, b): (u64, u64)| async move { a + b }))
+                                        .depends_on((a, b))
+                                })
+                                .collect();
+                            made += width;
+                            layer = next;
+                        }
+                    }
+                }
+                let result = dag
+                    .run(|fut| {
+                        tokio::spawn(fut);
+                    })
+                    .await;
+                total += start.elapsed();
+                if let Err(e) = result {
+                    panic!("dagx run failed: {e}");
+                }
+            }
+            total
+        });
+        task.await.unwrap_or_default()
+    })
+}

@@ -1,0 +1,249 @@
+//! `cargo xtask bench [--quick]`: run the benches, then summarise them in one table.
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use serde_json::Value;
+
+const BENCHES: [(&str, &str); 4] = [
+    ("seed_demo", "the seed demo: 5 http calls at 200 ms under each strategy"),
+    ("engine", "engine overhead per node against bare tokio and dagx"),
+    ("strategy", "flow-strategy alone against join_all"),
+    ("rate", "rate-limited accuracy"),
+];
+
+pub fn run(args: &[String]) -> Result<(), String> {
+    let quick = match args {
+        [] => false,
+        [flag] if flag == "--quick" => true,
+        _ => return Err("usage: cargo xtask bench [--quick]".to_owned()),
+    };
+    let root = workspace_root()?;
+    let target = std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| root.join("target"), PathBuf::from);
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
+    for (i, (name, what)) in BENCHES.iter().enumerate() {
+        eprintln!(
+            "\n==> [{}/{}] {name}: {what}{}",
+            i + 1,
+            BENCHES.len(),
+            if quick { " (quick)" } else { "" }
+        );
+        let mut cmd = Command::new(&cargo);
+        cmd.current_dir(&root)
+            .args(["bench", "--package", "flow-benches", "--bench", name]);
+        if quick {
+            cmd.env("FLOW_BENCH_QUICK", "1");
+        }
+        let status = cmd.status().map_err(|e| format!("cannot run {cargo}: {e}"))?;
+        if !status.success() {
+            return Err(format!("the `{name}` bench failed ({status})"));
+        }
+    }
+    let summary = summarise(&target.join("criterion"), &target.join("flow-bench"), quick);
+    let out_dir = target.join("flow-bench");
+    std::fs::create_dir_all(&out_dir).map_err(|e| format!("cannot create {}: {e}", out_dir.display()))?;
+    let out = out_dir.join("summary.md");
+    std::fs::write(&out, &summary).map_err(|e| format!("cannot write {}: {e}", out.display()))?;
+    println!("\n{summary}");
+    eprintln!("written to {}", out.display());
+    Ok(())
+}
+
+fn workspace_root() -> Result<PathBuf, String> {
+    let manifest = std::env::var("CARGO_MANIFEST_DIR").map_err(|_| "run me through `cargo xtask`".to_owned())?;
+    Path::new(&manifest)
+        .parent()
+        .map(Path::to_path_buf)
+        .ok_or_else(|| "xtask has no parent folder".to_owned())
+}
+
+/// The median time of one iteration of a criterion bench, in ns.
+fn median_ns(criterion: &Path, group: &str, function: &str, param: &str) -> Option<f64> {
+    let path = criterion
+        .join(group)
+        .join(function)
+        .join(param)
+        .join("new/estimates.json");
+    let text = std::fs::read_to_string(path).ok()?;
+    let json: Value = serde_json::from_str(&text).ok()?;
+    json.get("median")?.get("point_estimate")?.as_f64()
+}
+
+fn fmt_ns(ns: Option<f64>) -> String {
+    match ns {
+        Some(ns) if ns >= 1000.0 => format!("{:.2} µs", ns / 1000.0),
+        Some(ns) => format!("{ns:.0} ns"),
+        None => "-".to_owned(),
+    }
+}
+
+fn ratio(a: Option<f64>, b: Option<f64>) -> String {
+    match (a, b) {
+        (Some(a), Some(b)) if b > 0.0 => format!("{:.2}", a / b),
+        _ => "-".to_owned(),
+    }
+}
+
+fn machine() -> String {
+    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|info| {
+            info.lines()
+                .find(|l| l.starts_with("model name"))
+                .and_then(|l| l.split_once(':'))
+                .map(|(_, v)| v.trim().to_owned())
+        })
+        .unwrap_or_else(|| "unknown CPU".to_owned());
+    format!("{cores} cores, {cpu}")
+}
+
+fn summarise(criterion: &Path, flow_bench: &Path, quick: bool) -> String {
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        "# flow benchmark summary{}\n",
+        if quick { " (quick run)" } else { "" }
+    );
+    let _ = writeln!(s, "Machine: {}. Medians of criterion samples.\n", machine());
+
+    let _ = writeln!(s, "## Seed demo: 5 `http` calls answering after 200 ms\n");
+    let _ = writeln!(s, "| strategy | wall ms | speedup over sequential | over ideal |");
+    let _ = writeln!(s, "|---|---:|---:|---:|");
+    let seq = median_ns(criterion, "seed_demo", "sequential", "5");
+    for (kind, ideal) in [
+        ("sequential", 1000.0),
+        ("parallel", 200.0),
+        ("all-settled", 200.0),
+        ("rate-limited", 700.0),
+    ] {
+        let t = median_ns(criterion, "seed_demo", kind, "5");
+        let ms = t.map(|t| t / 1e6);
+        let _ = writeln!(
+            s,
+            "| {kind} | {} | {} | {} |",
+            ms.map_or("-".to_owned(), |m| format!("{m:.1}")),
+            ratio(seq, t).replace('-', "-") + if t.is_some() { "x" } else { "" },
+            ms.map_or("-".to_owned(), |m| format!("{:+.1} ms", m - ideal)),
+        );
+    }
+    let _ = writeln!(
+        s,
+        "\nIdeal: 200 ms when the calls overlap (limit 5.0x), 1000 ms one after another; rate-limited runs at 10/s and its start node takes the first admission (700 ms). The seed: 1110 ms and 306 ms (3.63x).\n"
+    );
+
+    let _ = writeln!(s, "## Engine overhead per node (`noop` unless named)\n");
+    let _ = writeln!(
+        s,
+        "| shape | nodes | flow noop | flow delay 0 | bare tokio | dagx | noop / tokio | noop / dagx |"
+    );
+    let _ = writeln!(s, "|---|---:|---:|---:|---:|---:|---:|---:|");
+    let sizes: &[usize] = if quick {
+        &[100, 1_000, 10_000]
+    } else {
+        &[100, 1_000, 10_000, 100_000]
+    };
+    let per_node =
+        |group: &str, f: &str, n: usize| median_ns(criterion, group, f, &n.to_string()).map(|t| t / n as f64);
+    for shape in ["fan-out", "chain", "layered"] {
+        for &n in sizes {
+            let flow = per_node(shape, "flow_noop", n);
+            let delay = per_node(shape, "flow_delay0", n);
+            let tokio = per_node(shape, "tokio", n);
+            let dagx = per_node(shape, "dagx", n);
+            let _ = writeln!(
+                s,
+                "| {shape} | {n} | {} | {} | {} | {} | {} | {} |",
+                fmt_ns(flow),
+                fmt_ns(delay),
+                fmt_ns(tokio),
+                fmt_ns(dagx),
+                ratio(flow, tokio),
+                ratio(flow, dagx)
+            );
+        }
+    }
+    if !quick {
+        let _ = writeln!(
+            s,
+            "\nScaling, whole-run time of 100k nodes over 10k nodes (linear = 10x):\n"
+        );
+        let _ = writeln!(s, "| shape | flow noop | flow delay 0 | bare tokio | dagx |");
+        let _ = writeln!(s, "|---|---:|---:|---:|---:|");
+        for shape in ["fan-out", "chain", "layered"] {
+            let scale = |f: &str| {
+                ratio(
+                    median_ns(criterion, shape, f, "100000"),
+                    median_ns(criterion, shape, f, "10000"),
+                ) + "x"
+            };
+            let _ = writeln!(
+                s,
+                "| {shape} | {} | {} | {} | {} |",
+                scale("flow_noop"),
+                scale("flow_delay0"),
+                scale("tokio"),
+                scale("dagx")
+            );
+        }
+    }
+    let compile = median_ns(criterion, "compile", "fan-out", "10000").map(|t| t / 10_000.0);
+    let _ = writeln!(
+        s,
+        "\nValidation (once per workflow, not per run): {} per node for a 10k fan-out.\n",
+        fmt_ns(compile)
+    );
+
+    let _ = writeln!(s, "## flow-strategy alone: N ready futures (per future)\n");
+    let _ = writeln!(s, "| N | join_all | sequential | parallel | all-settled |");
+    let _ = writeln!(s, "|---:|---:|---:|---:|---:|");
+    let strategy_sizes: &[usize] = if quick {
+        &[1_000, 10_000]
+    } else {
+        &[1_000, 10_000, 100_000]
+    };
+    for &n in strategy_sizes {
+        let cell = |f: &str| fmt_ns(median_ns(criterion, "strategy", f, &n.to_string()).map(|t| t / n as f64));
+        let _ = writeln!(
+            s,
+            "| {n} | {} | {} | {} | {} |",
+            cell("join_all"),
+            cell("sequential"),
+            cell("parallel"),
+            cell("all-settled")
+        );
+    }
+
+    let _ = writeln!(s, "\n## Rate-limited accuracy\n");
+    match std::fs::read_to_string(flow_bench.join("rate.json"))
+        .ok()
+        .and_then(|t| serde_json::from_str::<Value>(&t).ok())
+    {
+        Some(Value::Array(rows)) => {
+            let _ = writeln!(
+                s,
+                "| nodes | configured | burst | measured | error | most starts in 1 s (limit) |"
+            );
+            let _ = writeln!(s, "|---:|---:|---:|---:|---:|---:|");
+            for r in rows {
+                let f = |k: &str| r.get(k).and_then(Value::as_f64).unwrap_or(f64::NAN);
+                let _ = writeln!(
+                    s,
+                    "| {} | {}/s | {} | {:.2}/s | {:+.2}% | {} ({}) |",
+                    f("nodes"),
+                    f("per_second"),
+                    f("burst"),
+                    f("measured_per_second"),
+                    f("error_pct"),
+                    f("max_starts_in_1s"),
+                    f("limit_in_1s")
+                );
+            }
+        }
+        _ => {
+            let _ = writeln!(s, "(no rate.json: the rate bench did not run)");
+        }
+    }
+    s
+}
