@@ -124,7 +124,7 @@ fn summarise(criterion: &Path, flow_bench: &Path, quick: bool) -> String {
             s,
             "| {kind} | {} | {} | {} |",
             ms.map_or("-".to_owned(), |m| format!("{m:.1}")),
-            ratio(seq, t).replace('-', "-") + if t.is_some() { "x" } else { "" },
+            ratio(seq, t) + if t.is_some() { "x" } else { "" },
             ms.map_or("-".to_owned(), |m| format!("{:+.1} ms", m - ideal)),
         );
     }
