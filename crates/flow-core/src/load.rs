@@ -296,13 +296,31 @@ impl Locator {
     pub fn edge_nth(&self, from: &str, to: &str, nth: usize) -> Option<usize> {
         let index = self.index();
         let start = index.edges?;
-        let from_lines = index.from.get(from)?;
-        let after = from_lines.iter().copied().filter(|&l| l >= start);
-        let both: Vec<usize> = match index.to.get(to) {
-            Some(to_lines) => after.clone().filter(|l| to_lines.binary_search(l).is_ok()).collect(),
+        // Both lists are sorted; walk the shorter and search the longer, so a node
+        // with 100,000 outgoing edges costs a logarithm per edge, not a scan.
+        fn after(lines: &[usize], start: usize) -> &[usize] {
+            &lines[lines.partition_point(|&l| l < start)..]
+        }
+        let from_lines = after(index.from.get(from)?, start);
+        let both: Vec<usize> = match index.to.get(to).map(|l| after(l, start)) {
+            Some(to_lines) => {
+                let (short, long) = if to_lines.len() <= from_lines.len() {
+                    (to_lines, from_lines)
+                } else {
+                    (from_lines, to_lines)
+                };
+                short
+                    .iter()
+                    .copied()
+                    .filter(|l| long.binary_search(l).is_ok())
+                    .collect()
+            }
             None => Vec::new(),
         };
-        both.get(nth).or(both.last()).copied().or_else(|| after.clone().next())
+        both.get(nth)
+            .or(both.last())
+            .copied()
+            .or_else(|| from_lines.first().copied())
     }
 
     /// The line where a top-level key is written.

@@ -13,7 +13,7 @@ use serde_json::Value;
 use crate::error::{Error, Problem, Result, did_you_mean};
 use crate::load::{Format, Limits, Locator, parse_str, read_file};
 use crate::node::{NodeKind, Registry};
-use crate::spec::{EdgeSpec, NodeSpec, RetrySpec, StrategyKind, StrategySpec, Trigger, WorkflowSpec};
+use crate::spec::{NodeSpec, RetrySpec, StrategyKind, StrategySpec, Trigger, WorkflowSpec};
 use crate::template::{Expr, TemplateSet, TemplateSetBuilder, ValueTemplate};
 
 /// A validated workflow, ready to run any number of times.
@@ -191,6 +191,62 @@ impl fmt::Debug for Workflow {
     }
 }
 
+/// Lines of nodes and edges in the file, found only once a problem needs them: a
+/// valid 100,000-node file pays nothing for them.
+struct Lines<'a> {
+    spec: &'a WorkflowSpec,
+    locator: Option<&'a Locator>,
+    nodes: std::cell::OnceCell<Vec<Option<usize>>>,
+    edges: std::cell::OnceCell<Vec<Option<usize>>>,
+}
+
+impl<'a> Lines<'a> {
+    fn new(spec: &'a WorkflowSpec, locator: Option<&'a Locator>) -> Self {
+        Lines {
+            spec,
+            locator,
+            nodes: std::cell::OnceCell::new(),
+            edges: std::cell::OnceCell::new(),
+        }
+    }
+
+    /// The line of node `i`; a repeated id points at its own line, not the first.
+    fn node(&self, i: usize) -> Option<usize> {
+        let locator = self.locator?;
+        let lines = self.nodes.get_or_init(|| {
+            let mut seen: HashMap<&str, usize> = HashMap::new();
+            self.spec
+                .nodes
+                .iter()
+                .map(|n| {
+                    let nth = seen.entry(n.id.as_str()).or_default();
+                    *nth += 1;
+                    locator.node_nth(&n.id, *nth - 1)
+                })
+                .collect()
+        });
+        lines.get(i).copied().flatten()
+    }
+
+    /// The line of edge `i`; a repeated edge points at its own line.
+    fn edge(&self, i: usize) -> Option<usize> {
+        let locator = self.locator?;
+        let lines = self.edges.get_or_init(|| {
+            let mut seen: HashMap<(&str, &str), usize> = HashMap::new();
+            self.spec
+                .edges
+                .iter()
+                .map(|e| {
+                    let nth = seen.entry((e.from.as_str(), e.to.as_str())).or_default();
+                    *nth += 1;
+                    locator.edge_nth(&e.from, &e.to, *nth - 1)
+                })
+                .collect()
+        });
+        lines.get(i).copied().flatten()
+    }
+}
+
 fn valid_id(id: &str) -> bool {
     !id.is_empty() && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
 }
@@ -236,29 +292,7 @@ impl Workflow {
         locator: Option<&Locator>,
     ) -> Result<Workflow> {
         let mut problems: Vec<Problem> = Vec::new();
-        // A repeated id (or edge) points at its own line, not at the first one.
-        let node_lines: Vec<Option<usize>> = {
-            let mut seen: HashMap<&str, usize> = HashMap::new();
-            spec.nodes
-                .iter()
-                .map(|n| {
-                    let nth = seen.entry(n.id.as_str()).or_default();
-                    *nth += 1;
-                    locator.and_then(|l| l.node_nth(&n.id, *nth - 1))
-                })
-                .collect()
-        };
-        let edge_lines: Vec<Option<usize>> = {
-            let mut seen: HashMap<(&str, &str), usize> = HashMap::new();
-            spec.edges
-                .iter()
-                .map(|e: &EdgeSpec| {
-                    let nth = seen.entry((e.from.as_str(), e.to.as_str())).or_default();
-                    *nth += 1;
-                    locator.and_then(|l| l.edge_nth(&e.from, &e.to, *nth - 1))
-                })
-                .collect()
-        };
+        let lines = Lines::new(&spec, locator);
         let key_line = |k: &str| locator.and_then(|l| l.key(k));
 
         if spec.name.trim().is_empty() {
@@ -328,7 +362,7 @@ impl Workflow {
                         format!("nodes[{i}].id"),
                         format!("`{}` may only hold letters, digits, `_` and `-`", node.id),
                     )
-                    .at(node_lines[i], None),
+                    .at(lines.node(i), None),
                 );
             } else if let Some(&first) = index.get(&id) {
                 problems.push(
@@ -336,7 +370,7 @@ impl Workflow {
                         format!("nodes[{i}].id"),
                         format!("`{}` is already the id of nodes[{first}]", node.id),
                     )
-                    .at(node_lines[i], None),
+                    .at(lines.node(i), None),
                 );
                 ids.push(id);
                 continue;
@@ -348,7 +382,7 @@ impl Workflow {
         let mut templates = TemplateSetBuilder::new();
         let mut nodes = Vec::with_capacity(spec.nodes.len());
         for (i, node) in spec.nodes.iter().enumerate() {
-            let line = node_lines[i];
+            let line = || lines.node(i);
             let place = format!("nodes[{i}]");
             nodes.push(compile_node(
                 node,
@@ -358,7 +392,7 @@ impl Workflow {
                 limits,
                 &mut templates,
                 &mut problems,
-                line,
+                &line,
                 &spec.secrets,
                 &index,
             ));
@@ -368,15 +402,15 @@ impl Workflow {
         let mut pairs = HashSet::with_capacity(spec.edges.len());
         for (i, edge) in spec.edges.iter().enumerate() {
             let place = format!("edges[{i}]");
-            let line = edge_lines[i];
-            let from = resolve(&index, &edge.from, &format!("{place}.from"), line, &mut problems);
-            let to = resolve(&index, &edge.to, &format!("{place}.to"), line, &mut problems);
+            let line = || lines.edge(i);
+            let from = resolve(&index, &edge.from, &format!("{place}.from"), &line, &mut problems);
+            let to = resolve(&index, &edge.to, &format!("{place}.to"), &line, &mut problems);
             let when = edge.when.as_ref().and_then(|src| match Expr::compile(src) {
                 Ok(expr) => {
                     check_references(
                         &expr.references(),
                         &format!("{place}.when"),
-                        line,
+                        &line,
                         &spec.secrets,
                         &index,
                         &mut problems,
@@ -392,17 +426,19 @@ impl Workflow {
                                 edge.from, edge.to
                             ),
                         )
-                        .at(line, None),
+                        .at(line(), None),
                     );
                     None
                 }
             });
             if let (Some(from), Some(to)) = (from, to) {
                 if from == to {
-                    problems.push(Problem::new(&place, format!("edge from `{}` to itself", edge.from)).at(line, None));
+                    problems
+                        .push(Problem::new(&place, format!("edge from `{}` to itself", edge.from)).at(line(), None));
                 } else if !pairs.insert((from, to)) {
                     problems.push(
-                        Problem::new(&place, format!("duplicate edge `{}` -> `{}`", edge.from, edge.to)).at(line, None),
+                        Problem::new(&place, format!("duplicate edge `{}` -> `{}`", edge.from, edge.to))
+                            .at(line(), None),
                     );
                 } else {
                     edges.push(Edge { from, to, when });
@@ -582,7 +618,7 @@ fn resolve(
     index: &HashMap<Arc<str>, usize>,
     id: &str,
     place: &str,
-    line: Option<usize>,
+    line: &dyn Fn() -> Option<usize>,
     problems: &mut Vec<Problem>,
 ) -> Option<usize> {
     if let Some(&i) = index.get(id) {
@@ -591,7 +627,7 @@ fn resolve(
     let hint = did_you_mean(id, index.keys().map(|k| &**k))
         .map(|h| format!(" (did you mean `{h}`?)"))
         .unwrap_or_default();
-    problems.push(Problem::new(place, format!("no node has the id `{id}`{hint}")).at(line, None));
+    problems.push(Problem::new(place, format!("no node has the id `{id}`{hint}")).at(line(), None));
     None
 }
 
@@ -636,7 +672,7 @@ fn compile_node(
     limits: &Limits,
     templates: &mut TemplateSetBuilder,
     problems: &mut Vec<Problem>,
-    line: Option<usize>,
+    line: &dyn Fn() -> Option<usize>,
     secrets: &[String],
     index: &HashMap<Arc<str>, usize>,
 ) -> Node {
@@ -648,7 +684,7 @@ fn compile_node(
                         config_path(place, &p.path),
                         format!("{} (node `{}`)", p.message, spec.id),
                     )
-                    .at(line, None),
+                    .at(line(), None),
                 );
             }
             kind.clone()
@@ -668,7 +704,7 @@ fn compile_node(
                         names.join(", ")
                     ),
                 )
-                .at(line, None),
+                .at(line(), None),
             );
             Arc::new(Unknown)
         }
@@ -680,7 +716,7 @@ fn compile_node(
                 &config_place,
                 format!("nested deeper than the limit of {}", limits.max_depth),
             )
-            .at(line, None),
+            .at(line(), None),
         );
         ValueTemplate::literal(Value::Null)
     } else {
@@ -691,8 +727,9 @@ fn compile_node(
             }
             Err(errors) => {
                 for (path, e) in errors {
-                    problems
-                        .push(Problem::new(path, format!("invalid template: {e} (node `{}`)", spec.id)).at(line, None));
+                    problems.push(
+                        Problem::new(path, format!("invalid template: {e} (node `{}`)", spec.id)).at(line(), None),
+                    );
                 }
                 ValueTemplate::literal(Value::Null)
             }
@@ -704,12 +741,13 @@ fn compile_node(
     };
     let timeout = match spec.timeout_ms {
         Some(0) => {
-            problems.push(Problem::new(format!("{place}.timeout_ms"), "must be at least 1").at(line, None));
+            problems.push(Problem::new(format!("{place}.timeout_ms"), "must be at least 1").at(line(), None));
             None
         }
         Some(ms) if ms > 24 * 3600 * 1000 => {
-            problems
-                .push(Problem::new(format!("{place}.timeout_ms"), "must be at most one day (86400000)").at(line, None));
+            problems.push(
+                Problem::new(format!("{place}.timeout_ms"), "must be at most one day (86400000)").at(line(), None),
+            );
             None
         }
         Some(ms) => Some(Duration::from_millis(ms)),
@@ -742,7 +780,7 @@ fn config_path(place: &str, path: &str) -> String {
 fn check_references(
     refs: &crate::template::References,
     place: &str,
-    line: Option<usize>,
+    line: &dyn Fn() -> Option<usize>,
     secrets: &[String],
     index: &HashMap<Arc<str>, usize>,
     problems: &mut Vec<Problem>,
@@ -757,7 +795,7 @@ fn check_references(
                     place,
                     format!("refers to `nodes.{id}`, but no node has the id `{id}`{hint}"),
                 )
-                .at(line, None),
+                .at(line(), None),
             );
         }
     }
@@ -768,7 +806,7 @@ fn check_references(
                     place,
                     format!("reads `env.{name}`, which is not listed under `secrets:`"),
                 )
-                .at(line, None),
+                .at(line(), None),
             );
         }
     }
@@ -781,7 +819,7 @@ fn check_references(
                 place,
                 format!("unknown variable `{name}`: the context has `input`, `nodes` and `env`{hint}"),
             )
-            .at(line, None),
+            .at(line(), None),
         );
     }
 }
