@@ -112,19 +112,23 @@ impl Context {
         self.inner.workflow.index_of(id).and_then(|i| self.settled(i))
     }
 
-    /// Takes every slot out, for the report. Falls back to copying when a clone of
-    /// this context is still alive somewhere (a node that kept its call).
-    pub fn into_settled(self) -> Vec<Option<Settled>> {
+    /// Takes every slot out, in node order, for the report. Moves the results out
+    /// without copying; copies only when a clone of this context is still alive
+    /// somewhere (a node that kept its call).
+    pub fn into_settled(self) -> Box<dyn Iterator<Item = Option<Settled>>> {
         match Arc::try_unwrap(self.inner) {
-            Ok(inner) => inner.slots.into_vec().into_iter().map(OnceLock::into_inner).collect(),
-            Err(shared) => shared
-                .slots
-                .iter()
-                .map(|slot| {
-                    slot.get()
-                        .map(|s| Settled::new(s.status, s.output.clone(), s.error.clone()))
-                })
-                .collect(),
+            Ok(inner) => Box::new(inner.slots.into_vec().into_iter().map(OnceLock::into_inner)),
+            Err(shared) => {
+                let copied: Vec<Option<Settled>> = shared
+                    .slots
+                    .iter()
+                    .map(|slot| {
+                        slot.get()
+                            .map(|s| Settled::new(s.status, s.output.clone(), s.error.clone()))
+                    })
+                    .collect();
+                Box::new(copied.into_iter())
+            }
         }
     }
 

@@ -136,9 +136,9 @@ pub struct AttemptReport {
 /// The report's nodes, in file order, serialised as a JSON object keyed by node id.
 #[derive(Debug, Clone, Default)]
 pub struct NodeReports {
-    entries: Vec<(String, NodeReport)>,
+    entries: Vec<(std::sync::Arc<str>, NodeReport)>,
     /// Built on the first lookup by id, so building a report costs no hashing.
-    index: std::sync::OnceLock<std::collections::HashMap<String, usize>>,
+    index: std::sync::OnceLock<std::collections::HashMap<std::sync::Arc<str>, usize>>,
 }
 
 impl PartialEq for NodeReports {
@@ -157,9 +157,17 @@ impl NodeReports {
     }
 
     /// Adds a node's entry (in file order).
-    pub fn push(&mut self, id: String, report: NodeReport) {
+    pub fn push(&mut self, id: impl Into<std::sync::Arc<str>>, report: NodeReport) {
         self.index.take();
-        self.entries.push((id, report));
+        self.entries.push((id.into(), report));
+    }
+
+    /// Entries built elsewhere, in file order.
+    pub fn from_entries(entries: Vec<(std::sync::Arc<str>, NodeReport)>) -> Self {
+        NodeReports {
+            entries,
+            index: std::sync::OnceLock::new(),
+        }
     }
 
     /// The entry of node `id`.
@@ -176,12 +184,12 @@ impl NodeReports {
 
     /// Every entry, in file order.
     pub fn iter(&self) -> impl ExactSizeIterator<Item = (&str, &NodeReport)> {
-        self.entries.iter().map(|(id, r)| (id.as_str(), r))
+        self.entries.iter().map(|(id, r)| (&**id, r))
     }
 
     /// Every entry, mutably, in file order.
     pub fn iter_mut(&mut self) -> impl ExactSizeIterator<Item = (&str, &mut NodeReport)> {
-        self.entries.iter_mut().map(|(id, r)| (id.as_str(), r))
+        self.entries.iter_mut().map(|(id, r)| (&**id, r))
     }
 
     /// How many nodes.

@@ -38,13 +38,6 @@ struct Finished {
     attempts: Vec<AttemptReport>,
 }
 
-#[derive(Default)]
-struct Record {
-    attempts: Vec<AttemptReport>,
-    started_ms: Option<f64>,
-    finished_ms: Option<f64>,
-}
-
 enum ReadyQueue {
     /// Unbounded concurrency: everything ready starts now, order is irrelevant.
     Fifo(VecDeque<usize>),
@@ -78,7 +71,8 @@ pub(crate) struct Driver {
     strategy: Arc<dyn Strategy>,
     context: Context,
     state: RunState,
-    records: Vec<Record>,
+    /// The report's entries, filled in as nodes settle (one array, no copy at the end).
+    entries: Vec<(Arc<str>, NodeReport)>,
     ready: ReadyQueue,
     tasks: JoinSet<Finished>,
     in_flight: usize,
@@ -152,12 +146,26 @@ impl Driver {
             ReadyQueue::Ordered(BinaryHeap::new())
         };
         let redactor = Redactor::new(secrets.values().cloned());
-        let n = workflow.nodes().len();
         let span = tracing::info_span!("run", run_id, workflow = workflow.name());
         Driver {
             context: Context::new(workflow.clone(), input, secrets),
             state: RunState::new(&workflow),
-            records: (0..n).map(|_| Record::default()).collect(),
+            entries: workflow
+                .nodes()
+                .iter()
+                .map(|node| {
+                    let report = NodeReport {
+                        status: NodeStatus::Cancelled,
+                        attempts: 0,
+                        started_ms: None,
+                        finished_ms: None,
+                        output: Value::Null,
+                        error: None,
+                        attempts_detail: Vec::new(),
+                    };
+                    (node.id_arc().clone(), report)
+                })
+                .collect(),
             ready,
             tasks: JoinSet::new(),
             in_flight: 0,
@@ -333,13 +341,14 @@ impl Driver {
             cancelled,
             attempts,
         } = finished;
-        let record = &mut self.records[index];
-        record.started_ms = attempts.first().map(|a| a.started_ms);
-        record.finished_ms = match attempts.last() {
+        let entry = &mut self.entries[index].1;
+        entry.started_ms = attempts.first().map(|a| a.started_ms);
+        entry.finished_ms = match attempts.last() {
             Some(a) => Some(a.finished_ms),
             None => Some(self.shared.now_ms()),
         };
-        record.attempts = attempts;
+        entry.attempts = attempts.len() as u32;
+        entry.attempts_detail = attempts;
         let continue_on_error = self.workflow().nodes()[index].continue_on_error();
         let (status, output, error) = match result {
             _ if cancelled => (NodeStatus::Cancelled, Value::Null, None),
@@ -359,7 +368,7 @@ impl Driver {
         let workflow = &shared.workflow;
         if shared.events.is_some() {
             let node = workflow.nodes()[index].id_arc().clone();
-            let attempts = self.records[index].attempts.len() as u32;
+            let attempts = self.entries[index].1.attempts;
             let error = error.clone();
             self.emit(|| EventKind::NodeSettled {
                 node,
@@ -449,7 +458,7 @@ impl Driver {
             let now = self.shared.now_ms();
             for index in 0..self.workflow().nodes().len() {
                 if self.state.phase(index) == Phase::Running {
-                    self.records[index].finished_ms = Some(now);
+                    self.entries[index].1.finished_ms = Some(now);
                     self.settle(index, NodeStatus::Cancelled, false, Value::Null, None);
                 }
             }
@@ -465,27 +474,18 @@ impl Driver {
         self.emit(|| EventKind::RunFinished { status, duration_ms });
         let shared = self.shared;
         let workflow = &shared.workflow;
-        let settled = self.context.into_settled();
-        let mut nodes = NodeReports::with_capacity(workflow.nodes().len());
-        for ((node, record), settled) in workflow.nodes().iter().zip(self.records).zip(settled) {
-            let (status, output, error) = match settled {
-                Some(s) => (s.status, s.output, s.error),
-                None => (NodeStatus::Cancelled, Value::Null, None),
-            };
-            let output = shared.redactor.redact_value(output);
-            nodes.push(
-                node.id().to_owned(),
-                NodeReport {
-                    status,
-                    attempts: record.attempts.len() as u32,
-                    started_ms: record.started_ms,
-                    finished_ms: record.finished_ms.filter(|_| record.started_ms.is_some()),
-                    output,
-                    error,
-                    attempts_detail: record.attempts,
-                },
-            );
+        let mut entries = self.entries;
+        for ((_, entry), settled) in entries.iter_mut().zip(self.context.into_settled()) {
+            if let Some(s) = settled {
+                entry.status = s.status;
+                entry.output = shared.redactor.redact_value(s.output);
+                entry.error = s.error;
+            }
+            if entry.started_ms.is_none() {
+                entry.finished_ms = None;
+            }
         }
+        let nodes = NodeReports::from_entries(entries);
         Report {
             workflow: workflow.name().to_owned(),
             run_id: shared.run_id,
