@@ -1,5 +1,6 @@
 //! Tests of the `flow` binary: exit codes, messages, the report, flags, signals.
 
+mod demo;
 mod run;
 mod signal;
 mod support;
