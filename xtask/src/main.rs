@@ -6,9 +6,11 @@
 //!   100k sizes.
 //! - `gen-workflow --shape fan-out|chain|layered --nodes N [-o FILE]`: writes a large
 //!   `noop` workflow as YAML, for measuring `flow run` on big graphs.
+//! - `soak`: 100,000 short runs in a loop, checking that memory does not grow.
 
 mod bench;
 mod gen_workflow;
+mod soak;
 
 use std::process::ExitCode;
 
@@ -17,8 +19,9 @@ fn main() -> ExitCode {
     let result = match args.first().map(String::as_str) {
         Some("bench") => bench::run(&args[1..]),
         Some("gen-workflow") => gen_workflow::run(&args[1..]),
+        Some("soak") => soak::run(&args[1..]),
         Some("help" | "--help" | "-h") | None => {
-            println!("usage: cargo xtask <bench [--quick] | gen-workflow --shape SHAPE --nodes N [-o FILE]>");
+            println!("usage: cargo xtask <bench [--quick] | gen-workflow --shape SHAPE --nodes N [-o FILE] | soak>");
             Ok(())
         }
         Some(other) => Err(format!("unknown command `{other}`; try `cargo xtask help`")),

@@ -45,6 +45,12 @@ pub struct LimitArgs {
     /// Most nodes a workflow may have.
     #[arg(long, value_name = "N", default_value_t = Limits::default().max_nodes)]
     pub max_nodes: usize,
+    /// Deepest nesting of a node's `config` or of `input`.
+    #[arg(long, value_name = "N", default_value_t = Limits::default().max_depth)]
+    pub max_depth: usize,
+    /// Most edges a workflow may have.
+    #[arg(long, value_name = "N", default_value_t = Limits::default().max_edges)]
+    pub max_edges: usize,
 }
 
 impl LimitArgs {
@@ -52,7 +58,8 @@ impl LimitArgs {
         Limits {
             max_file_bytes: self.max_file_bytes,
             max_nodes: self.max_nodes,
-            ..Limits::default()
+            max_depth: self.max_depth,
+            max_edges: self.max_edges,
         }
     }
 }
@@ -226,7 +233,12 @@ pub fn report_load_error(file: &Path, error: &flow_engine::Error) {
         flow_engine::Error::Workflow(
             inner @ (flow_engine::core::Error::Parse(_) | flow_engine::core::Error::Invalid(_)),
         ) => {
-            let source = std::fs::read(file)
+            // Only a problem with a line needs the text, and then the file was read
+            // within the size limit: a file refused for its size (or /dev/zero) is not read.
+            let placed = inner.problems().iter().any(|p| p.line.is_some());
+            let source = placed
+                .then(|| std::fs::read(file).ok())
+                .flatten()
                 .map(|b| String::from_utf8_lossy(&b).into_owned())
                 .unwrap_or_default();
             let count = inner.problems().len();

@@ -65,18 +65,30 @@ pub fn read_file(path: &Path, limits: &Limits) -> Result<String> {
         path: path.to_owned(),
         source,
     };
-    let meta = std::fs::metadata(path).map_err(io)?;
-    if meta.len() > limits.max_file_bytes as u64 {
-        return Err(Error::Parse(Problem::new(
+    let too_big = |size: String| {
+        Error::Parse(Problem::new(
             "",
             format!(
-                "file is {} bytes, over the limit of {} bytes (raise it with --max-file-bytes)",
-                meta.len(),
+                "file is {size} bytes, over the limit of {} bytes (raise it with --max-file-bytes)",
                 limits.max_file_bytes
             ),
-        )));
+        ))
+    };
+    let meta = std::fs::metadata(path).map_err(io)?;
+    if meta.len() > limits.max_file_bytes as u64 {
+        return Err(too_big(meta.len().to_string()));
     }
-    let bytes = std::fs::read(path).map_err(io)?;
+    // The size said is 0 for /dev/zero, a pipe or a FIFO: never read past the limit.
+    let mut bytes = Vec::new();
+    let file = std::fs::File::open(path).map_err(io)?;
+    std::io::Read::read_to_end(
+        &mut std::io::Read::take(file, limits.max_file_bytes as u64 + 1),
+        &mut bytes,
+    )
+    .map_err(io)?;
+    if bytes.len() > limits.max_file_bytes {
+        return Err(too_big(format!("at least {}", bytes.len())));
+    }
     String::from_utf8(bytes).map_err(|e| {
         let offset = e.utf8_error().valid_up_to();
         let bytes = e.as_bytes();

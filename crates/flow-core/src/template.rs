@@ -38,6 +38,12 @@ impl TemplateError {
 impl From<minijinja::Error> for TemplateError {
     fn from(err: minijinja::Error) -> Self {
         let mut message = err.kind().to_string();
+        if err.kind() == minijinja::ErrorKind::OutOfFuel {
+            message.push_str(&format!(
+                " (a template may take about {TEMPLATE_FUEL} steps and create about {} MiB)",
+                TEMPLATE_FUEL * 64 / (1024 * 1024)
+            ));
+        }
         if let Some(detail) = err.detail() {
             message.push_str(": ");
             message.push_str(detail);
@@ -51,10 +57,17 @@ impl From<minijinja::Error> for TemplateError {
     }
 }
 
+/// The work one render (or one expression) may do: about this many steps, or
+/// 64 bytes of created data each (minijinja's fuel). Real templates use a small
+/// fraction of it; a template that loops for hours or doubles a string until
+/// memory runs out fails its node instead.
+const TEMPLATE_FUEL: u64 = 2_000_000;
+
 fn configure(env: &mut Environment<'_>) {
     env.set_undefined_behavior(UndefinedBehavior::Strict);
     // Hostile templates must not loop forever or recurse without bound.
     env.set_recursion_limit(100);
+    env.set_fuel(Some(TEMPLATE_FUEL));
 }
 
 static EXPRESSIONS: LazyLock<Environment<'static>> = LazyLock::new(|| {

@@ -678,7 +678,21 @@ fn compile_node(
 ) -> Node {
     let kind = match registry.get(&spec.kind) {
         Some(kind) => {
-            for p in kind.check(&spec.config) {
+            // A kind's check is an embedder's code: a panic in it is that node's
+            // problem, not the end of validation.
+            let checked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| kind.check(&spec.config)))
+                .unwrap_or_else(|panic| {
+                    let why = panic
+                        .downcast_ref::<&str>()
+                        .map(|s| (*s).to_owned())
+                        .or_else(|| panic.downcast_ref::<String>().cloned())
+                        .unwrap_or_else(|| "(no message)".to_owned());
+                    vec![crate::node::ConfigProblem::new(
+                        "",
+                        format!("the `{}` kind's check panicked: {why}", spec.kind),
+                    )]
+                });
+            for p in checked {
                 problems.push(
                     Problem::new(
                         config_path(place, &p.path),
