@@ -436,6 +436,11 @@ impl Driver {
     fn cancel(&mut self) {
         self.cancelling = true;
         self.shared.cancel.cancel();
+        self.cancel_pending();
+    }
+
+    /// Settles every node that has not started as cancelled (with its event).
+    fn cancel_pending(&mut self) {
         let pending = self.state.cancel_pending();
         for node in pending {
             if self.shared.events.is_some() {
@@ -462,6 +467,8 @@ impl Driver {
                     self.settle(index, NodeStatus::Cancelled, false, Value::Null, None);
                 }
             }
+            // Nodes that became ready while the run was being cancelled never start.
+            self.cancel_pending();
         }
         let duration_ms = self.shared.now_ms();
         let status = if self.user_token.is_cancelled() {
