@@ -5,7 +5,7 @@
 
 use std::sync::Arc;
 
-use flow_core::{NodeSpec, StrategyKind, StrategySpec, Trigger, WorkflowSpec};
+use flow_core::{NodeSpec, StrategySpec, Trigger, WorkflowSpec};
 use flow_engine::{Engine, RunOptions};
 
 const NODES: usize = 100;
@@ -22,15 +22,14 @@ fn main() {
         let spec = WorkflowSpec {
             name: format!("rate-{NODES}-at-{RATE}"),
             description: None,
-            strategy: Some(StrategySpec {
-                kind: StrategyKind::RateLimited,
-                max_concurrency: None,
-                per_second: Some(RATE),
-                burst: Some(burst),
-                fail_fast: None,
-            }),
+            strategy: Some(
+                StrategySpec::new("rate-limited")
+                    .with("per_second", RATE)
+                    .with("burst", burst),
+            ),
             input: None,
             secrets: Vec::new(),
+            limits: Default::default(),
             nodes: (0..NODES)
                 .map(|i| NodeSpec {
                     id: format!("n{i}"),
@@ -41,6 +40,7 @@ fn main() {
                     timeout_ms: None,
                     trigger: Trigger::AllSuccess,
                     continue_on_error: false,
+                    limit: None,
                 })
                 .collect(),
             edges: Vec::new(),

@@ -5,8 +5,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
-use flow_core::StrategyKind;
 use flow_demo::{DelayServer, DemoShape};
+use flow_engine::strategy::StrategyKind;
 use flow_engine::{Engine, RunOptions, RunStatus, Strategy};
 
 fn seed_demo(c: &mut Criterion) {
@@ -26,7 +26,7 @@ fn seed_demo(c: &mut Criterion) {
     group.warm_up_time(Duration::from_millis(500));
     group.measurement_time(Duration::from_secs(if flow_benches::quick() { 3 } else { 12 }));
     for kind in StrategyKind::ALL {
-        let strategy: Arc<dyn Strategy> = match flow_engine::strategy_config(Some(&shape.strategy(kind))).build() {
+        let strategy: Arc<dyn Strategy> = match engine.build_strategy(&shape.strategy(kind)) {
             Ok(s) => s,
             Err(e) => panic!("{e}"),
         };

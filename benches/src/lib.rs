@@ -42,6 +42,7 @@ fn node(id: String, kind: &str, config: Value) -> NodeSpec {
         timeout_ms: None,
         trigger: Trigger::AllSuccess,
         continue_on_error: false,
+        limit: None,
     }
 }
 
@@ -77,6 +78,7 @@ pub fn spec(shape: Shape, n: usize, kind: &str, config: Value) -> WorkflowSpec {
         strategy: None,
         input: None,
         secrets: Vec::new(),
+        limits: Default::default(),
         nodes,
         edges,
     }

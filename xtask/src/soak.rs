@@ -8,7 +8,7 @@ use std::process::Command;
 pub fn run(args: &[String]) -> Result<(), String> {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
     let status = Command::new(&cargo)
-        .args(["test", "--release", "-p", "flow-engine", "--test", "reliability", "--"])
+        .args(["test", "--release", "-p", "flow-engine", "--test", "load", "--"])
         .args(["--ignored", "--nocapture", "load::soak_of_100_000_runs_shows_no_growth"])
         .args(args)
         .status()

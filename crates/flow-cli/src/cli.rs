@@ -3,7 +3,7 @@
 use std::path::{Path, PathBuf};
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
-use flow_engine::{Engine, Limits};
+use flow_engine::{Engine, Limits, StrategySpec};
 
 pub const EXIT_OK: u8 = 0;
 pub const EXIT_FAILED: u8 = 1;
@@ -64,11 +64,10 @@ impl LimitArgs {
     }
 }
 
-#[derive(Debug, Args)]
-pub struct RunArgs {
-    /// The workflow file (.yaml, .yml or .json).
-    pub file: PathBuf,
-    /// Strategy for this run, replacing the file's: sequential, parallel, all-settled, rate-limited.
+/// The strategy flags of `flow run` and `flow explain`, over the file's `strategy:`.
+#[derive(Debug, Default, Args)]
+pub struct StrategyArgs {
+    /// Strategy, replacing the file's: sequential, parallel, all-settled, rate-limited.
     #[arg(long, value_name = "KIND")]
     pub strategy: Option<String>,
     /// At most this many nodes at once (every strategy but sequential).
@@ -80,6 +79,57 @@ pub struct RunArgs {
     /// rate-limited: starts admitted at once after an idle time (replaces the file's).
     #[arg(long, value_name = "N")]
     pub burst: Option<u64>,
+}
+
+impl StrategyArgs {
+    /// Whether any flag was given.
+    pub fn any(&self) -> bool {
+        self.strategy.is_some() || self.max_concurrency.is_some() || self.per_second.is_some() || self.burst.is_some()
+    }
+
+    /// Refuses a `--strategy` that names no kind of `engine`.
+    pub fn check_kind(&self, engine: &Engine) -> Result<(), String> {
+        let Some(kind) = &self.strategy else { return Ok(()) };
+        if engine.strategies().get(kind).is_some() {
+            return Ok(());
+        }
+        let names = engine.strategies().names();
+        let hint = flow_engine::core::did_you_mean(kind, names.iter().copied())
+            .map(|h| format!(" (did you mean `{h}`?)"))
+            .unwrap_or_default();
+        Err(format!(
+            "--strategy: unknown strategy `{kind}`{hint}; expected one of: {}",
+            names.join(", ")
+        ))
+    }
+
+    /// The `strategy:` section of `kind` the flags ask for, over the file's:
+    /// options the flags do not give are kept from the file when the kind is the
+    /// file's own.
+    pub fn over(&self, kind: &str, file: Option<&StrategySpec>) -> StrategySpec {
+        let mut spec = match file {
+            Some(s) if s.kind == kind => s.clone(),
+            _ => StrategySpec::new(kind),
+        };
+        if let Some(n) = self.max_concurrency {
+            spec.options.insert("max_concurrency".to_owned(), n.into());
+        }
+        if let Some(r) = self.per_second {
+            spec.options.insert("per_second".to_owned(), r.into());
+        }
+        if let Some(b) = self.burst {
+            spec.options.insert("burst".to_owned(), b.into());
+        }
+        spec
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// The workflow file (.yaml, .yml or .json).
+    pub file: PathBuf,
+    #[command(flatten)]
+    pub strategy: StrategyArgs,
     /// The run's input as JSON, or @file.json to read it from a file (replaces the file's `input:`).
     #[arg(long, value_name = "JSON")]
     pub input: Option<String>,
@@ -134,15 +184,9 @@ pub struct GraphArgs {
 pub struct ExplainArgs {
     /// The workflow file (.yaml, .yml or .json).
     pub file: PathBuf,
-    /// Bound the strategies with this concurrency cap (replaces the file's).
-    #[arg(long, value_name = "N")]
-    pub max_concurrency: Option<u64>,
-    /// Bound rate-limited with this many starts per second (replaces the file's).
-    #[arg(long, value_name = "RATE")]
-    pub per_second: Option<f64>,
-    /// Bound rate-limited with this burst (replaces the file's).
-    #[arg(long, value_name = "N")]
-    pub burst: Option<u64>,
+    /// Bound the strategies with these options (`--strategy` marks which row is the run's).
+    #[command(flatten)]
+    pub strategy: StrategyArgs,
     #[command(flatten)]
     pub limits: LimitArgs,
 }

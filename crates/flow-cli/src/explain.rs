@@ -1,11 +1,11 @@
 //! `flow explain`: a workflow's plan without running it. The graph maths lives in
 //! `flow_core::Plan`; this module knows what the built-in node kinds take.
 
-use flow_engine::Engine;
-use flow_engine::core::{AttemptTime, Estimate, Limit, Node, NodeSpec, Plan, StrategyKind, StrategySpec, Workflow};
-use serde_json::Value;
+use flow_engine::core::{AttemptTime, Estimate, Limit, Node, NodeSpec, Plan, Workflow};
+use flow_engine::strategy::StrategyKind;
+use flow_engine::{Engine, StrategySpec};
 
-use crate::cli::{EXIT_OK, EXIT_USAGE, ExplainArgs, load};
+use crate::cli::{EXIT_OK, EXIT_USAGE, ExplainArgs, StrategyArgs, load};
 use crate::graph::strategy_line;
 
 /// A duration for a plan: whole milliseconds without decimals.
@@ -26,55 +26,38 @@ const MAX_LINES: usize = 50;
 const MAX_IDS: usize = 12;
 
 pub fn command(args: &ExplainArgs) -> u8 {
-    if args.max_concurrency == Some(0) {
+    let flags = &args.strategy;
+    if flags.max_concurrency == Some(0) {
         eprintln!("error: --max-concurrency: must be at least 1");
         return EXIT_USAGE;
     }
-    if let Some(r) = args.per_second
+    if let Some(r) = flags.per_second
         && !(r.is_finite() && r > 0.0)
     {
         eprintln!("error: --per-second: must be a number above 0, not {r}");
         return EXIT_USAGE;
     }
-    if args.burst == Some(0) {
+    if flags.burst == Some(0) {
         eprintln!("error: --burst: must be at least 1");
         return EXIT_USAGE;
     }
     let engine = Engine::builder().limits(args.limits.limits()).build();
+    if let Err(message) = flags.check_kind(&engine) {
+        eprintln!("error: {message}");
+        return EXIT_USAGE;
+    }
     let workflow = match load(&engine, &args.file) {
         Ok(wf) => wf,
         Err(code) => return code,
     };
-    let overrides = Overrides {
-        max_concurrency: args.max_concurrency,
-        per_second: args.per_second,
-        burst: args.burst,
-    };
-    print!("{}", render(&workflow, &overrides));
+    print!("{}", render(&engine, &workflow, flags));
     EXIT_OK
 }
 
-/// Strategy options from the command line, over the file's.
-#[derive(Debug, Default)]
-pub struct Overrides {
-    pub max_concurrency: Option<u64>,
-    pub per_second: Option<f64>,
-    pub burst: Option<u64>,
-}
-
-/// What one attempt of a built-in node takes, from its config as written.
+/// What one attempt of a node takes, from its config as written: the kind's own
+/// estimate.
 pub fn attempt_time(node: &Node, spec: &NodeSpec) -> AttemptTime {
-    match node.kind_name() {
-        "noop" | "transform" => AttemptTime::Succeeds(0.0),
-        // A templated wait (`ms: "{{ input.ms }}"`) is only known when the run renders it.
-        "delay" => spec
-            .config
-            .get("ms")
-            .and_then(Value::as_u64)
-            .map_or(AttemptTime::Unknown, |ms| AttemptTime::Succeeds(ms as f64)),
-        "fail" => AttemptTime::Fails(0.0),
-        _ => AttemptTime::Unknown,
-    }
+    node.kind().estimate(&spec.config)
 }
 
 pub fn plan(workflow: &Workflow) -> Plan {
@@ -139,7 +122,7 @@ fn plural(n: usize, word: &str) -> String {
 }
 
 /// The explanation, as printed.
-pub fn render(workflow: &Workflow, overrides: &Overrides) -> String {
+pub fn render(engine: &Engine, workflow: &Workflow, flags: &StrategyArgs) -> String {
     let plan = plan(workflow);
     let nodes = workflow.nodes();
     let id = |i: usize| nodes[i].id();
@@ -218,32 +201,49 @@ pub fn render(workflow: &Workflow, overrides: &Overrides) -> String {
 
     out.push_str("\nbounds of the run's time, if every node runs:\n");
     let file = workflow.strategy();
-    let file_kind = file.map_or(StrategyKind::Parallel, |s| s.kind);
+    let run_kind = flags
+        .strategy
+        .as_deref()
+        .or(file.map(|s| s.kind.as_str()))
+        .unwrap_or("parallel");
     let mut rows: Vec<[String; 4]> = vec![[
         "strategy".to_owned(),
         "at least".to_owned(),
         "at most".to_owned(),
         "limited by".to_owned(),
     ]];
-    for kind in StrategyKind::ALL {
-        let spec = strategy_for(kind, file, overrides);
+    // The built-in kinds, then the run's own when it is another (an embedder's).
+    let mut kinds: Vec<&str> = StrategyKind::ALL.iter().map(|k| k.as_str()).collect();
+    if !kinds.contains(&run_kind) {
+        kinds.push(run_kind);
+    }
+    for kind in kinds {
+        let spec = strategy_for(kind, file, flags);
         let mut name = strategy_line(Some(&spec));
-        if kind == file_kind {
-            name.push_str(" (the file's)");
+        if kind == run_kind {
+            name.push_str(if flags.strategy.is_some() {
+                " (the run's)"
+            } else {
+                " (the file's)"
+            });
         }
-        if kind == StrategyKind::RateLimited && spec.per_second.is_none() {
-            rows.push([
-                name,
-                "-".to_owned(),
-                "-".to_owned(),
-                "needs a rate: give --per-second".to_owned(),
-            ]);
-            continue;
-        }
-        let bounds = plan.bounds(&spec);
+        let strategy = match engine.build_strategy(&spec) {
+            Ok(strategy) => strategy,
+            Err(e) => {
+                let why = if kind == StrategyKind::RateLimited.as_str() && !spec.options.contains_key("per_second") {
+                    "needs a rate: give --per-second".to_owned()
+                } else {
+                    e.to_string().replace('\n', "; ")
+                };
+                rows.push([name, "-".to_owned(), "-".to_owned(), why]);
+                continue;
+            }
+        };
+        let pace = flow_engine::pace(&*strategy);
+        let bounds = plan.bounds(pace);
         let upper = match bounds.upper_ms {
             Some(ms) => fmt_ms(ms),
-            None if kind == StrategyKind::RateLimited => "not computed".to_owned(),
+            None if pace.per_second.is_some() => "not computed".to_owned(),
             None => "unknown".to_owned(),
         };
         rows.push([
@@ -307,7 +307,10 @@ pub fn render(workflow: &Workflow, overrides: &Overrides) -> String {
         }
     }
     let conditional = workflow.edges().iter().any(|e| e.when.is_some());
-    let fails = nodes.iter().any(|n| n.kind_name() == "fail");
+    let fails = nodes
+        .iter()
+        .zip(specs)
+        .any(|(node, spec)| matches!(attempt_time(node, spec), AttemptTime::Fails(_)));
     if conditional || fails || !unknown.is_empty() {
         out.push_str(
             "note: a `when:` that is false, or a failure, skips nodes: such a run can end sooner than \"at least\".\n",
@@ -316,28 +319,26 @@ pub fn render(workflow: &Workflow, overrides: &Overrides) -> String {
     out
 }
 
-/// The options a row of the bounds table uses: the flags, else the file's section
-/// (only the options that apply to `kind`).
-fn strategy_for(kind: StrategyKind, file: Option<&StrategySpec>, overrides: &Overrides) -> StrategySpec {
-    let from_file = |pick: fn(&StrategySpec) -> Option<u64>| file.and_then(pick);
-    let rate = kind == StrategyKind::RateLimited;
-    StrategySpec {
-        kind,
-        max_concurrency: if kind == StrategyKind::Sequential {
-            None
-        } else {
-            overrides.max_concurrency.or(from_file(|s| s.max_concurrency))
-        },
-        per_second: if rate {
-            overrides.per_second.or(file.and_then(|s| s.per_second))
-        } else {
-            None
-        },
-        burst: if rate {
-            overrides.burst.or(from_file(|s| s.burst))
-        } else {
-            None
-        },
-        fail_fast: None,
+/// The options a row of the bounds table uses: the flags, else the file's section,
+/// keeping for a built-in kind only the options that apply to it.
+fn strategy_for(kind: &str, file: Option<&StrategySpec>, flags: &StrategyArgs) -> StrategySpec {
+    let mut spec = flags.over(kind, file);
+    if spec.kind != file.map_or("", |f| f.kind.as_str()) {
+        // Another kind than the file's: borrow the file's options that apply.
+        if let Some(file) = file {
+            for (name, value) in &file.options {
+                spec.options.entry(name.clone()).or_insert_with(|| value.clone());
+            }
+        }
     }
+    let applies = |name: &str| match kind {
+        "sequential" => false,
+        "parallel" | "all-settled" => name == "max_concurrency",
+        "rate-limited" => matches!(name, "max_concurrency" | "per_second" | "burst"),
+        _ => true,
+    };
+    if StrategyKind::ALL.iter().any(|k| k.as_str() == kind) {
+        spec.options.retain(|name, _| applies(name));
+    }
+    spec
 }

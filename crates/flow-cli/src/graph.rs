@@ -26,18 +26,16 @@ pub fn strategy_line(strategy: Option<&StrategySpec>) -> String {
     let Some(s) = strategy else {
         return "parallel (default)".to_owned();
     };
-    let mut out = s.kind.as_str().to_owned();
-    if let Some(n) = s.max_concurrency {
-        out.push_str(&format!(", max_concurrency {n}"));
-    }
-    if let Some(r) = s.per_second {
-        out.push_str(&format!(", per_second {r}"));
-    }
-    if let Some(b) = s.burst {
-        out.push_str(&format!(", burst {b}"));
-    }
-    if let Some(f) = s.fail_fast {
-        out.push_str(&format!(", fail_fast {f}"));
+    let mut out = s.kind.clone();
+    for (name, value) in &s.options {
+        match value {
+            serde_json::Value::String(text) => out.push_str(&format!(", {name} {text}")),
+            // `--per-second 5` reads as 5.0: shown as written in a file.
+            serde_json::Value::Number(n) if n.as_f64().is_some_and(|f| f.fract() == 0.0 && f.abs() < 1e15) => {
+                out.push_str(&format!(", {name} {}", n.as_f64().unwrap_or_default() as i64));
+            }
+            other => out.push_str(&format!(", {name} {other}")),
+        }
     }
     out
 }

@@ -2,7 +2,7 @@
 
 use std::path::{Path, PathBuf};
 
-use flow_engine::{Engine, Report, RunOptions, RunStatus, strategy_config};
+use flow_engine::{Engine, Report, RunOptions, RunStatus};
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
@@ -22,7 +22,7 @@ pub async fn run(args: RunArgs) -> u8 {
         Err(code) => return code,
     };
     let mut options = RunOptions::new();
-    match strategy_override(&args, workflow.strategy()) {
+    match strategy_override(&engine, &args, workflow.strategy()) {
         Ok(Some(strategy)) => options = options.strategy(strategy),
         Ok(None) => {}
         Err(message) => {
@@ -155,42 +155,24 @@ fn write_report(report: &Report, target: &ReportTarget) -> Result<(), String> {
 /// The strategy the flags ask for, combined with the file's section: options the
 /// flags do not give are kept from the file when the kind stays the same.
 fn strategy_override(
+    engine: &Engine,
     args: &RunArgs,
-    file: Option<&flow_engine::core::StrategySpec>,
+    file: Option<&flow_engine::StrategySpec>,
 ) -> Result<Option<std::sync::Arc<dyn flow_engine::Strategy>>, String> {
-    if args.strategy.is_none() && args.max_concurrency.is_none() && args.per_second.is_none() && args.burst.is_none() {
+    let flags = &args.strategy;
+    if !flags.any() {
         return Ok(None);
     }
-    let file_kind = file.map_or(flow_engine::core::StrategyKind::Parallel, |s| s.kind);
-    let kind = match &args.strategy {
-        Some(name) => flow_engine::core::StrategyKind::parse(name).ok_or_else(|| {
-            format!("--strategy: unknown strategy `{name}`; expected one of: sequential, parallel, all-settled, rate-limited")
-        })?,
-        None => file_kind,
-    };
-    let mut spec = match file {
-        Some(s) if s.kind == kind => s.clone(),
-        _ => flow_engine::core::StrategySpec {
-            kind,
-            max_concurrency: None,
-            per_second: None,
-            burst: None,
-            fail_fast: None,
-        },
-    };
-    if args.max_concurrency.is_some() {
-        spec.max_concurrency = args.max_concurrency;
-    }
-    if args.per_second.is_some() {
-        spec.per_second = args.per_second;
-    }
-    if args.burst.is_some() {
-        spec.burst = args.burst;
-    }
-    strategy_config(Some(&spec))
-        .build()
+    flags.check_kind(engine)?;
+    let kind = flags
+        .strategy
+        .as_deref()
+        .or(file.map(|s| s.kind.as_str()))
+        .unwrap_or("parallel");
+    engine
+        .build_strategy(&flags.over(kind, file))
         .map(Some)
-        .map_err(|e| format!("{e} (from the command line flags)"))
+        .map_err(|e| format!("{} (from the command line flags)", e.to_string().replace('\n', "; ")))
 }
 
 fn parse_input(raw: &str) -> Result<Value, String> {

@@ -48,6 +48,7 @@ struct Inner {
     input: Value,
     input_view: minijinja::Value,
     env: minijinja::Value,
+    secrets: BTreeMap<String, String>,
     slots: Box<[OnceLock<Settled>]>,
 }
 
@@ -67,8 +68,9 @@ impl fmt::Debug for Context {
 }
 
 impl Context {
-    /// A fresh context for one run of `workflow`. `secrets` are the values that
-    /// `env.NAME` reads; pass only the names the workflow declares.
+    /// A fresh context for one run of `workflow`, with nothing settled. `secrets`
+    /// are the values that `env.NAME` reads; pass only the names the workflow
+    /// declares. Only a [`ContextWriter`] records results.
     pub fn new(workflow: Arc<Workflow>, input: Value, secrets: BTreeMap<String, String>) -> Self {
         let slots = (0..workflow.nodes().len()).map(|_| OnceLock::new()).collect();
         let input_view = to_view(&input);
@@ -78,6 +80,7 @@ impl Context {
                 input,
                 input_view,
                 env: to_view(&secrets),
+                secrets,
                 slots,
             }),
         }
@@ -93,15 +96,6 @@ impl Context {
         &self.inner.input
     }
 
-    /// Records node `index`'s result. A node settles once: later calls are ignored
-    /// and return `false`.
-    pub fn record(&self, index: usize, settled: Settled) -> bool {
-        match self.inner.slots.get(index) {
-            Some(slot) => slot.set(settled).is_ok(),
-            None => false,
-        }
-    }
-
     /// Node `index`'s result, once it has settled.
     pub fn settled(&self, index: usize) -> Option<&Settled> {
         self.inner.slots.get(index).and_then(OnceLock::get)
@@ -112,24 +106,10 @@ impl Context {
         self.inner.workflow.index_of(id).and_then(|i| self.settled(i))
     }
 
-    /// Takes every slot out, in node order, for the report. Moves the results out
-    /// without copying; copies only when a clone of this context is still alive
-    /// somewhere (a node that kept its call).
-    pub fn into_settled(self) -> Box<dyn Iterator<Item = Option<Settled>>> {
-        match Arc::try_unwrap(self.inner) {
-            Ok(inner) => Box::new(inner.slots.into_vec().into_iter().map(OnceLock::into_inner)),
-            Err(shared) => {
-                let copied: Vec<Option<Settled>> = shared
-                    .slots
-                    .iter()
-                    .map(|slot| {
-                        slot.get()
-                            .map(|s| Settled::new(s.status, s.output.clone(), s.error.clone()))
-                    })
-                    .collect();
-                Box::new(copied.into_iter())
-            }
-        }
+    /// The value of the declared secret `name` (`env.NAME` in templates), when
+    /// the environment had it at the start of the run.
+    pub fn secret(&self, name: &str) -> Option<&str> {
+        self.inner.secrets.get(name).map(String::as_str)
     }
 
     /// The context as a template value.
@@ -145,6 +125,57 @@ impl Context {
             inner: self.inner.clone(),
             extra: extra.iter().map(|(k, v)| ((*k).to_owned(), to_view(v))).collect(),
         })
+    }
+}
+
+/// The one handle that records results in a run's [`Context`]: the engine's
+/// driver holds it, and node kinds, which get the [`Context`], never see it.
+#[derive(Debug)]
+pub struct ContextWriter {
+    context: Context,
+}
+
+impl ContextWriter {
+    /// A fresh context for one run of `workflow` (see [`Context::new`]), and the
+    /// right to record its results.
+    pub fn new(workflow: Arc<Workflow>, input: Value, secrets: BTreeMap<String, String>) -> Self {
+        ContextWriter {
+            context: Context::new(workflow, input, secrets),
+        }
+    }
+
+    /// The context, to read and to hand out (a cheap clone).
+    pub fn context(&self) -> &Context {
+        &self.context
+    }
+
+    /// Records node `index`'s result. A node settles once: a second call is
+    /// refused and returns `false`.
+    pub fn record(&self, index: usize, settled: Settled) -> bool {
+        match self.context.inner.slots.get(index) {
+            Some(slot) => slot.set(settled).is_ok(),
+            None => false,
+        }
+    }
+
+    /// Takes every slot out, in node order, for the report. Moves the results out
+    /// without copying; copies only when a clone of this context is still alive
+    /// somewhere (a node that kept its call).
+    pub fn into_settled(self) -> Box<dyn Iterator<Item = Option<Settled>>> {
+        match Arc::try_unwrap(self.context.inner) {
+            Ok(inner) => Box::new(inner.slots.into_vec().into_iter().map(OnceLock::into_inner)),
+            Err(shared) => {
+                let copied: Vec<Option<Settled>> = shared
+                    .slots
+                    .iter()
+                    .map(|slot| {
+                        slot.get()
+                            .map(|s| Settled::new(s.status, s.output.clone(), s.error.clone()))
+                    })
+                    .collect();
+                Box::new(copied.into_iter())
+            }
+        }
     }
 }
 

@@ -140,12 +140,48 @@ impl fmt::Display for Problems<'_> {
     }
 }
 
-/// The closest of `candidates` to `word`, if one is close enough to suggest.
-pub(crate) fn did_you_mean<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
+/// The closest of `candidates` to `word`, if one is close enough to suggest
+/// (Jaro-Winkler similarity above 0.8): the "did you mean" of every message.
+///
+/// ```
+/// assert_eq!(flow_core::did_you_mean("deley", ["delay", "noop"]), Some("delay"));
+/// assert_eq!(flow_core::did_you_mean("zzz", ["delay", "noop"]), None);
+/// ```
+pub fn did_you_mean<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
     candidates
         .into_iter()
         .map(|c| (strsim::jaro_winkler(word, c), c))
         .filter(|(score, _)| *score > 0.8)
         .max_by(|a, b| a.0.total_cmp(&b.0))
         .map(|(_, c)| c)
+}
+
+/// Joins a field to a document path: `nodes[0].config` + `url` gives
+/// `nodes[0].config.url`; a key that is not a plain word is quoted in brackets
+/// (`headers["X Y"]`); an empty path gives the key alone.
+///
+/// ```
+/// assert_eq!(flow_core::join_path("config", "url"), "config.url");
+/// assert_eq!(flow_core::join_path("", "url"), "url");
+/// assert_eq!(flow_core::join_path("headers", "a b"), r#"headers["a b"]"#);
+/// ```
+pub fn join_path(path: &str, key: &str) -> String {
+    let plain = !key.is_empty() && key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+    match (path.is_empty(), plain) {
+        (true, true) => key.to_owned(),
+        (false, true) => format!("{path}.{key}"),
+        (_, false) => format!("{path}[{key:?}]"),
+    }
+}
+
+/// The message of a caught panic's payload (`panic!("...")` gives a `&str` or a
+/// `String`; anything else reads as "(no message)").
+pub fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    if let Some(s) = payload.downcast_ref::<&str>() {
+        (*s).to_owned()
+    } else if let Some(s) = payload.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "(no message)".to_owned()
+    }
 }

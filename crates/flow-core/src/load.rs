@@ -242,7 +242,7 @@ fn suggestion(message: &str) -> Option<String> {
 /// The lines are indexed by the `id`, `from` and `to` values they hold on first use,
 /// so looking up every node of a large file stays linear.
 #[derive(Debug, Default)]
-pub struct Locator {
+pub(crate) struct Locator {
     lines: Vec<String>,
     index: std::sync::OnceLock<Index>,
 }
@@ -296,11 +296,6 @@ impl Locator {
     pub fn node_nth(&self, id: &str, nth: usize) -> Option<usize> {
         let lines = self.index().id.get(id)?;
         lines.get(nth).or(lines.last()).copied()
-    }
-
-    /// The line of the edge `from` -> `to`.
-    pub fn edge(&self, from: &str, to: &str) -> Option<usize> {
-        self.edge_nth(from, to, 0)
     }
 
     /// The line of the `nth` (0-based) edge `from` -> `to` (a duplicate edge points

@@ -8,6 +8,8 @@ use std::time::Duration;
 use serde_json::Value;
 
 use crate::context::Context;
+use crate::plan::AttemptTime;
+use crate::spec::LimitSpec;
 
 /// A kind of node: `http`, `delay`, or one written by an embedder.
 ///
@@ -31,12 +33,23 @@ pub trait NodeKind: Send + Sync + 'static {
         Vec::new()
     }
 
+    /// How long one attempt takes, as far as the config as written tells (for
+    /// `flow explain`; templates are not rendered). Default: not known.
+    fn estimate(&self, config: &Value) -> AttemptTime {
+        let _ = config;
+        AttemptTime::Unknown
+    }
+
     /// Runs one attempt.
     async fn run(&self, call: NodeCall) -> Result<Value, NodeError>;
 }
 
 /// Everything one attempt of a node receives.
+///
+/// The context is a read-only view of the run: a kind reads the input, the
+/// settled nodes and the declared secrets, and only the engine records results.
 #[derive(Clone)]
+#[non_exhaustive]
 pub struct NodeCall {
     /// The node's id.
     pub node_id: Arc<str>,
@@ -44,8 +57,20 @@ pub struct NodeCall {
     pub config: Arc<Value>,
     /// 1 for the first attempt, 2 for the first retry, and so on.
     pub attempt: u32,
-    /// The run's context: input, settled nodes, secrets.
+    /// The run's context, read-only: input, settled nodes, secrets.
     pub context: Context,
+}
+
+impl NodeCall {
+    /// The first attempt of node `node_id` with this (rendered) config.
+    pub fn new(node_id: Arc<str>, config: Arc<Value>, context: Context) -> Self {
+        NodeCall {
+            node_id,
+            config,
+            attempt: 1,
+            context,
+        }
+    }
 }
 
 impl fmt::Debug for NodeCall {
@@ -145,10 +170,20 @@ impl From<&str> for NodeError {
     }
 }
 
-/// The node kinds an engine knows, by name.
+/// Checks a `strategy:` section's options for one strategy kind: every problem,
+/// each with its path inside the section (`per_second`, or empty for the whole).
+pub type StrategyCheck = Arc<dyn Fn(&serde_json::Map<String, Value>) -> Vec<ConfigProblem> + Send + Sync>;
+
+/// What validation knows beyond the file: the node kinds, the strategy kinds and
+/// the engine-wide limits of one engine, by name.
+///
+/// The engine fills it (built-in kinds, an embedder's own); flow-core alone
+/// knows no kind of either sort.
 #[derive(Clone, Default)]
 pub struct Registry {
     kinds: HashMap<String, Arc<dyn NodeKind>>,
+    strategies: HashMap<String, StrategyCheck>,
+    limits: HashMap<String, LimitSpec>,
 }
 
 impl Registry {
@@ -176,14 +211,55 @@ impl Registry {
 
     /// The names of every registered kind, sorted.
     pub fn names(&self) -> Vec<&str> {
-        let mut names: Vec<&str> = self.kinds.keys().map(String::as_str).collect();
-        names.sort_unstable();
-        names
+        sorted(self.kinds.keys())
     }
+
+    /// Adds (or replaces) the strategy kind called `name`, with the check of its
+    /// options that validation runs on a file's `strategy:` section.
+    pub fn register_strategy(&mut self, name: impl Into<String>, check: StrategyCheck) -> &mut Self {
+        self.strategies.insert(name.into(), check);
+        self
+    }
+
+    /// The check of the strategy kind called `name`.
+    pub fn strategy(&self, name: &str) -> Option<&StrategyCheck> {
+        self.strategies.get(name)
+    }
+
+    /// The names of every strategy kind, sorted.
+    pub fn strategy_names(&self) -> Vec<&str> {
+        sorted(self.strategies.keys())
+    }
+
+    /// Declares an engine-wide limit that any workflow's nodes may take by name.
+    pub fn declare_limit(&mut self, name: impl Into<String>, limit: LimitSpec) -> &mut Self {
+        self.limits.insert(name.into(), limit);
+        self
+    }
+
+    /// The engine-wide limit called `name`.
+    pub fn limit(&self, name: &str) -> Option<&LimitSpec> {
+        self.limits.get(name)
+    }
+
+    /// The names of every engine-wide limit, sorted.
+    pub fn limit_names(&self) -> Vec<&str> {
+        sorted(self.limits.keys())
+    }
+}
+
+fn sorted<'a>(keys: impl Iterator<Item = &'a String>) -> Vec<&'a str> {
+    let mut names: Vec<&str> = keys.map(String::as_str).collect();
+    names.sort_unstable();
+    names
 }
 
 impl fmt::Debug for Registry {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Registry").field("kinds", &self.names()).finish()
+        f.debug_struct("Registry")
+            .field("kinds", &self.names())
+            .field("strategies", &self.strategy_names())
+            .field("limits", &self.limit_names())
+            .finish()
     }
 }

@@ -6,7 +6,6 @@
 //! assumes that every node runs: a `when:` that is false, or a failure, can make a
 //! real run shorter. Engine overhead is not counted.
 
-use crate::spec::{StrategyKind, StrategySpec};
 use crate::workflow::{Node, Workflow};
 
 /// How long one attempt of a node takes, as far as its config tells.
@@ -183,19 +182,23 @@ impl Plan {
         self.work_ms
     }
 
-    /// Bounds of a run's time under `strategy`. Options that do not apply to its
-    /// kind are ignored; a rate-limited strategy without `per_second` gets no rate bound.
-    pub fn bounds(&self, strategy: &StrategySpec) -> Bounds {
+    /// Bounds of a run's time under a strategy that paces starts as `pace` says.
+    /// A cap of 1 is sequential: the sum of every duration.
+    pub fn bounds(&self, pace: Pace) -> Bounds {
         let nodes = self.estimates.len() as f64;
-        let cap = strategy
+        let cap = pace
             .max_concurrency
-            .filter(|&m| m > 0 && strategy.kind != StrategyKind::Sequential)
+            .filter(|&m| m > 0)
             .map(|m| (m as f64).min(nodes.max(1.0)));
-        if strategy.kind == StrategyKind::Sequential {
+        if pace.max_concurrency == Some(1) {
             return Bounds {
                 lower_ms: self.work_ms,
                 limit: Limit::Work,
-                upper_ms: self.work_max_ms,
+                upper_ms: if pace.per_second.is_some() {
+                    None
+                } else {
+                    self.work_max_ms
+                },
             };
         }
         let mut lower = (self.critical_ms, Limit::CriticalPath);
@@ -205,10 +208,8 @@ impl Plan {
                 lower = (spread, Limit::Concurrency);
             }
         }
-        if strategy.kind == StrategyKind::RateLimited
-            && let Some(rate) = strategy.per_second.filter(|r| r.is_finite() && *r > 0.0)
-        {
-            let burst = strategy.burst.unwrap_or(1) as f64;
+        if let Some(rate) = pace.per_second.filter(|r| r.is_finite() && *r > 0.0) {
+            let burst = f64::from(pace.burst.max(1));
             let admitted = (nodes - burst).max(0.0) / rate * 1000.0;
             if admitted > lower.0 {
                 lower = (admitted, Limit::Rate);
@@ -216,10 +217,10 @@ impl Plan {
         }
         // Greedy list scheduling (start whatever is ready while a slot is free) ends
         // within work / m + (1 - 1/m) * critical path (Graham's bound).
-        let upper = match (strategy.kind, cap) {
-            (StrategyKind::RateLimited, _) => None,
-            (_, None) => self.critical_max_ms,
-            (_, Some(m)) => self
+        let upper = match (pace.per_second, cap) {
+            (Some(_), _) => None,
+            (None, None) => self.critical_max_ms,
+            (None, Some(m)) => self
                 .work_max_ms
                 .zip(self.critical_max_ms)
                 .map(|(w, c)| w / m + (1.0 - 1.0 / m) * c),
@@ -230,6 +231,18 @@ impl Plan {
             upper_ms: upper,
         }
     }
+}
+
+/// How a strategy paces a run's starts, as far as planning needs: the engine
+/// asks the strategy (`Strategy::max_concurrency` and `Strategy::rate`).
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct Pace {
+    /// At most this many nodes at once (`Some(1)`: one at a time).
+    pub max_concurrency: Option<usize>,
+    /// Starts admitted per second, when a quota spaces them.
+    pub per_second: Option<f64>,
+    /// Starts admitted at once after an idle time (with `per_second`).
+    pub burst: u32,
 }
 
 /// The longest node-weighted path: its weight and its nodes, first to last.

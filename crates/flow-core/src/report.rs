@@ -7,6 +7,7 @@ use serde_json::Value;
 /// How a run ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum RunStatus {
     /// No node failed (a failure under `continue_on_error` does not count).
     Succeeded,
@@ -30,6 +31,7 @@ impl RunStatus {
 /// How a node ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum NodeStatus {
     /// Ran and produced an output.
     Succeeded,
@@ -79,12 +81,14 @@ impl std::fmt::Display for RunStatus {
 
 /// The report of one run.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct Report {
     /// The workflow's name.
     pub workflow: String,
-    /// The run's id (unique within the process).
-    #[serde(default)]
-    pub run_id: u64,
+    /// The run's id: a UUIDv7 (time-ordered), unique across processes and machines.
+    /// (Reports of flow 0.1 held a number; it reads as its decimal text.)
+    #[serde(default, deserialize_with = "run_id_text")]
+    pub run_id: String,
     /// The strategy's name.
     pub strategy: String,
     /// How the run ended.
@@ -95,7 +99,40 @@ pub struct Report {
     pub nodes: NodeReports,
 }
 
+/// A run id as text: a string, or the number older reports held.
+fn run_id_text<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<String, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Id {
+        Text(String),
+        Number(u64),
+    }
+    Ok(match Id::deserialize(deserializer)? {
+        Id::Text(text) => text,
+        Id::Number(n) => n.to_string(),
+    })
+}
+
 impl Report {
+    /// A report of run `run_id` of `workflow`.
+    pub fn new(
+        workflow: impl Into<String>,
+        run_id: impl Into<String>,
+        strategy: impl Into<String>,
+        status: RunStatus,
+        duration_ms: f64,
+        nodes: NodeReports,
+    ) -> Self {
+        Report {
+            workflow: workflow.into(),
+            run_id: run_id.into(),
+            strategy: strategy.into(),
+            status,
+            duration_ms,
+            nodes,
+        }
+    }
+
     /// The entry of node `id`.
     pub fn node(&self, id: &str) -> Option<&NodeReport> {
         self.nodes.get(id)
@@ -104,6 +141,7 @@ impl Report {
 
 /// A node's entry in the report.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct NodeReport {
     /// How the node ended.
     pub status: NodeStatus,
@@ -120,6 +158,26 @@ pub struct NodeReport {
     /// Every attempt, with its own start, end and error.
     #[serde(default)]
     pub attempts_detail: Vec<AttemptReport>,
+    /// Time spent waiting for the node's shared limit (`limit:`), over every
+    /// attempt, in ms; only for a node that takes a limit.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limit_wait_ms: Option<f64>,
+}
+
+impl NodeReport {
+    /// An entry with `status` and nothing else: no attempt, no output.
+    pub fn new(status: NodeStatus) -> Self {
+        NodeReport {
+            status,
+            attempts: 0,
+            started_ms: None,
+            finished_ms: None,
+            output: Value::Null,
+            error: None,
+            attempts_detail: Vec::new(),
+            limit_wait_ms: None,
+        }
+    }
 }
 
 /// One attempt of a node.
@@ -131,6 +189,10 @@ pub struct AttemptReport {
     pub finished_ms: f64,
     /// The attempt's error, if it failed.
     pub error: Option<String>,
+    /// Time this attempt waited for the node's shared limit before it started,
+    /// in ms (only for a node that takes a limit).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limit_wait_ms: Option<f64>,
 }
 
 /// The report's nodes, in file order, serialised as a JSON object keyed by node id.

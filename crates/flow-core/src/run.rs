@@ -31,6 +31,7 @@ struct NodeState {
 
 /// What settling a node changed elsewhere.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Transition {
     /// The node may now start.
     Ready(usize),

@@ -3,6 +3,8 @@
 //! These types mirror `docs/workflow-format.md` field by field. Unknown fields are
 //! rejected (`deny_unknown_fields`) so a typo never silently changes behaviour.
 
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -21,6 +23,9 @@ pub struct WorkflowSpec {
     /// Default input of a run; a run's own input replaces it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub input: Option<Value>,
+    /// Limits shared by every run of this workflow in one engine, by name.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub limits: BTreeMap<String, LimitSpec>,
     /// Environment variables that templates may read as `env.NAME`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub secrets: Vec<String>,
@@ -31,68 +36,102 @@ pub struct WorkflowSpec {
     pub edges: Vec<EdgeSpec>,
 }
 
-/// The `strategy:` section.
+/// The `strategy:` section: a kind, and that kind's options.
+///
+/// The options are read by the strategy kind registered under `kind` (the
+/// engine's strategy registry: the four built-in kinds, or an embedder's), so
+/// this type holds them as written.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct StrategySpec {
-    /// Which strategy.
-    pub kind: StrategyKind,
-    /// At most this many nodes run at once (every kind but `sequential`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub max_concurrency: Option<u64>,
-    /// `rate-limited` only: node starts admitted per second (required, > 0).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub per_second: Option<f64>,
-    /// `rate-limited` only: starts admitted at once after an idle time (default 1).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub burst: Option<u64>,
-    /// `rate-limited` only: the first failure cancels the run (default false).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub fail_fast: Option<bool>,
+    /// Which strategy: `sequential`, `parallel`, `all-settled`,
+    /// `rate-limited`, or a kind an embedder registered.
+    pub kind: String,
+    /// Every other field of the section (`max_concurrency`, `per_second`, …).
+    #[serde(flatten)]
+    pub options: serde_json::Map<String, Value>,
 }
 
-/// The four built-in strategies.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum StrategyKind {
-    /// One node at a time, in topological order with ties broken by file order.
-    Sequential,
-    /// Every ready node at once; the first failure cancels the rest.
-    Parallel,
-    /// Every ready node at once; a failure only affects its own downstream.
-    AllSettled,
-    /// Node starts admitted by a rate quota and a concurrency cap.
-    RateLimited,
-}
-
-impl StrategyKind {
-    /// Every kind, in documentation order.
-    pub const ALL: [StrategyKind; 4] = [
-        StrategyKind::Sequential,
-        StrategyKind::Parallel,
-        StrategyKind::AllSettled,
-        StrategyKind::RateLimited,
-    ];
-
-    /// The name used in files, reports and on the command line.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            StrategyKind::Sequential => "sequential",
-            StrategyKind::Parallel => "parallel",
-            StrategyKind::AllSettled => "all-settled",
-            StrategyKind::RateLimited => "rate-limited",
+impl StrategySpec {
+    /// A section naming `kind`, with no options.
+    pub fn new(kind: impl Into<String>) -> Self {
+        StrategySpec {
+            kind: kind.into(),
+            options: serde_json::Map::new(),
         }
     }
 
-    /// Parses a name as written in files and on the command line.
-    pub fn parse(name: &str) -> Option<StrategyKind> {
-        StrategyKind::ALL.into_iter().find(|k| k.as_str() == name)
+    /// The same section with option `name` set to `value`.
+    pub fn with(mut self, name: impl Into<String>, value: impl Into<Value>) -> Self {
+        self.options.insert(name.into(), value.into());
+        self
     }
 }
 
-impl std::fmt::Display for StrategyKind {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
+/// One entry of `limits:`: a limit shared by every run of the workflow (or,
+/// declared on the engine, by every workflow) in one engine.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LimitSpec {
+    /// Starts admitted per second (fractions allowed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub per_second: Option<f64>,
+    /// Starts admitted at once after an idle time (default 1; with `per_second`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub burst: Option<u32>,
+    /// Attempts running at once, at most.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_concurrency: Option<u32>,
+}
+
+impl LimitSpec {
+    /// Every problem of this limit, each with its path inside the limit
+    /// (`per_second`, or empty for the limit as a whole).
+    pub fn problems(&self) -> Vec<crate::node::ConfigProblem> {
+        crate::workflow::limit_problems(self)
+            .into_iter()
+            .map(|(field, message)| crate::node::ConfigProblem::new(field.trim_start_matches('.'), message))
+            .collect()
+    }
+}
+
+/// A node's `limit:` field: the name of a limit, or a name and a key template
+/// (one quota per rendered key, such as one per tenant).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum LimitUse {
+    /// `limit: crm_api`.
+    Name(String),
+    /// `limit: { name: crm_api, key: "{{ input.tenant }}" }`.
+    Keyed(KeyedLimit),
+}
+
+/// The long form of a node's `limit:` field.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KeyedLimit {
+    /// The limit's name.
+    pub name: String,
+    /// A template rendered at each attempt: starts with different keys are
+    /// counted apart.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key: Option<String>,
+}
+
+impl LimitUse {
+    /// The limit's name.
+    pub fn name(&self) -> &str {
+        match self {
+            LimitUse::Name(name) => name,
+            LimitUse::Keyed(k) => &k.name,
+        }
+    }
+
+    /// The key template, if any.
+    pub fn key(&self) -> Option<&str> {
+        match self {
+            LimitUse::Name(_) => None,
+            LimitUse::Keyed(k) => k.key.as_deref(),
+        }
     }
 }
 
@@ -122,6 +161,9 @@ pub struct NodeSpec {
     /// Record a failure but let the downstream run as if the node succeeded.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub continue_on_error: bool,
+    /// A shared limit every attempt of this node takes before it starts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limit: Option<LimitUse>,
 }
 
 /// A node's `retry:` section.

@@ -14,6 +14,7 @@ use minijinja::{Environment, Expression, UndefinedBehavior};
 use serde_json::Value;
 
 use crate::context::Context;
+use crate::error::join_path;
 
 /// An error compiling or evaluating a template or expression.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -217,7 +218,7 @@ impl References {
 
 /// The string templates of one workflow (those that are not a single expression).
 #[derive(Clone)]
-pub struct TemplateSet {
+pub(crate) struct TemplateSet {
     env: Arc<Environment<'static>>,
 }
 
@@ -349,16 +350,6 @@ impl TemplateSetBuilder {
     }
 }
 
-/// Joins a field to a document path: `nodes[0].config` + `url`.
-pub(crate) fn join_path(path: &str, key: &str) -> String {
-    let plain = !key.is_empty() && key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
-    match (path.is_empty(), plain) {
-        (true, true) => key.to_owned(),
-        (false, true) => format!("{path}.{key}"),
-        (_, false) => format!("{path}[{key:?}]"),
-    }
-}
-
 enum Shape<'a> {
     Literal,
     Expression(&'a str),
@@ -414,13 +405,14 @@ impl ValueTemplate {
         &self.references
     }
 
-    /// Renders every template against a run's context.
-    pub fn render(&self, set: &TemplateSet, context: &Context) -> Result<Arc<Value>, TemplateError> {
+    /// Renders every template against a run's context (of the workflow this
+    /// template belongs to).
+    pub fn render(&self, context: &Context) -> Result<Arc<Value>, TemplateError> {
         match &self.part {
             None => Ok(self.literal.clone()),
             Some(part) => {
                 let root = context.to_value();
-                render_part(part, set, &root).map(Arc::new)
+                render_part(part, context.workflow().templates(), &root).map(Arc::new)
             }
         }
     }

@@ -15,7 +15,8 @@ use axum::Router;
 use axum::extract::Path;
 use axum::routing::get;
 use axum::serve::ListenerExt;
-use flow_core::{EdgeSpec, NodeSpec, StrategyKind, StrategySpec, Trigger, WorkflowSpec};
+use flow_core::{EdgeSpec, NodeSpec, StrategySpec, Trigger, WorkflowSpec};
+use flow_engine::strategy::StrategyKind;
 use flow_engine::{Engine, RunOptions, RunStatus, Strategy, Workflow};
 use serde_json::json;
 
@@ -107,12 +108,11 @@ impl DemoShape {
 
     /// The strategy section of each demo run.
     pub fn strategy(&self, kind: StrategyKind) -> StrategySpec {
-        StrategySpec {
-            kind,
-            max_concurrency: None,
-            per_second: (kind == StrategyKind::RateLimited).then(|| self.rate_per_second()),
-            burst: None,
-            fail_fast: None,
+        let spec = StrategySpec::new(kind.as_str());
+        if kind == StrategyKind::RateLimited {
+            spec.with("per_second", self.rate_per_second())
+        } else {
+            spec
         }
     }
 
@@ -127,6 +127,7 @@ impl DemoShape {
             timeout_ms: Some(30_000 + self.delay_ms),
             trigger: Trigger::AllSuccess,
             continue_on_error: false,
+            limit: None,
         };
         let mut nodes = vec![node("start".to_owned(), "noop", serde_json::Value::Null)];
         let mut edges = Vec::new();
@@ -144,6 +145,7 @@ impl DemoShape {
             description: None,
             strategy: None,
             input: None,
+            limits: Default::default(),
             secrets: Vec::new(),
             nodes,
             edges,
@@ -178,8 +180,8 @@ pub async fn run(engine: &Engine, server: &DelayServer, shape: DemoShape, runs: 
     let workflow = shape.workflow(engine, server).map_err(|e| e.to_string())?;
     let mut rows = Vec::new();
     for kind in StrategyKind::ALL {
-        let strategy: Arc<dyn Strategy> = flow_engine::strategy_config(Some(&shape.strategy(kind)))
-            .build()
+        let strategy: Arc<dyn Strategy> = engine
+            .build_strategy(&shape.strategy(kind))
             .map_err(|e| e.to_string())?;
         let mut runs_ms = Vec::with_capacity(runs);
         for i in 0..=runs {

@@ -9,34 +9,25 @@
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap, VecDeque};
 use std::future::Future;
-use std::hash::{BuildHasher, RandomState};
-use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context as TaskContext, Poll};
 use std::time::{Duration, Instant};
 
 use flow_core::{
-    AttemptReport, Context, NodeCall, NodeError, NodeReport, NodeReports, NodeStatus, Phase, Report, RunState,
-    RunStatus, Settled, Transition, Workflow,
+    Context, ContextWriter, NodeCall, NodeReport, NodeReports, NodeStatus, Phase, Report, RunState, RunStatus, Settled,
+    Transition, Workflow,
 };
 use flow_strategy::Strategy;
-use futures::FutureExt;
 use serde_json::Value;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
+use crate::attempt::{Attempts, Finished, Limit, sleep_until};
 use crate::event::{Event, EventKind, EventSender};
+use crate::limit::SharedLimit;
 use crate::redact::Redactor;
-
-/// What one node's execution (all its attempts) produced.
-struct Finished {
-    node: usize,
-    result: Result<Value, NodeError>,
-    cancelled: bool,
-    attempts: Vec<AttemptReport>,
-}
 
 enum ReadyQueue {
     /// Unbounded concurrency: everything ready starts now, order is irrelevant.
@@ -69,7 +60,8 @@ impl ReadyQueue {
 pub(crate) struct Driver {
     shared: Arc<Shared>,
     strategy: Arc<dyn Strategy>,
-    context: Context,
+    /// The only handle that records results; node kinds get `Context`s, read-only.
+    writer: ContextWriter,
     state: RunState,
     /// The report's entries, filled in as nodes settle (one array, no copy at the end).
     entries: Vec<(Arc<str>, NodeReport)>,
@@ -86,31 +78,38 @@ pub(crate) struct Driver {
 }
 
 /// What the driver and every node task of one run share: one `Arc` clone per node.
-struct Shared {
-    workflow: Arc<Workflow>,
+pub(crate) struct Shared {
+    pub(crate) workflow: Arc<Workflow>,
     t0: Instant,
     events: Option<EventSender>,
-    run_id: u64,
+    run_id: Arc<str>,
     /// The run's own token, a child of the caller's: fail-fast cancels it alone.
-    cancel: CancellationToken,
-    redactor: Redactor,
+    pub(crate) cancel: CancellationToken,
+    pub(crate) redactor: Redactor,
     /// The `run` span: the parent of every `node` span, also in spawned tasks.
-    span: tracing::Span,
+    pub(crate) span: tracing::Span,
+    /// Each node's shared limit (`None` when no node of the workflow takes one).
+    limits: Option<Box<[Option<Arc<SharedLimit>>]>>,
 }
 
 impl Shared {
-    fn now_ms(&self) -> f64 {
+    pub(crate) fn now_ms(&self) -> f64 {
         ms(self.t0.elapsed())
     }
 
-    fn emit(&self, kind: impl FnOnce() -> EventKind) {
+    /// Sends the event `kind` builds, only when someone subscribed.
+    pub(crate) fn emit(&self, kind: impl FnOnce() -> EventKind) {
         if let Some(tx) = &self.events {
             let _ = tx.send(Event {
-                run_id: self.run_id,
+                run_id: self.run_id.clone(),
                 at_ms: self.now_ms(),
                 kind: kind(),
             });
         }
+    }
+
+    fn node_id(&self, index: usize) -> Arc<str> {
+        self.workflow.nodes()[index].id_arc().clone()
     }
 }
 
@@ -121,10 +120,11 @@ pub(crate) struct DriverParts {
     pub secrets: BTreeMap<String, String>,
     pub cancel: CancellationToken,
     pub events: Option<EventSender>,
-    pub run_id: u64,
+    pub run_id: Arc<str>,
+    pub limits: Option<Box<[Option<Arc<SharedLimit>>]>>,
 }
 
-fn ms(d: Duration) -> f64 {
+pub(crate) fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0
 }
 
@@ -138,6 +138,7 @@ impl Driver {
             cancel,
             events,
             run_id,
+            limits,
         } = parts;
         let cap = strategy.max_concurrency().map_or(usize::MAX, |n| n.get());
         let ready = if cap == usize::MAX {
@@ -146,25 +147,14 @@ impl Driver {
             ReadyQueue::Ordered(BinaryHeap::new())
         };
         let redactor = Redactor::new(secrets.values().cloned());
-        let span = tracing::info_span!("run", run_id, workflow = workflow.name());
+        let span = tracing::info_span!("run", run_id = &*run_id, workflow = workflow.name());
         Driver {
-            context: Context::new(workflow.clone(), input, secrets),
+            writer: ContextWriter::new(workflow.clone(), input, secrets),
             state: RunState::new(&workflow),
             entries: workflow
                 .nodes()
                 .iter()
-                .map(|node| {
-                    let report = NodeReport {
-                        status: NodeStatus::Cancelled,
-                        attempts: 0,
-                        started_ms: None,
-                        finished_ms: None,
-                        output: Value::Null,
-                        error: None,
-                        attempts_detail: Vec::new(),
-                    };
-                    (node.id_arc().clone(), report)
-                })
+                .map(|node| (node.id_arc().clone(), NodeReport::new(NodeStatus::Cancelled)))
                 .collect(),
             ready,
             tasks: JoinSet::new(),
@@ -181,6 +171,7 @@ impl Driver {
                 cancel: cancel.child_token(),
                 redactor,
                 span,
+                limits,
             }),
             user_token: cancel,
             admit_at: None,
@@ -189,12 +180,12 @@ impl Driver {
         }
     }
 
-    fn emit(&self, kind: impl FnOnce() -> EventKind) {
-        self.shared.emit(kind);
-    }
-
     fn workflow(&self) -> &Arc<Workflow> {
         &self.shared.workflow
+    }
+
+    fn context(&self) -> &Context {
+        self.writer.context()
     }
 
     /// The whole run, inside its `run` span (inline attempts are polled inside it).
@@ -207,7 +198,7 @@ impl Driver {
         if let Some(shared) = Arc::get_mut(&mut self.shared) {
             shared.t0 = Instant::now();
         }
-        self.emit(|| EventKind::RunStarted {
+        self.shared.emit(|| EventKind::RunStarted {
             workflow: self.workflow().name().to_owned(),
             strategy: self.strategy.name().to_owned(),
             nodes: self.workflow().nodes().len(),
@@ -243,10 +234,10 @@ impl Driver {
     }
 
     fn make_ready(&mut self, node: usize) {
-        if self.shared.events.is_some() {
-            let id = self.workflow().nodes()[node].id_arc().clone();
-            self.emit(|| EventKind::NodeReady { node: id });
-        }
+        let shared = &self.shared;
+        shared.emit(|| EventKind::NodeReady {
+            node: shared.node_id(node),
+        });
         self.ready.push(node);
     }
 
@@ -268,35 +259,28 @@ impl Driver {
         if !self.state.start(index) {
             return;
         }
-        let config = match self.render(index) {
-            Ok(config) => config,
+        let prepared = self.render(index).and_then(|config| Ok((config, self.limit(index)?)));
+        let (config, limit) = match prepared {
+            Ok(prepared) => prepared,
             Err(message) => {
-                if self.shared.events.is_some() {
-                    let id = self.workflow().nodes()[index].id_arc().clone();
-                    self.emit(|| EventKind::NodeStarted { node: id, attempt: 1 });
-                }
-                let at = self.shared.now_ms();
-                self.complete(Finished {
-                    node: index,
-                    result: Err(NodeError::permanent(message.clone())),
-                    cancelled: false,
-                    attempts: vec![AttemptReport {
-                        started_ms: at,
-                        finished_ms: at,
-                        error: Some(message),
-                    }],
+                let shared = &self.shared;
+                shared.emit(|| EventKind::NodeStarted {
+                    node: shared.node_id(index),
+                    attempt: 1,
                 });
+                let at = shared.now_ms();
+                self.complete(Finished::failed_to_start(index, at, message));
                 return;
             }
         };
         let attempts = Attempts {
             node: index,
-            call: Some(NodeCall {
-                node_id: self.workflow().nodes()[index].id_arc().clone(),
+            call: Some(NodeCall::new(
+                self.shared.node_id(index),
                 config,
-                attempt: 1,
-                context: self.context.clone(),
-            }),
+                self.context().clone(),
+            )),
+            limit,
             shared: self.shared.clone(),
         };
         // Poll once here: a node that finishes without waiting costs no task.
@@ -313,16 +297,13 @@ impl Driver {
 
     /// Renders the node's config; an error names what is missing.
     fn render(&self, index: usize) -> Result<Arc<Value>, String> {
-        let workflow = self.workflow();
-        let node = &workflow.nodes()[index];
+        let node = &self.workflow().nodes()[index];
         let config = node.config();
         if config.is_literal() {
-            return config
-                .render(workflow.templates(), &self.context)
-                .map_err(|e| e.to_string());
+            return config.render(self.context()).map_err(|e| e.to_string());
         }
         for id in &config.references().nodes {
-            if self.context.settled_by_id(id).is_none() {
+            if self.context().settled_by_id(id).is_none() {
                 return Err(format!(
                     "config reads `nodes.{id}`, but `{id}` has not run yet (add an edge from `{id}` to `{}`)",
                     node.id()
@@ -330,8 +311,33 @@ impl Driver {
             }
         }
         config
-            .render(workflow.templates(), &self.context)
+            .render(self.context())
             .map_err(|e| self.shared.redactor.redact(&format!("config: {e}")))
+    }
+
+    /// The node's shared limit and its rendered key, if it takes one.
+    fn limit(&self, index: usize) -> Result<Option<Limit>, String> {
+        let Some(shared) = self.shared.limits.as_ref().and_then(|l| l[index].clone()) else {
+            return Ok(None);
+        };
+        let Some(limit) = self.workflow().nodes()[index].limit() else {
+            return Ok(None);
+        };
+        let key = match limit.key() {
+            None => String::new(),
+            Some(template) => match template.render(self.context()) {
+                Ok(value) => match &*value {
+                    Value::String(s) => s.clone(),
+                    other => other.to_string(),
+                },
+                Err(e) => return Err(self.shared.redactor.redact(&format!("limit.key: {e}"))),
+            },
+        };
+        Ok(Some(Limit {
+            name: limit.name().clone(),
+            shared,
+            key,
+        }))
     }
 
     fn complete(&mut self, finished: Finished) {
@@ -348,6 +354,9 @@ impl Driver {
             None => Some(self.shared.now_ms()),
         };
         entry.attempts = attempts.len() as u32;
+        if self.shared.limits.is_some() && self.shared.workflow.nodes()[index].limit().is_some() {
+            entry.limit_wait_ms = Some(attempts.iter().filter_map(|a| a.limit_wait_ms).sum());
+        }
         entry.attempts_detail = attempts;
         let continue_on_error = self.workflow().nodes()[index].continue_on_error();
         let (status, output, error) = match result {
@@ -363,25 +372,30 @@ impl Driver {
         self.settle(index, status, passes, output, error);
     }
 
+    /// Records a node's result in the context, with its `NodeSettled` event: the
+    /// one place a result is written.
+    fn record(&mut self, index: usize, status: NodeStatus, output: Value, error: Option<String>) {
+        let shared = &self.shared;
+        let attempts = self.entries[index].1.attempts;
+        shared.emit(|| EventKind::NodeSettled {
+            node: shared.node_id(index),
+            status,
+            attempts,
+            error: error.clone(),
+        });
+        let recorded = self.writer.record(index, Settled::new(status, output, error));
+        // The state machine settles each node once, so a slot is never written twice.
+        debug_assert!(recorded, "node {index} was recorded twice");
+    }
+
     fn settle(&mut self, index: usize, status: NodeStatus, passes: bool, output: Value, error: Option<String>) {
-        let shared = self.shared.clone();
-        let workflow = &shared.workflow;
-        if shared.events.is_some() {
-            let node = workflow.nodes()[index].id_arc().clone();
-            let attempts = self.entries[index].1.attempts;
-            let error = error.clone();
-            self.emit(|| EventKind::NodeSettled {
-                node,
-                status,
-                attempts,
-                error,
-            });
-        }
-        self.context.record(index, Settled::new(status, output, error));
+        self.record(index, status, output, error);
         if status == NodeStatus::Failed && !passes {
             self.failed = true;
         }
-        let context = &self.context;
+        let shared = self.shared.clone();
+        let workflow = &shared.workflow;
+        let context = self.writer.context();
         let mut when = |e: usize| {
             let edge = &workflow.edges()[e];
             match &edge.when {
@@ -401,28 +415,15 @@ impl Driver {
             .settle(workflow, index, status, passes, &mut when, &mut transitions);
         for t in transitions.drain(..) {
             match t {
-                Transition::Ready(n) => {
-                    if !self.cancelling {
-                        self.make_ready(n);
-                    }
-                }
+                Transition::Ready(n) if !self.cancelling => self.make_ready(n),
                 Transition::Settled { node, status, error } => {
-                    let error = error.map(|e| shared.redactor.redact(&e));
                     if status == NodeStatus::Failed {
                         self.failed = true;
                     }
-                    if shared.events.is_some() {
-                        let id = workflow.nodes()[node].id_arc().clone();
-                        let err = error.clone();
-                        self.emit(|| EventKind::NodeSettled {
-                            node: id,
-                            status,
-                            attempts: 0,
-                            error: err,
-                        });
-                    }
-                    self.context.record(node, Settled::new(status, Value::Null, error));
+                    let error = error.map(|e| shared.redactor.redact(&e));
+                    self.record(node, status, Value::Null, error);
                 }
+                _ => {}
             }
         }
         self.transitions = transitions;
@@ -441,19 +442,8 @@ impl Driver {
 
     /// Settles every node that has not started as cancelled (with its event).
     fn cancel_pending(&mut self) {
-        let pending = self.state.cancel_pending();
-        for node in pending {
-            if self.shared.events.is_some() {
-                let id = self.workflow().nodes()[node].id_arc().clone();
-                self.emit(|| EventKind::NodeSettled {
-                    node: id,
-                    status: NodeStatus::Cancelled,
-                    attempts: 0,
-                    error: None,
-                });
-            }
-            self.context
-                .record(node, Settled::new(NodeStatus::Cancelled, Value::Null, None));
+        for node in self.state.cancel_pending() {
+            self.record(node, NodeStatus::Cancelled, Value::Null, None);
         }
     }
 
@@ -478,11 +468,10 @@ impl Driver {
         } else {
             RunStatus::Succeeded
         };
-        self.emit(|| EventKind::RunFinished { status, duration_ms });
+        self.shared.emit(|| EventKind::RunFinished { status, duration_ms });
         let shared = self.shared;
-        let workflow = &shared.workflow;
         let mut entries = self.entries;
-        for ((_, entry), settled) in entries.iter_mut().zip(self.context.into_settled()) {
+        for ((_, entry), settled) in entries.iter_mut().zip(self.writer.into_settled()) {
             if let Some(s) = settled {
                 entry.status = s.status;
                 entry.output = shared.redactor.redact_value(s.output);
@@ -492,179 +481,13 @@ impl Driver {
                 entry.finished_ms = None;
             }
         }
-        let nodes = NodeReports::from_entries(entries);
-        Report {
-            workflow: workflow.name().to_owned(),
-            run_id: shared.run_id,
-            strategy: self.strategy.name().to_owned(),
+        Report::new(
+            shared.workflow.name(),
+            &*shared.run_id,
+            self.strategy.name(),
             status,
             duration_ms,
-            nodes,
-        }
-    }
-}
-
-/// Waits for the next admission. tokio's timer fires on the first 1 ms tick at or
-/// after the deadline, and under a quota with no burst every late start is lost for
-/// good (at 50/s, 1 ms late per start is a 5% slower rate). So the timer covers all
-/// but the last 2 ms, and a blocking-pool thread sleeps the rest precisely.
-async fn sleep_until(at: Option<tokio::time::Instant>) {
-    const FINE: Duration = Duration::from_millis(2);
-    let Some(at) = at else {
-        return std::future::pending().await;
-    };
-    if let Some(coarse) = at.checked_sub(FINE)
-        && coarse > tokio::time::Instant::now()
-    {
-        tokio::time::sleep_until(coarse).await;
-    }
-    let rest = at.saturating_duration_since(tokio::time::Instant::now());
-    if !rest.is_zero() {
-        let _ = tokio::task::spawn_blocking(move || std::thread::sleep(rest)).await;
-    }
-}
-
-/// Every attempt of one node: timeouts, retries with backoff, cancellation, panics.
-struct Attempts {
-    node: usize,
-    call: Option<NodeCall>,
-    shared: Arc<Shared>,
-}
-
-impl Attempts {
-    fn cancelled(self, attempts: Vec<AttemptReport>) -> Finished {
-        Finished {
-            node: self.node,
-            result: Err(NodeError::permanent("cancelled")),
-            cancelled: true,
-            attempts,
-        }
-    }
-
-    async fn run(mut self) -> Finished {
-        let shared = self.shared.clone();
-        let node = &shared.workflow.nodes()[self.node];
-        let policy = *node.retry();
-        let timeout = node.timeout();
-        let kind = node.kind();
-        let mut attempts = Vec::with_capacity(1);
-        let mut attempt = 1;
-        loop {
-            let started = shared.now_ms();
-            if shared.events.is_some() {
-                let id = node.id_arc().clone();
-                shared.emit(|| EventKind::NodeStarted { node: id, attempt });
-            }
-            let span = tracing::debug_span!(
-                parent: &shared.span,
-                "node",
-                node = node.id(),
-                kind = node.kind_name(),
-                attempt
-            );
-            // The last attempt hands its call over; earlier ones need a copy.
-            let next = if attempt < policy.max_attempts {
-                self.call.clone()
-            } else {
-                self.call.take()
-            };
-            let Some(mut call) = next else {
-                return Finished {
-                    node: self.node,
-                    result: Err(NodeError::permanent("internal error: no call left for this attempt")),
-                    cancelled: false,
-                    attempts,
-                };
-            };
-            call.attempt = attempt;
-            let work = AssertUnwindSafe(kind.run(call)).catch_unwind().instrument(span.clone());
-            let outcome = tokio::select! {
-                biased;
-                r = with_timeout(work, timeout) => Some(r),
-                _ = shared.cancel.cancelled() => None,
-            };
-            let finished = shared.now_ms();
-            let result = match outcome {
-                None => {
-                    attempts.push(AttemptReport {
-                        started_ms: started,
-                        finished_ms: finished,
-                        error: Some("cancelled".to_owned()),
-                    });
-                    return self.cancelled(attempts);
-                }
-                Some(Err(TimedOut)) => Err(NodeError::new(format!(
-                    "timed out after {} ms (timeout_ms)",
-                    timeout.map_or(0, |t| t.as_millis())
-                ))),
-                Some(Ok(Err(panic))) => Err(NodeError::permanent(format!("panicked: {}", panic_message(&panic)))),
-                Some(Ok(Ok(r))) => r,
-            };
-            let error = result.as_ref().err().map(|e| shared.redactor.redact(e.message()));
-            attempts.push(AttemptReport {
-                started_ms: started,
-                finished_ms: finished,
-                error: error.clone(),
-            });
-            match result {
-                Err(e) if attempt < policy.max_attempts && e.is_retryable() => {
-                    let unit = (RandomState::new().hash_one((self.node, attempt)) >> 11) as f64 / (1u64 << 53) as f64;
-                    let mut wait = policy.delay(attempt, unit);
-                    if let Some(asked) = e.retry_after() {
-                        wait = wait.max(asked.min(policy.max_backoff));
-                    }
-                    if shared.events.is_some() {
-                        let id = node.id_arc().clone();
-                        let error = error.unwrap_or_default();
-                        shared.emit(|| EventKind::AttemptFailed {
-                            node: id,
-                            attempt,
-                            error,
-                            retry_in_ms: ms(wait),
-                        });
-                    }
-                    tracing::debug!(
-                        parent: &span,
-                        node = node.id(),
-                        attempt,
-                        wait_ms = ms(wait),
-                        "attempt failed; retrying"
-                    );
-                    tokio::select! {
-                        biased;
-                        _ = shared.cancel.cancelled() => return self.cancelled(attempts),
-                        _ = tokio::time::sleep(wait) => {}
-                    }
-                    attempt += 1;
-                }
-                result => {
-                    return Finished {
-                        node: self.node,
-                        result,
-                        cancelled: false,
-                        attempts,
-                    };
-                }
-            }
-        }
-    }
-}
-
-struct TimedOut;
-
-async fn with_timeout<F: Future>(work: F, timeout: Option<Duration>) -> Result<F::Output, TimedOut> {
-    match timeout {
-        None => Ok(work.await),
-        Some(limit) => tokio::time::timeout(limit, work).await.map_err(|_| TimedOut),
-    }
-}
-
-fn panic_message(panic: &Box<dyn std::any::Any + Send>) -> String {
-    if let Some(s) = panic.downcast_ref::<&str>() {
-        (*s).to_owned()
-    } else if let Some(s) = panic.downcast_ref::<String>() {
-        s.clone()
-    } else {
-        "(no message)".to_owned()
+            NodeReports::from_entries(entries),
+        )
     }
 }

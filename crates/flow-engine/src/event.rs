@@ -10,7 +10,7 @@
 //! predecessors that have settled.
 //!
 //! Events serialise to JSON (serde) as one flat object tagged by `event`:
-//! `{"run_id":1,"at_ms":0.42,"event":"node_started","node":"a","attempt":1}`.
+//! `{"run_id":"0193…","at_ms":0.42,"event":"node_started","node":"a","attempt":1}`.
 
 use std::sync::Arc;
 
@@ -47,9 +47,10 @@ use tokio::sync::mpsc;
 /// # }
 /// ```
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[non_exhaustive]
 pub struct Event {
     /// The run it belongs to.
-    pub run_id: u64,
+    pub run_id: Arc<str>,
     /// Monotonic time since the run started, in milliseconds.
     pub at_ms: f64,
     /// What happened.
@@ -101,6 +102,18 @@ pub enum EventKind {
         /// The wait before the next attempt, in milliseconds.
         retry_in_ms: f64,
     },
+    /// A node that takes a shared limit (`limit:`) got it, before an attempt
+    /// (sent just before that attempt's `NodeStarted`).
+    LimitWaited {
+        /// The node's id.
+        node: Arc<str>,
+        /// The attempt about to start.
+        attempt: u32,
+        /// The limit's name.
+        limit: Arc<str>,
+        /// How long the node waited for the limit, in milliseconds.
+        waited_ms: f64,
+    },
     /// A node settled: succeeded, failed, skipped, upstream_failed or cancelled.
     NodeSettled {
         /// The node's id.
@@ -128,6 +141,7 @@ impl EventKind {
             EventKind::NodeReady { node }
             | EventKind::NodeStarted { node, .. }
             | EventKind::AttemptFailed { node, .. }
+            | EventKind::LimitWaited { node, .. }
             | EventKind::NodeSettled { node, .. } => Some(node),
             _ => None,
         }

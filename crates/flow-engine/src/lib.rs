@@ -29,14 +29,16 @@
 //! ```
 #![warn(missing_docs)]
 
+mod attempt;
 mod driver;
 mod event;
+pub mod kind;
+mod limit;
 mod redact;
 
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 
 use serde_json::Value;
 use tokio::sync::mpsc;
@@ -44,13 +46,13 @@ use tokio_util::sync::CancellationToken;
 
 pub use event::{Event, EventKind, EventReceiver, EventSender};
 pub use flow_core::{
-    self as core, Format, Limits, NodeCall, NodeError, NodeKind, NodeReport, NodeStatus, Registry, Report, RunStatus,
-    Workflow,
+    self as core, Format, LimitSpec, Limits, NodeCall, NodeError, NodeKind, NodeReport, NodeStatus, Registry, Report,
+    RunStatus, StrategySpec, Workflow,
 };
-pub use flow_strategy::{self as strategy, Strategy};
-pub use redact::Redactor;
+pub use flow_strategy::{self as strategy, OptionProblem, Options, Strategy, StrategyFactory, StrategyRegistry};
 
 use driver::{Driver, DriverParts};
+use limit::Limiters;
 
 /// A `Result` whose error is this crate's [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -59,7 +61,8 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
-    /// The workflow file is unreadable, malformed or invalid.
+    /// The workflow file is unreadable, malformed or invalid, or a strategy or
+    /// a limit given in code is (each problem names its place).
     #[error(transparent)]
     Workflow(#[from] flow_core::Error),
     /// The strategy's options are invalid.
@@ -74,6 +77,8 @@ pub enum Error {
 #[derive(Debug)]
 pub struct EngineBuilder {
     registry: Registry,
+    strategies: StrategyRegistry,
+    shared_limits: BTreeMap<String, LimitSpec>,
     limits: Limits,
     strategy: Option<Arc<dyn Strategy>>,
 }
@@ -82,6 +87,8 @@ impl Default for EngineBuilder {
     fn default() -> Self {
         EngineBuilder {
             registry: flow_nodes::registry(),
+            strategies: StrategyRegistry::builtin(),
+            shared_limits: BTreeMap::new(),
             limits: Limits::default(),
             strategy: None,
         }
@@ -95,10 +102,41 @@ impl EngineBuilder {
         self
     }
 
-    /// Starts from this registry instead of the built-in kinds.
+    /// Starts from this registry's node kinds instead of the built-in ones.
     pub fn registry(mut self, registry: Registry) -> Self {
         self.registry = registry;
         self
+    }
+
+    /// Registers a strategy kind that workflow files can name
+    /// (`strategy: { kind: NAME, ...options }`), replacing a built-in one of the
+    /// same name. The factory gets the section's options as JSON and returns
+    /// the strategy, or every problem with the options: they are validation
+    /// errors of the file, with their place.
+    pub fn strategy_kind(mut self, name: impl Into<String>, factory: impl StrategyFactory) -> Self {
+        self.strategies.register(name, factory);
+        self
+    }
+
+    /// Declares a limit shared by every run of every workflow of this engine:
+    /// a node takes it with `limit: NAME` (a workflow's own `limits:` entry of
+    /// the same name wins for that workflow).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Workflow`] naming the limit's bad field (`limits.NAME.per_second`).
+    pub fn limit(mut self, name: impl Into<String>, limit: LimitSpec) -> Result<Self> {
+        let name = name.into();
+        let problems: Vec<flow_core::Problem> = limit
+            .problems()
+            .into_iter()
+            .map(|p| flow_core::Problem::new(path(&format!("limits.{name}"), &p.path), p.message))
+            .collect();
+        if !problems.is_empty() {
+            return Err(flow_core::Error::Invalid(problems).into());
+        }
+        self.shared_limits.insert(name, limit);
+        Ok(self)
     }
 
     /// Runs every workflow with this strategy, whatever its file says.
@@ -107,7 +145,7 @@ impl EngineBuilder {
         self
     }
 
-    /// Limits on the workflows this engine loads.
+    /// Limits on the workflows this engine loads (size, depth).
     pub fn limits(mut self, limits: Limits) -> Self {
         self.limits = limits;
         self
@@ -115,25 +153,54 @@ impl EngineBuilder {
 
     /// The engine.
     pub fn build(self) -> Engine {
+        let mut registry = self.registry;
+        for name in self.strategies.names() {
+            let Some(factory) = self.strategies.get(name).cloned() else {
+                continue;
+            };
+            let check: flow_core::StrategyCheck = Arc::new(move |options: &Options| match factory.build(options) {
+                Ok(_) => Vec::new(),
+                Err(problems) => problems
+                    .into_iter()
+                    .map(|p| flow_core::ConfigProblem::new(p.option, p.message))
+                    .collect(),
+            });
+            registry.register_strategy(name, check);
+        }
+        for (name, limit) in self.shared_limits {
+            registry.declare_limit(name, limit);
+        }
         Engine {
             inner: Arc::new(Inner {
-                registry: self.registry,
+                registry,
+                strategies: self.strategies,
                 limits: self.limits,
                 strategy: self.strategy,
-                next_run: AtomicU64::new(1),
+                limiters: Limiters::default(),
             }),
         }
     }
 }
 
-struct Inner {
-    registry: Registry,
-    limits: Limits,
-    strategy: Option<Arc<dyn Strategy>>,
-    next_run: AtomicU64,
+/// `place.field`, or `place` alone for an empty field.
+fn path(place: &str, field: &str) -> String {
+    if field.is_empty() {
+        place.to_owned()
+    } else {
+        flow_core::join_path(place, field)
+    }
 }
 
-/// Loads and runs workflows. Cheap to clone; clones share the registry.
+struct Inner {
+    registry: Registry,
+    strategies: StrategyRegistry,
+    limits: Limits,
+    strategy: Option<Arc<dyn Strategy>>,
+    limiters: Limiters,
+}
+
+/// Loads and runs workflows. Cheap to clone; clones share the registry and the
+/// shared limits.
 #[derive(Clone)]
 pub struct Engine {
     inner: Arc<Inner>,
@@ -204,15 +271,15 @@ impl RunOptions {
 /// A run started with [`Engine::start`].
 #[derive(Debug)]
 pub struct RunHandle {
-    run_id: u64,
+    run_id: Arc<str>,
     cancel: CancellationToken,
     task: tokio::task::JoinHandle<Report>,
 }
 
 impl RunHandle {
-    /// The run's id.
-    pub fn run_id(&self) -> u64 {
-        self.run_id
+    /// The run's id: a UUIDv7, as in its report and events.
+    pub fn run_id(&self) -> &str {
+        &self.run_id
     }
 
     /// Cancels the run: running nodes stop at once, the rest become `cancelled`.
@@ -232,19 +299,24 @@ impl RunHandle {
 }
 
 impl Engine {
-    /// An engine with every built-in node kind and default limits.
+    /// An engine with every built-in node kind and strategy, and default limits.
     pub fn new() -> Engine {
         EngineBuilder::default().build()
     }
 
-    /// A builder, to register custom kinds or set a strategy and limits.
+    /// A builder, to register custom kinds and strategies, or set limits.
     pub fn builder() -> EngineBuilder {
         EngineBuilder::default()
     }
 
-    /// The node kinds this engine knows.
+    /// The node kinds, strategy kinds and engine-wide limits this engine knows.
     pub fn registry(&self) -> &Registry {
         &self.inner.registry
+    }
+
+    /// The strategy kinds this engine knows.
+    pub fn strategies(&self) -> &StrategyRegistry {
+        &self.inner.strategies
     }
 
     /// The limits this engine loads workflows with.
@@ -281,19 +353,42 @@ impl Engine {
         self.parse(text, Format::Json)
     }
 
+    /// Builds the strategy a `strategy:` section describes, with this engine's
+    /// strategy kinds.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Workflow`] with every problem, each at its place
+    /// (`strategy.per_second`, `strategy.kind`).
+    pub fn build_strategy(&self, spec: &StrategySpec) -> Result<Arc<dyn Strategy>> {
+        self.inner
+            .strategies
+            .build(&spec.kind, &spec.options)
+            .map_err(|problems| {
+                let problems = problems
+                    .into_iter()
+                    .map(|p| flow_core::Problem::new(path("strategy", &p.option), p.message))
+                    .collect();
+                Error::Workflow(flow_core::Error::Invalid(problems))
+            })
+    }
+
     /// The strategy a run of `workflow` uses: the run's override, else the engine's,
     /// else the file's `strategy:` section, else `parallel`.
     pub fn strategy_for(&self, workflow: &Workflow, options: &RunOptions) -> Result<Arc<dyn Strategy>> {
         if let Some(s) = options.strategy.as_ref().or(self.inner.strategy.as_ref()) {
             return Ok(s.clone());
         }
-        Ok(strategy_config(workflow.strategy()).build()?)
+        match workflow.strategy() {
+            Some(spec) => self.build_strategy(spec),
+            None => Ok(Arc::new(flow_strategy::Parallel::new())),
+        }
     }
 
-    fn driver(&self, workflow: &Arc<Workflow>, options: RunOptions) -> Result<(Driver, CancellationToken, u64)> {
+    fn driver(&self, workflow: &Arc<Workflow>, options: RunOptions) -> Result<(Driver, CancellationToken, Arc<str>)> {
         let strategy = self.strategy_for(workflow, &options)?;
         let cancel = options.cancel.unwrap_or_default();
-        let run_id = self.inner.next_run.fetch_add(1, Ordering::Relaxed);
+        let run_id: Arc<str> = Arc::from(uuid::Uuid::now_v7().to_string());
         let secrets: BTreeMap<String, String> = workflow
             .secrets()
             .iter()
@@ -306,7 +401,8 @@ impl Engine {
             secrets,
             cancel: cancel.clone(),
             events: options.events,
-            run_id,
+            run_id: run_id.clone(),
+            limits: self.inner.limiters.for_run(workflow),
         });
         Ok((driver, cancel, run_id))
     }
@@ -328,25 +424,12 @@ impl Engine {
     }
 }
 
-/// The strategy options a file's `strategy:` section gives (default: `parallel`).
-pub fn strategy_config(spec: Option<&flow_core::StrategySpec>) -> flow_strategy::StrategyConfig {
-    let Some(spec) = spec else {
-        return flow_strategy::StrategyConfig::new(flow_strategy::StrategyKind::Parallel);
-    };
-    let mut config = flow_strategy::StrategyConfig::new(strategy_kind(spec.kind));
-    config.max_concurrency = spec.max_concurrency.map(|n| usize::try_from(n).unwrap_or(usize::MAX));
-    config.per_second = spec.per_second;
-    config.burst = spec.burst.map(|b| u32::try_from(b).unwrap_or(u32::MAX));
-    config.fail_fast = spec.fail_fast;
-    config
-}
-
-/// The flow-strategy kind of a file's strategy kind.
-pub fn strategy_kind(kind: flow_core::StrategyKind) -> flow_strategy::StrategyKind {
-    match kind {
-        flow_core::StrategyKind::Sequential => flow_strategy::StrategyKind::Sequential,
-        flow_core::StrategyKind::Parallel => flow_strategy::StrategyKind::Parallel,
-        flow_core::StrategyKind::AllSettled => flow_strategy::StrategyKind::AllSettled,
-        flow_core::StrategyKind::RateLimited => flow_strategy::StrategyKind::RateLimited,
+/// How `strategy` paces starts, for [`flow_core::Plan::bounds`].
+pub fn pace(strategy: &dyn Strategy) -> flow_core::Pace {
+    let rate = strategy.rate();
+    flow_core::Pace {
+        max_concurrency: strategy.max_concurrency().map(|n| n.get()),
+        per_second: rate.map(|r| r.per_second),
+        burst: rate.map_or(1, |r| r.burst),
     }
 }

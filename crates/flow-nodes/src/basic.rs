@@ -2,8 +2,10 @@
 
 use std::time::Duration;
 
-use flow_core::{ConfigProblem, NodeCall, NodeError, NodeKind};
+use flow_core::{AttemptTime, ConfigProblem, NodeCall, NodeError, NodeKind};
 use serde_json::{Value, json};
+
+use crate::config::unknown_fields;
 
 /// `noop`: does nothing; output `null`. For joins, starts and benchmarks.
 #[derive(Debug, Clone, Copy, Default)]
@@ -11,6 +13,10 @@ pub struct Noop;
 
 #[async_trait::async_trait]
 impl NodeKind for Noop {
+    fn estimate(&self, _config: &Value) -> AttemptTime {
+        AttemptTime::Succeeds(0.0)
+    }
+
     async fn run(&self, _call: NodeCall) -> Result<Value, NodeError> {
         Ok(Value::Null)
     }
@@ -52,6 +58,15 @@ impl NodeKind for Delay {
         problems
     }
 
+    /// The wait itself when `ms` is written as a number; a template is known
+    /// only at run time.
+    fn estimate(&self, config: &Value) -> AttemptTime {
+        match Delay::duration(config) {
+            Ok(wait) => AttemptTime::Succeeds(wait.as_millis() as f64),
+            Err(_) => AttemptTime::Unknown,
+        }
+    }
+
     async fn run(&self, call: NodeCall) -> Result<Value, NodeError> {
         let wait = Delay::duration(&call.config).map_err(NodeError::permanent)?;
         if wait.is_zero() {
@@ -79,6 +94,10 @@ impl NodeKind for Transform {
         problems
     }
 
+    fn estimate(&self, _config: &Value) -> AttemptTime {
+        AttemptTime::Succeeds(0.0)
+    }
+
     async fn run(&self, call: NodeCall) -> Result<Value, NodeError> {
         Ok(call.config.get("output").cloned().unwrap_or(Value::Null))
     }
@@ -101,6 +120,10 @@ impl NodeKind for Fail {
         problems
     }
 
+    fn estimate(&self, _config: &Value) -> AttemptTime {
+        AttemptTime::Fails(0.0)
+    }
+
     async fn run(&self, call: NodeCall) -> Result<Value, NodeError> {
         let message = call
             .config
@@ -111,33 +134,29 @@ impl NodeKind for Fail {
     }
 }
 
-/// Problems for every key of an object config that is not in `known` (with a
-/// "did you mean"), or for a config that is not an object at all.
-pub fn unknown_fields(config: &Value, known: &[&str]) -> Vec<ConfigProblem> {
-    match config {
-        Value::Null => Vec::new(),
-        Value::Object(map) => map
-            .keys()
-            .filter(|k| !known.contains(&k.as_str()))
-            .map(|k| {
-                let hint = known
-                    .iter()
-                    .map(|c| (strsim_like(k, c), *c))
-                    .filter(|(s, _)| *s > 0.8)
-                    .max_by(|a, b| a.0.total_cmp(&b.0))
-                    .map(|(_, c)| format!(" (did you mean `{c}`?)"))
-                    .unwrap_or_default();
-                ConfigProblem::new(
-                    k.clone(),
-                    format!("unknown field{hint}; expected one of: {}", known.join(", ")),
-                )
-            })
-            .collect(),
-        other => vec![ConfigProblem::new("", format!("must be an object, not {other}"))],
-    }
-}
+#[cfg(test)]
+mod tests {
+    use super::*;
 
-/// Jaro-Winkler similarity, so a misspelt field gets a suggestion.
-fn strsim_like(a: &str, b: &str) -> f64 {
-    strsim::jaro_winkler(a, b)
+    #[test]
+    fn estimates_from_the_config_as_written() {
+        let check = |kind: &dyn NodeKind, config: Value, expected: AttemptTime| {
+            assert_eq!(kind.estimate(&config), expected, "{config}");
+        };
+        check(&Noop, Value::Null, AttemptTime::Succeeds(0.0));
+        check(
+            &Transform,
+            json!({ "output": "{{ input }}" }),
+            AttemptTime::Succeeds(0.0),
+        );
+        check(&Fail, json!({ "message": "no" }), AttemptTime::Fails(0.0));
+        check(&Delay, json!({ "ms": 250 }), AttemptTime::Succeeds(250.0));
+        check(&Delay, json!({ "ms": 0 }), AttemptTime::Succeeds(0.0));
+        check(&Delay, json!({ "ms": "{{ input.ms }}" }), AttemptTime::Unknown);
+        check(&Delay, json!({ "ms": "250" }), AttemptTime::Unknown);
+        check(&Delay, json!({ "ms": 2.5 }), AttemptTime::Unknown);
+        check(&Delay, json!({ "ms": -1 }), AttemptTime::Unknown);
+        check(&Delay, json!({}), AttemptTime::Unknown);
+        check(&Delay, json!("250"), AttemptTime::Unknown);
+    }
 }

@@ -4,13 +4,18 @@
 use std::fmt;
 use std::time::{Duration, Instant};
 
-use flow_core::{ConfigProblem, NodeCall, NodeError, NodeKind};
-use reqwest::header::{CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue, RETRY_AFTER};
-use reqwest::{Client, Method, Response, StatusCode, Url, redirect};
+use flow_core::{ConfigProblem, NodeCall, NodeError, NodeKind, Registry, join_path};
+use reqwest::header::{CONTENT_TYPE, HeaderMap, HeaderValue, RETRY_AFTER};
+use reqwest::{Client, Method, Response, StatusCode, redirect};
 use serde::Serialize;
 use serde_json::{Map, Value};
 
-use crate::fields::{Mode, Reader, config_error, error_chain, field, join, prefix, short};
+use crate::Notify;
+use crate::config::{ConfigReader, ReadMode, config_error, field};
+use crate::message::{error_chain, short};
+use crate::net::{
+    QUOTED_BODY_BYTES, body_start, header_name, header_value, parse_url, request_headers, transport_error,
+};
 
 /// Redirects followed at most, when `follow_redirects` is on.
 pub const MAX_REDIRECTS: usize = 10;
@@ -18,8 +23,6 @@ pub const MAX_REDIRECTS: usize = 10;
 pub const DEFAULT_MAX_BODY_BYTES: u64 = 10 * 1024 * 1024;
 /// The default `timeout_ms`: 30 seconds for the whole request, body included.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
-/// How much of an unexpected response's body its error quotes.
-pub(crate) const QUOTED_BODY_BYTES: usize = 200;
 
 const FIELDS: &[&str] = &[
     "method",
@@ -80,12 +83,12 @@ impl HttpConfig {
 
     /// Reads a rendered config; the error names every field that is wrong.
     pub fn from_value(config: &Value) -> Result<HttpConfig, NodeError> {
-        parse(config, Mode::Run).map_err(config_error)
+        parse(config, ReadMode::Run).map_err(config_error)
     }
 
     /// The problems of a config as written (templates are not judged).
     pub fn problems(config: &Value) -> Vec<ConfigProblem> {
-        parse(config, Mode::Check).err().unwrap_or_default()
+        parse(config, ReadMode::Check).err().unwrap_or_default()
     }
 
     /// Whether `status` is one this config expects.
@@ -191,10 +194,10 @@ impl HttpResponse {
     }
 }
 
-fn parse(config: &Value, mode: Mode) -> Result<HttpConfig, Vec<ConfigProblem>> {
-    let mut r = Reader::new(mode);
-    let Some(map) = r.object("", config, FIELDS) else {
-        return r.finish(HttpConfig::get(""));
+fn parse(config: &Value, mode: ReadMode) -> Result<HttpConfig, Vec<ConfigProblem>> {
+    let mut r = ConfigReader::new(mode);
+    let Some(map) = r.object(config, "", FIELDS) else {
+        return r.finish(Some(HttpConfig::get("")));
     };
     let mut out = HttpConfig::get("");
 
@@ -205,27 +208,28 @@ fn parse(config: &Value, mode: Mode) -> Result<HttpConfig, Vec<ConfigProblem>> {
     let url = r.required(map, "", "url");
     if let Some(url) = r.string(url, "url") {
         if !r.deferred(&Value::String(url.clone())) {
-            check_url(&mut r, &url, "url");
+            if let Err(problem) = parse_url(&url) {
+                r.problem("url", problem);
+            }
         }
         out.url = url;
     }
 
-    out.headers = r.text_map(field(map, "headers"), "headers", false);
+    out.headers = r.text_map(field(map, "headers"), "headers");
     for (name, value) in &out.headers {
-        if HeaderName::from_bytes(name.as_bytes()).is_err() {
-            r.problem(join("headers", name), "is not a valid header name");
-        } else if !r.deferred(&Value::String(value.clone())) && HeaderValue::from_str(value).is_err() {
-            // The value is not quoted: it may be a secret.
-            r.problem(
-                join("headers", name),
-                "is not a valid header value (control characters?)",
-            );
+        let problem = match header_name(name) {
+            Err(problem) => Some(problem),
+            Ok(_) if r.deferred(&Value::String(value.clone())) => None,
+            Ok(_) => header_value(value).err(),
+        };
+        if let Some(problem) = problem {
+            r.problem(join_path("headers", name), problem);
         }
     }
-    out.query = r.text_map(field(map, "query"), "query", true);
+    out.query = r.text_multimap(field(map, "query"), "query");
     out.body = field(map, "body").cloned();
 
-    if let Some(ms) = r.integer(field(map, "timeout_ms"), "timeout_ms", 1, 24 * 3600 * 1000) {
+    if let Some(ms) = r.integer(field(map, "timeout_ms"), "timeout_ms", 1..=24 * 3600 * 1000) {
         out.timeout = Duration::from_millis(ms);
     }
     if let Some(list) = field(map, "expect_status") {
@@ -241,13 +245,13 @@ fn parse(config: &Value, mode: Mode) -> Result<HttpConfig, Vec<ConfigProblem>> {
             _ => ResponseMode::Auto,
         };
     }
-    if let Some(max) = r.integer(field(map, "max_body_bytes"), "max_body_bytes", 1, u64::MAX) {
+    if let Some(max) = r.integer(field(map, "max_body_bytes"), "max_body_bytes", 1..=u64::MAX) {
         out.max_body_bytes = max;
     }
-    r.finish(out)
+    r.finish(Some(out))
 }
 
-fn expect_status(r: &mut Reader, list: &Value) -> Vec<StatusPattern> {
+fn expect_status(r: &mut ConfigReader, list: &Value) -> Vec<StatusPattern> {
     if r.deferred(list) {
         return Vec::new();
     }
@@ -285,15 +289,6 @@ fn expect_status(r: &mut Reader, list: &Value) -> Vec<StatusPattern> {
         }
     }
     out
-}
-
-/// Checks a URL that is not a template; the URL itself is never quoted (secrets).
-pub(crate) fn check_url(r: &mut Reader, url: &str, path: &str) {
-    match Url::parse(url) {
-        Ok(u) if u.scheme() == "http" || u.scheme() == "https" => {}
-        Ok(u) => r.problem(path, format!("must be an http or https URL, not {}", u.scheme())),
-        Err(e) => r.problem(path, format!("is not a valid URL: {e}")),
-    }
 }
 
 /// The `http` node kind. It owns the HTTP client, built once, so every node of
@@ -387,6 +382,14 @@ impl Http {
     }
 }
 
+/// Registers `http` and `notify`, whose webhooks share its connection pool.
+pub(crate) fn register(registry: &mut Registry) {
+    let http = Http::new();
+    registry
+        .register("notify", Notify::with_http(&http))
+        .register("http", http);
+}
+
 #[async_trait::async_trait]
 impl NodeKind for Http {
     fn check(&self, config: &Value) -> Vec<ConfigProblem> {
@@ -410,29 +413,14 @@ impl NodeKind for Http {
 }
 
 fn build_request(client: &Client, config: &HttpConfig) -> Result<reqwest::RequestBuilder, NodeError> {
-    let mut url =
-        Url::parse(&config.url).map_err(|e| NodeError::permanent(format!("config.url: is not a valid URL: {e}")))?;
-    if !matches!(url.scheme(), "http" | "https") {
-        return Err(NodeError::permanent(format!(
-            "config.url: must be an http or https URL, not {}",
-            url.scheme()
-        )));
-    }
+    let mut url = parse_url(&config.url).map_err(|problem| NodeError::permanent(format!("config.url: {problem}")))?;
     if !config.query.is_empty() {
         let mut pairs = url.query_pairs_mut();
         for (name, value) in &config.query {
             pairs.append_pair(name, value);
         }
     }
-    let mut headers = HeaderMap::new();
-    for (name, value) in &config.headers {
-        let place = join("config.headers", name);
-        let name = HeaderName::from_bytes(name.as_bytes())
-            .map_err(|_| NodeError::permanent(format!("{place}: is not a valid header name")))?;
-        let value = HeaderValue::from_str(value)
-            .map_err(|_| NodeError::permanent(format!("{place}: is not a valid header value (control characters?)")))?;
-        headers.append(name, value);
-    }
+    let mut headers = request_headers(&config.headers)?;
     let mut request = client.request(config.method.clone(), url).timeout(config.timeout);
     match &config.body {
         None => {}
@@ -451,31 +439,6 @@ fn build_request(client: &Client, config: &HttpConfig) -> Result<reqwest::Reques
         }
     }
     Ok(request.headers(headers))
-}
-
-/// The error of a request that got no response (or lost it while reading).
-pub(crate) fn transport_error(err: reqwest::Error, timeout: Duration) -> NodeError {
-    // Without the URL: it may hold a secret, and the node's id already says which request.
-    let err = err.without_url();
-    if err.is_timeout() {
-        NodeError::new(format!(
-            "timed out after {} ms (config.timeout_ms)",
-            timeout.as_millis()
-        ))
-    } else if err.is_redirect() {
-        NodeError::new(format!(
-            "redirect failed (follow_redirects follows at most {MAX_REDIRECTS}): {}",
-            error_chain(&err)
-        ))
-    } else if err.is_builder() {
-        NodeError::permanent(format!("the request could not be built: {}", error_chain(&err)))
-    } else if err.is_connect() {
-        NodeError::new(format!("could not connect: {}", error_chain(&err)))
-    } else if err.is_body() || err.is_decode() {
-        NodeError::new(format!("reading the response failed: {}", error_chain(&err)))
-    } else {
-        NodeError::new(format!("request failed: {}", error_chain(&err)))
-    }
 }
 
 async fn unexpected_status(response: &mut Response, config: &HttpConfig) -> NodeError {
@@ -500,19 +463,6 @@ async fn unexpected_status(response: &mut Response, config: &HttpConfig) -> Node
         Some(wait) => error.with_retry_after(wait),
         None => error,
     }
-}
-
-/// The first `max` bytes of the body as text, for an error; reading stops there.
-pub(crate) async fn body_start(response: &mut Response, max: usize) -> String {
-    let mut bytes = Vec::new();
-    while bytes.len() < max {
-        match response.chunk().await {
-            Ok(Some(chunk)) => bytes.extend_from_slice(&chunk),
-            _ => break,
-        }
-    }
-    let text = String::from_utf8_lossy(&bytes);
-    prefix(&text, max).trim().to_owned()
 }
 
 /// The whole body, streamed: reading stops with an error as soon as it passes the cap.

@@ -29,19 +29,23 @@
 //! # }
 //! ```
 //!
+//! A kind of your own reads its config the way these do, with [`config`].
+//!
 //! `docs/nodes.md` in the repository documents every field and output.
 #![warn(missing_docs)]
 
 mod basic;
-#[cfg(feature = "email")]
-mod email;
-mod fields;
+pub mod config;
 #[cfg(feature = "http")]
 mod http;
+mod message;
+#[cfg(feature = "http")]
+mod net;
 mod notify;
 mod validate;
 
-pub use basic::{Delay, Fail, Noop, Transform, unknown_fields};
+pub use basic::{Delay, Fail, Noop, Transform};
+pub use config::unknown_fields;
 #[cfg(feature = "http")]
 pub use http::{
     DEFAULT_MAX_BODY_BYTES, DEFAULT_TIMEOUT, Http, HttpConfig, HttpResponse, MAX_REDIRECTS, ResponseMode, StatusPattern,
@@ -73,45 +77,54 @@ pub fn register_builtin(registry: &mut Registry) {
         .register("transform", Transform)
         .register("fail", Fail)
         .register("validate", Validate::new());
-    #[cfg(feature = "http")]
-    {
-        let http = Http::new();
-        registry
-            .register("notify", Notify::with_http(&http))
-            .register("http", http);
-    }
-    #[cfg(not(feature = "http"))]
-    {
-        registry
-            .register("notify", Notify::new())
-            .register("http", Unavailable { feature: "http" });
-    }
+    http::register(registry);
 }
 
-/// A kind this build leaves out: validation says which feature brings it back.
+/// The `http` kind in a build without the `http` feature: still known, so that
+/// validation says which feature brings it back.
 #[cfg(not(feature = "http"))]
-#[derive(Debug)]
-struct Unavailable {
-    feature: &'static str,
-}
+mod http {
+    use flow_core::{ConfigProblem, NodeCall, NodeError, NodeKind, Registry};
+    use serde_json::Value;
 
-#[cfg(not(feature = "http"))]
-#[async_trait::async_trait]
-impl flow_core::NodeKind for Unavailable {
-    fn check(&self, _config: &serde_json::Value) -> Vec<flow_core::ConfigProblem> {
-        vec![flow_core::ConfigProblem::new(
-            "",
-            format!(
-                "this kind needs flow-nodes' `{}` feature, which this build leaves out",
-                self.feature
-            ),
-        )]
+    use crate::Notify;
+
+    const MISSING: &str = "this kind needs flow-nodes' `http` feature";
+
+    pub(crate) fn register(registry: &mut Registry) {
+        registry.register("notify", Notify::new()).register("http", Unavailable);
     }
 
-    async fn run(&self, _call: flow_core::NodeCall) -> Result<serde_json::Value, flow_core::NodeError> {
-        Err(flow_core::NodeError::permanent(format!(
-            "this kind needs flow-nodes' `{}` feature",
-            self.feature
-        )))
+    #[derive(Debug)]
+    struct Unavailable;
+
+    #[async_trait::async_trait]
+    impl NodeKind for Unavailable {
+        fn check(&self, _config: &Value) -> Vec<ConfigProblem> {
+            vec![ConfigProblem::new(
+                "",
+                format!("{MISSING}, which this build leaves out"),
+            )]
+        }
+
+        async fn run(&self, _call: NodeCall) -> Result<Value, NodeError> {
+            Err(NodeError::permanent(MISSING))
+        }
+    }
+    #[cfg(test)]
+    #[allow(clippy::unwrap_used)]
+    mod tests {
+        use serde_json::json;
+
+        #[test]
+        fn http_is_known_but_refused() {
+            let registry = crate::registry();
+            let problems = registry.get("http").unwrap().check(&json!({ "url": "http://x.test" }));
+            assert_eq!(
+                problems[0].message,
+                "this kind needs flow-nodes' `http` feature, which this build leaves out"
+            );
+            assert!(registry.get("notify").is_some());
+        }
     }
 }

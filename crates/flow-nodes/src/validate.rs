@@ -9,7 +9,8 @@ use flow_core::{ConfigProblem, Context, Expr, Format, Limits, NodeCall, NodeErro
 use jsonschema::Validator;
 use serde_json::{Value, json};
 
-use crate::fields::{Mode, Reader, config_error, field, is_template, type_name};
+use crate::config::{ConfigReader, ReadMode, config_error, field, is_template};
+use crate::message::type_name;
 
 /// At most this many violations are listed in an error; the rest are counted.
 pub const MAX_LISTED_VIOLATIONS: usize = 1000;
@@ -39,13 +40,13 @@ impl ValidateConfig {
 
     /// Reads a rendered config; the error names every field that is wrong.
     pub fn from_value(config: &Value) -> Result<ValidateConfig, NodeError> {
-        parse(config, Mode::Run).map_err(config_error)
+        parse(config, ReadMode::Run).map_err(config_error)
     }
 
     /// The problems of a config as written: a broken schema and a rule that does
     /// not compile are found here, before anything runs.
     pub fn problems(config: &Value) -> Vec<ConfigProblem> {
-        parse(config, Mode::Check).err().unwrap_or_default()
+        parse(config, ReadMode::Check).err().unwrap_or_default()
     }
 }
 
@@ -94,11 +95,11 @@ impl fmt::Display for Violation {
     }
 }
 
-fn parse(config: &Value, mode: Mode) -> Result<ValidateConfig, Vec<ConfigProblem>> {
-    let mut r = Reader::new(mode);
+fn parse(config: &Value, mode: ReadMode) -> Result<ValidateConfig, Vec<ConfigProblem>> {
+    let mut r = ConfigReader::new(mode);
     let mut out = ValidateConfig::new(Value::Null);
-    let Some(map) = r.object("", config, &["value", "schema", "rules"]) else {
-        return r.finish(out);
+    let Some(map) = r.object(config, "", &["value", "schema", "rules"]) else {
+        return r.finish(Some(out));
     };
     match map.get("value") {
         Some(value) => out.value = value.clone(),
@@ -116,10 +117,10 @@ fn parse(config: &Value, mode: Mode) -> Result<ValidateConfig, Vec<ConfigProblem
     if field(map, "schema").is_none() && field(map, "rules").is_none() {
         r.problem("", "nothing to check: give `schema`, `rules` or both");
     }
-    r.finish(out)
+    r.finish(Some(out))
 }
 
-fn read_rules(r: &mut Reader, rules: &Value) -> Vec<Rule> {
+fn read_rules(r: &mut ConfigReader, rules: &Value) -> Vec<Rule> {
     let Value::Array(items) = rules else {
         r.problem(
             "rules",
@@ -130,7 +131,7 @@ fn read_rules(r: &mut Reader, rules: &Value) -> Vec<Rule> {
     let mut out = Vec::with_capacity(items.len());
     for (i, item) in items.iter().enumerate() {
         let place = format!("rules[{i}]");
-        let Some(map) = r.object(&place, item, &["expr", "message"]) else {
+        let Some(map) = r.object(item, &place, &["expr", "message"]) else {
             continue;
         };
         let expr = r.required(map, &place, "expr");

@@ -75,7 +75,7 @@ impl FromStr for StrategyKind {
 /// assert!(!strategy.fail_fast());
 ///
 /// let err = StrategyConfig::new(StrategyKind::RateLimited).build().unwrap_err();
-/// assert_eq!(err.to_string(), "strategy.per_second: required for rate-limited");
+/// assert_eq!(err.to_string(), "strategy.per_second: is required for rate-limited");
 /// # Ok(())
 /// # }
 /// ```
@@ -139,44 +139,16 @@ impl StrategyConfig {
     where
         C: Clock + Send + Sync + 'static,
     {
-        let kind = self.kind;
-        let is_rate_limited = kind == StrategyKind::RateLimited;
-        let refuse = |field, why: &str| Err(Error::invalid(field, format!("not allowed for {kind}{why}")));
-
-        let max_concurrency = match self.max_concurrency {
-            Some(_) if kind == StrategyKind::Sequential => {
-                return refuse("strategy.max_concurrency", ", which runs one branch at a time");
-            }
-            Some(n) => Some(
-                NonZeroUsize::new(n).ok_or_else(|| Error::invalid("strategy.max_concurrency", "must be at least 1"))?,
-            ),
-            None => None,
-        };
-        if !is_rate_limited {
-            if self.per_second.is_some() {
-                return refuse("strategy.per_second", "; only rate-limited takes a rate");
-            }
-            if self.burst.is_some() {
-                return refuse("strategy.burst", "; only rate-limited takes a burst");
-            }
-            if self.fail_fast.is_some() {
-                let why = if kind == StrategyKind::AllSettled {
-                    "; all-settled never fails fast (use parallel, or rate-limited with fail_fast)"
-                } else {
-                    "; it always fails fast (use all-settled to let failures settle)"
-                };
-                return refuse("strategy.fail_fast", why);
-            }
+        if let Some(first) = self.problems().into_iter().next() {
+            return Err(Error::invalid(first.field, first.message));
         }
-
-        Ok(match kind {
+        let max_concurrency = self.max_concurrency.and_then(NonZeroUsize::new);
+        Ok(match self.kind {
             StrategyKind::Sequential => Arc::new(Sequential),
             StrategyKind::Parallel => Arc::new(Parallel { max_concurrency }),
             StrategyKind::AllSettled => Arc::new(AllSettled { max_concurrency }),
             StrategyKind::RateLimited => {
-                let Some(per_second) = self.per_second else {
-                    return Err(Error::invalid("strategy.per_second", "required for rate-limited"));
-                };
+                let per_second = self.per_second.unwrap_or(1.0);
                 let burst = self.burst.unwrap_or(1);
                 // Validated here to name the options by their place in the file.
                 quota(per_second, burst, ("strategy.per_second", "strategy.burst"))?;
@@ -190,6 +162,48 @@ impl StrategyConfig {
             }
         })
     }
+
+    /// Every problem of these options, in option order (empty when they are
+    /// valid): a value out of range, a required option missing, or an option
+    /// the kind does not take.
+    pub(crate) fn problems(&self) -> Vec<Invalid> {
+        let kind = self.kind;
+        let rate = kind == StrategyKind::RateLimited;
+        let mut problems = Vec::new();
+        let mut bad = |field, message: &'static str| problems.push(Invalid { field, message });
+        match self.max_concurrency {
+            Some(_) if kind == StrategyKind::Sequential => bad(
+                "strategy.max_concurrency",
+                "does not apply to sequential, which runs one node at a time",
+            ),
+            Some(0) => bad("strategy.max_concurrency", "must be at least 1"),
+            _ => {}
+        }
+        match self.per_second {
+            None if rate => bad("strategy.per_second", "is required for rate-limited"),
+            Some(r) if rate && !(r.is_finite() && r > 0.0) => bad("strategy.per_second", "must be a number above 0"),
+            Some(r) if rate && r > 1e9 => bad("strategy.per_second", "must be at most 1e9"),
+            Some(_) if !rate => bad("strategy.per_second", "only applies to rate-limited"),
+            _ => {}
+        }
+        match self.burst {
+            Some(0) if rate => bad("strategy.burst", "must be at least 1"),
+            Some(_) if !rate => bad("strategy.burst", "only applies to rate-limited"),
+            _ => {}
+        }
+        if self.fail_fast.is_some() && !rate {
+            bad(
+                "strategy.fail_fast",
+                "only applies to rate-limited (parallel always fails fast, all-settled never does)",
+            );
+        }
+        problems
+    }
+}
+
+pub(crate) struct Invalid {
+    pub(crate) field: &'static str,
+    pub(crate) message: &'static str,
 }
 
 impl From<StrategyKind> for StrategyConfig {

@@ -62,15 +62,17 @@ mod basic;
 mod config;
 mod error;
 mod rate_limited;
+mod registry;
 mod run;
 mod strategy;
 
 pub use basic::{AllSettled, Parallel, Sequential};
 pub use config::{StrategyConfig, StrategyKind};
 pub use error::{Error, Result};
-pub use rate_limited::{RateLimited, TokioClock};
+pub use rate_limited::{RateLimited, TokioClock, rate_quota};
+pub use registry::{OptionProblem, Options, StrategyFactory, StrategyRegistry};
 pub use run::{Outcome, StrategyExt, run, run_until};
-pub use strategy::Strategy;
+pub use strategy::{Rate, Strategy};
 
 /// The rate limiter behind [`RateLimited`], re-exported for its clocks
 /// ([`governor::clock::FakeRelativeClock`] in tests).

@@ -7,7 +7,7 @@ use governor::middleware::NoOpMiddleware;
 use governor::state::{InMemoryState, NotKeyed};
 use governor::{Quota, RateLimiter};
 
-use crate::{AllSettled, Error, Result, Strategy};
+use crate::{AllSettled, Error, Rate, Result, Strategy};
 
 /// A wrapper that admits the starts of its inner strategy at a steady rate.
 ///
@@ -147,6 +147,13 @@ where
             Err(not_until) => Err(not_until.wait_time_from(self.limiter.clock().now())),
         }
     }
+
+    fn rate(&self) -> Option<Rate> {
+        Some(Rate {
+            per_second: self.per_second,
+            burst: self.burst.get(),
+        })
+    }
 }
 
 /// A governor clock that reads tokio's clock ([`tokio::time::Instant`]).
@@ -188,6 +195,17 @@ impl Clock for TokioClock {
 /// Quotas whose window (`burst / per_second`) is longer than this could
 /// overflow governor's 584-year nanosecond counters, so they are refused.
 const MAX_WINDOW_SECS: f64 = 100.0 * 365.0 * 24.0 * 3600.0;
+
+/// A governor quota of `per_second` starts per second with bursts of up to
+/// `burst`, validated as [`RateLimited`] validates its own (for limiters kept
+/// outside a strategy, such as limits shared by many runs).
+///
+/// # Errors
+///
+/// [`Error::InvalidOption`] naming `per_second` or `burst`.
+pub fn rate_quota(per_second: f64, burst: u32) -> Result<Quota> {
+    quota(per_second, burst, ("per_second", "burst")).map(|(quota, _)| quota)
+}
 
 /// Validates a rate and burst into a quota; `fields` name the two options in
 /// errors.

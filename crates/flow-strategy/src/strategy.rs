@@ -79,6 +79,24 @@ pub trait Strategy: Send + Sync + std::fmt::Debug + 'static {
     fn admit(&self) -> Result<(), Duration> {
         Ok(())
     }
+
+    /// The steady rate that [`admit`](Strategy::admit) holds starts to, if
+    /// any, for planning tools (`flow explain` bounds a run's time with it).
+    /// A strategy whose `admit` spaces starts should say so here. Default:
+    /// none.
+    fn rate(&self) -> Option<Rate> {
+        None
+    }
+}
+
+/// A rate of starts: `per_second` on average, up to `burst` at once after an
+/// idle time.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Rate {
+    /// Starts per second (fractions allowed).
+    pub per_second: f64,
+    /// Starts admitted at once after an idle time (at least 1).
+    pub burst: u32,
 }
 
 macro_rules! forward {
@@ -98,6 +116,10 @@ macro_rules! forward {
 
             fn admit(&self) -> Result<(), Duration> {
                 (**self).admit()
+            }
+
+            fn rate(&self) -> Option<Rate> {
+                (**self).rate()
             }
         }
     )*};

@@ -1,6 +1,7 @@
 //! `flow explain` and the plan behind it (`flow_core::Plan`).
 
-use flow_engine::core::{AttemptTime, Format, Limit, Limits, Plan, StrategyKind, StrategySpec, Workflow};
+use flow_engine::core::{AttemptTime, Format, Limit, Limits, Pace, Plan, Workflow};
+use flow_engine::{Engine, StrategySpec};
 
 use crate::{example, file, flow, stderr, stdout, tempdir};
 
@@ -41,14 +42,10 @@ fn plan(workflow: &Workflow) -> Plan {
     })
 }
 
-fn spec(kind: StrategyKind) -> StrategySpec {
-    StrategySpec {
-        kind,
-        max_concurrency: None,
-        per_second: None,
-        burst: None,
-        fail_fast: None,
-    }
+/// How the engine's strategy of `spec` paces starts: what `flow explain` bounds with.
+fn pace(spec: StrategySpec) -> Pace {
+    let strategy = Engine::new().build_strategy(&spec).expect("a valid strategy");
+    flow_engine::pace(&*strategy)
 }
 
 #[test]
@@ -73,31 +70,30 @@ fn bounds_under_each_strategy() {
     let wf = workflow(DAG);
     let plan = plan(&wf);
     let bounds = |s: StrategySpec| {
-        let b = plan.bounds(&s);
+        let b = plan.bounds(pace(s));
         (b.lower_ms, b.limit, b.upper_ms)
     };
     // Sequential: one at a time, the sum; at most the sum of the worst cases.
     assert_eq!(
-        bounds(spec(StrategyKind::Sequential)),
+        bounds(StrategySpec::new("sequential")),
         (115.0, Limit::Work, Some(322.0))
     );
     // Parallel: the critical path; at most the worst-case critical path (a -> e).
     assert_eq!(
-        bounds(spec(StrategyKind::Parallel)),
+        bounds(StrategySpec::new("parallel")),
         (65.0, Limit::CriticalPath, Some(217.0))
     );
-    // A cap of 1 spreads the work: total / 1; Graham's bound is the worst-case sum.
-    let capped = StrategySpec {
-        max_concurrency: Some(1),
-        ..spec(StrategyKind::AllSettled)
-    };
-    assert_eq!(bounds(capped), (115.0, Limit::Concurrency, Some(322.0)));
+    // A cap of 1 is one at a time, as sequential.
+    let capped = StrategySpec::new("all-settled").with("max_concurrency", 1);
+    assert_eq!(bounds(capped), (115.0, Limit::Work, Some(322.0)));
+    // A cap of 2: the critical path is longer than total / 2; Graham's bound
+    // (322 / 2 + 217 / 2) above it.
+    let capped = StrategySpec::new("all-settled").with("max_concurrency", 2);
+    assert_eq!(bounds(capped), (65.0, Limit::CriticalPath, Some(269.5)));
     // 6 nodes at 2 per second with a burst of 2: the last start waits 2 s.
-    let rate = StrategySpec {
-        per_second: Some(2.0),
-        burst: Some(2),
-        ..spec(StrategyKind::RateLimited)
-    };
+    let rate = StrategySpec::new("rate-limited")
+        .with("per_second", 2.0)
+        .with("burst", 2);
     assert_eq!(bounds(rate), (2000.0, Limit::Rate, None));
 }
 

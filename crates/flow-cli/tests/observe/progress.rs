@@ -146,9 +146,14 @@ fn verbose_shows_the_run_and_node_spans() {
     );
     assert!(run.status.success(), "{}", stderr(&run));
     let err = stderr(&run);
-    assert!(err.contains(r#"run{run_id=1 workflow="diamond-join"}: close"#), "{err}");
+    // The run id is a UUIDv7, quoted: `run{run_id="0193…" workflow=…}`.
+    let start = err.find("run{run_id=\"").expect("a run span") + "run{run_id=\"".len();
+    let run_id = &err[start..start + 36];
+    assert_eq!(run_id.as_bytes()[14], b'7', "{err}");
+    let run = format!(r#"run{{run_id="{run_id}" workflow="diamond-join"}}"#);
+    assert!(err.contains(&format!("{run}: close")), "{err}");
     assert!(
-        err.contains(r#"run{run_id=1 workflow="diamond-join"}:node{node="left" kind="delay" attempt=1}: close"#),
+        err.contains(&format!(r#"{run}:node{{node="left" kind="delay" attempt=1}}: close"#)),
         "{err}"
     );
     assert!(!err.contains('\u{1b}'), "no colour when stderr is not a terminal");

@@ -60,7 +60,7 @@ const CASES: &[(&str, &str)] = &[
         "secrets: invalid type: string \"TOKEN\"",
     ),
     ("type-timeout-is-text.yaml", "timeout_ms: invalid type: string \"fast\""),
-    ("type-unknown-strategy.yaml", "unknown variant `fastest`"),
+    ("type-unknown-strategy.yaml", "unknown strategy kind `fastest`"),
     ("type-unknown-trigger.yaml", "did you mean `all_success`?"),
     // Missing fields.
     ("missing-delay-ms.yaml", "nodes[0].config.ms: is required"),

@@ -4,7 +4,7 @@
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
 
-use flow_core::{Context, NodeStatus, Phase, RunState, Settled, Transition};
+use flow_core::{ContextWriter, NodeStatus, Phase, RunState, Settled, Transition};
 use serde_json::{Value, json};
 
 use crate::support::yaml;
@@ -14,7 +14,8 @@ use crate::support::yaml;
 /// every node, in file order, then the order in which nodes ran.
 fn drive(body: &str, input: Value, failing: &[&str]) -> (String, Vec<String>) {
     let wf = Arc::new(yaml(&format!("name: t\n{body}")));
-    let ctx = Context::new(wf.clone(), input, BTreeMap::new());
+    let writer = ContextWriter::new(wf.clone(), input, BTreeMap::new());
+    let ctx = writer.context().clone();
     let mut state = RunState::new(&wf);
     let mut queue: VecDeque<usize> = state.initial().into();
     let mut order = Vec::new();
@@ -31,7 +32,7 @@ fn drive(body: &str, input: Value, failing: &[&str]) -> (String, Vec<String>) {
         };
         let passes = !fails || node.continue_on_error();
         let error = fails.then(|| format!("{} broke", node.id()));
-        ctx.record(n, Settled::new(status, json!({ "id": node.id() }), error));
+        writer.record(n, Settled::new(status, json!({ "id": node.id() }), error));
         let mut out = Vec::new();
         let mut when = |e: usize| match &wf.edges()[e].when {
             Some(expr) => expr.is_true(&ctx).map_err(|err| err.to_string()),
@@ -47,8 +48,9 @@ fn drive(body: &str, input: Value, failing: &[&str]) -> (String, Vec<String>) {
                 Transition::Settled { node, status, error } => {
                     assert_eq!(state.phase(node), Phase::Settled(status));
                     assert_eq!(error.is_some(), status == NodeStatus::Failed, "{error:?}");
-                    ctx.record(node, Settled::new(status, Value::Null, error));
+                    writer.record(node, Settled::new(status, Value::Null, error));
                 }
+                other => panic!("unexpected transition {other:?}"),
             }
         }
     }

@@ -37,6 +37,21 @@ pub fn registry() -> Registry {
         .register("noop", Noop)
         .register("delay", Delay)
         .register("transform", Noop);
+    // The built-in strategy kinds, checked as the engine checks them.
+    let strategies = flow_strategy::StrategyRegistry::builtin();
+    for name in strategies.names() {
+        let Some(factory) = strategies.get(name).cloned() else {
+            continue;
+        };
+        let check: flow_core::StrategyCheck = std::sync::Arc::new(move |options| match factory.build(options) {
+            Ok(_) => Vec::new(),
+            Err(problems) => problems
+                .into_iter()
+                .map(|p| ConfigProblem::new(p.option, p.message))
+                .collect(),
+        });
+        kinds.register_strategy(name, check);
+    }
     kinds
 }
 

@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use flow_core::{Context, Expr, NodeStatus, Settled, Workflow};
+use flow_core::{Context, ContextWriter, Expr, NodeStatus, Settled, Workflow};
 use serde_json::{Value, json};
 
 use crate::support::yaml;
@@ -18,26 +18,23 @@ fn context(config: &str) -> (Arc<Workflow>, Context) {
     let wf = Arc::new(yaml(&text));
     let input = json!({ "n": 3, "x": 1.5, "s": "hello", "flag": true, "list": [1, 2, 3], "obj": { "k": "v" } });
     let secrets = BTreeMap::from([("FLOW_IT_SECRET".to_owned(), "s3cret".to_owned())]);
-    let ctx = Context::new(wf.clone(), input, secrets);
-    ctx.record(
+    let writer = ContextWriter::new(wf.clone(), input, secrets);
+    writer.record(
         0,
         Settled::new(NodeStatus::Succeeded, json!({ "n": 2, "list": [1, 2] }), None),
     );
-    ctx.record(
+    writer.record(
         1,
         Settled::new(NodeStatus::Failed, Value::Null, Some("boom".to_owned())),
     );
-    ctx.record(3, Settled::new(NodeStatus::Succeeded, json!("dashed"), None));
-    (wf, ctx)
+    writer.record(3, Settled::new(NodeStatus::Succeeded, json!("dashed"), None));
+    (wf, writer.context().clone())
 }
 
 fn render(config: &str) -> Result<Value, String> {
     let (wf, ctx) = context(config);
     let t = &wf.nodes()[4];
-    t.config()
-        .render(wf.templates(), &ctx)
-        .map(|v| (*v).clone())
-        .map_err(|e| e.to_string())
+    t.config().render(&ctx).map(|v| (*v).clone()).map_err(|e| e.to_string())
 }
 
 #[track_caller]

@@ -212,7 +212,7 @@ fn strategy_options() {
     );
     check(
         &s("{ kind: rate-limited, per_second: .nan }"),
-        "strategy.per_second: must be a number above 0",
+        "strategy.per_second: must be a number, not null",
     );
     check(
         &s("{ kind: rate-limited, per_second: 1e10 }"),
@@ -339,4 +339,73 @@ fn bracketed_node_references_are_checked() {
         "nodes: [{ id: my-a, kind: noop }, { id: t, kind: transform, config: { output: \"{{ nodes['my-a'].output }}\" } }]",
     );
     valid("nodes: [{ id: t, kind: transform, config: { output: \"{{ input.nodes['x'] if false else 1 }}\" } }]");
+}
+
+#[test]
+fn limits_are_checked() {
+    let node = |limit: &str| format!("nodes: [{{ id: a, kind: noop, limit: {limit} }}]");
+    valid(&format!("limits: {{ api: {{ per_second: 10 }} }}\n{}", node("api")));
+    valid(&format!(
+        "limits: {{ api: {{ per_second: 0.5, burst: 2, max_concurrency: 4 }} }}\n{}",
+        node("{ name: api, key: \"{{ input.tenant }}\" }")
+    ));
+    valid(&format!(
+        "limits: {{ api: {{ max_concurrency: 1 }} }}\n{}",
+        node("{ name: api }")
+    ));
+    check(&node("api"), "nodes[0].limit: unknown limit `api` (node `a`)");
+    check(
+        &format!("limits: {{ crm_api: {{ per_second: 1 }} }}\n{}", node("crm_apy")),
+        "did you mean `crm_api`?",
+    );
+    check(
+        "limits: { api: {} }\nnodes: [{ id: a, kind: noop }]",
+        "limits.api: a limit needs at least one of per_second, burst, max_concurrency",
+    );
+    check(
+        "limits: { api: { burst: 3 } }\nnodes: [{ id: a, kind: noop }]",
+        "limits.api: `burst` needs `per_second`",
+    );
+    for (spec, expected) in [
+        ("{ per_second: 0 }", "limits.api.per_second: must be a number above 0"),
+        ("{ per_second: -3 }", "limits.api.per_second: must be a number above 0"),
+        ("{ per_second: 2e9 }", "limits.api.per_second: must be at most 1e9"),
+        ("{ per_second: 1, burst: 0 }", "limits.api.burst: must be at least 1"),
+        (
+            "{ max_concurrency: 0 }",
+            "limits.api.max_concurrency: must be at least 1",
+        ),
+        ("{ per_second: 1, typo: 2 }", "unknown field `typo`"),
+    ] {
+        check(
+            &format!("limits: {{ api: {spec} }}\nnodes: [{{ id: a, kind: noop }}]"),
+            expected,
+        );
+    }
+    check(
+        &format!(
+            "limits: {{ api: {{ per_second: 1 }} }}\n{}",
+            node("{ name: api, key: \"{{ input.tenant \" }")
+        ),
+        "nodes[0].limit.key: invalid template",
+    );
+    check(
+        &format!(
+            "limits: {{ api: {{ per_second: 1 }} }}\n{}",
+            node("{ name: api, key: \"{{ nodes.ghost.output }}\" }")
+        ),
+        "no node has the id `ghost`",
+    );
+}
+
+#[test]
+fn unknown_strategy_kinds_are_named() {
+    check(
+        "strategy: { kind: paralel }\nnodes: [{ id: a, kind: noop }]",
+        "strategy.kind: unknown strategy kind `paralel`; did you mean `parallel`?",
+    );
+    check(
+        "strategy: { kind: parallel, max_concurrency: \"4\" }\nnodes: [{ id: a, kind: noop }]",
+        "strategy.max_concurrency: must be a whole number, not a string",
+    );
 }

@@ -33,20 +33,23 @@ async fn run(yaml: &str) -> (Vec<Event>, Report) {
     let mut options = RunOptions::new();
     let mut rx = options.subscribe();
     let handle = engine.start(&workflow, options).expect("the run starts");
-    let run_id = handle.run_id();
+    let run_id = handle.run_id().to_owned();
     let report = handle.wait().await.expect("a report");
     let mut events = Vec::new();
     while let Some(event) = rx.recv().await {
         events.push(event);
     }
-    check_invariants(&events, run_id);
+    check_invariants(&events, &run_id);
     (events, report)
 }
 
 /// What holds for every run: one run id, time never goes back, started first,
 /// finished last, one settlement per node.
-fn check_invariants(events: &[Event], run_id: u64) {
-    assert!(events.iter().all(|e| e.run_id == run_id), "one run id");
+fn check_invariants(events: &[Event], run_id: &str) {
+    assert!(events.iter().all(|e| &*e.run_id == run_id), "one run id");
+    // A UUIDv7: 36 characters, version 7.
+    assert_eq!(run_id.len(), 36, "{run_id}");
+    assert_eq!(run_id.as_bytes()[14], b'7', "{run_id}");
     assert!(
         events.windows(2).all(|w| w[0].at_ms <= w[1].at_ms),
         "timestamps are monotonic: {events:?}"
@@ -227,7 +230,7 @@ edges:
     let mut options = RunOptions::new();
     let mut rx = options.subscribe();
     let handle = engine.start(&workflow, options).expect("the run starts");
-    let run_id = handle.run_id();
+    let run_id = handle.run_id().to_owned();
     let mut events = Vec::new();
     // Cancel once `slow` is running, so the order below is fully defined.
     while let Some(event) = rx.recv().await {
@@ -245,7 +248,7 @@ edges:
     while let Some(event) = rx.recv().await {
         events.push(event);
     }
-    check_invariants(&events, run_id);
+    check_invariants(&events, &run_id);
     assert_eq!(report.status, RunStatus::Cancelled);
     assert_eq!(
         lines(&events),
@@ -278,7 +281,7 @@ async fn events_serialise_as_flat_tagged_json() {
     assert_eq!(json[3]["event"], "node_settled");
     assert_eq!(json[3]["status"], "succeeded");
     assert_eq!(json[4]["event"], "run_finished");
-    assert!(json.iter().all(|j| j["run_id"].is_u64() && j["at_ms"].is_f64()));
+    assert!(json.iter().all(|j| j["run_id"].is_string() && j["at_ms"].is_f64()));
 }
 
 #[tokio::test]

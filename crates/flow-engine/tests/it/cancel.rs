@@ -28,7 +28,7 @@ async fn cancel_through_the_handle_stops_running_nodes_at_once() {
         Ok(h) => h,
         Err(e) => panic!("{e}"),
     };
-    assert!(handle.run_id() > 0);
+    assert_eq!(handle.run_id().len(), 36, "a UUID");
     tokio::time::sleep(ms(150)).await;
     let cancelled_at = Instant::now();
     handle.cancel();

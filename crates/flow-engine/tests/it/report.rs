@@ -84,7 +84,7 @@ async fn events_follow_the_run() {
             ..
         })
     ));
-    assert!(all.iter().all(|e| e.run_id == report.run_id));
+    assert!(all.iter().all(|e| *e.run_id == *report.run_id));
     assert!(all.windows(2).all(|w| w[0].at_ms <= w[1].at_ms), "monotonic");
     for (id, n) in report.nodes.iter() {
         let settled: Vec<NodeStatus> = all

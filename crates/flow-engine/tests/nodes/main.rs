@@ -7,6 +7,7 @@
 mod check;
 mod example;
 mod http;
+mod limits;
 mod notify;
 mod support;
 mod validate;

@@ -1,12 +1,11 @@
 //! Reliability of the engine (issue #6): faults inside nodes (panics, futures that
 //! never return), faults of services (a misbehaving HTTP server on 127.0.0.1),
 //! hostile templates, cancellation that stops everything and leaves no task behind,
-//! a load of 1,000 concurrent runs with no cross-talk, and property tests that
+//! and property tests that
 //! arbitrary documents never panic the parser, the validator or the templates.
 //! See docs/reliability.md.
 
 mod cancel;
-mod load;
 mod node_faults;
 mod props;
 mod services;

@@ -90,7 +90,7 @@ fn invalid_options_name_the_field() {
             max_concurrency: Some(2),
             ..config(Sequential)
         },
-        "strategy.max_concurrency: not allowed for sequential, which runs one branch at a time",
+        "strategy.max_concurrency: does not apply to sequential, which runs one node at a time",
     );
     check_error(
         StrategyConfig {
@@ -113,62 +113,56 @@ fn invalid_options_name_the_field() {
         },
         "strategy.max_concurrency: must be at least 1",
     );
-    check_error(config(RateLimited), "strategy.per_second: required for rate-limited");
+    check_error(config(RateLimited), "strategy.per_second: is required for rate-limited");
     check_error(
         StrategyConfig {
             per_second: Some(1.0),
             ..config(Parallel)
         },
-        "strategy.per_second: not allowed for parallel; only rate-limited takes a rate",
+        "strategy.per_second: only applies to rate-limited",
     );
     check_error(
         StrategyConfig {
             per_second: Some(1.0),
             ..config(Sequential)
         },
-        "strategy.per_second: not allowed for sequential; only rate-limited takes a rate",
+        "strategy.per_second: only applies to rate-limited",
     );
     check_error(
         StrategyConfig {
             burst: Some(2),
             ..config(AllSettled)
         },
-        "strategy.burst: not allowed for all-settled; only rate-limited takes a burst",
+        "strategy.burst: only applies to rate-limited",
     );
     check_error(
         StrategyConfig {
             fail_fast: Some(true),
             ..config(Parallel)
         },
-        "strategy.fail_fast: not allowed for parallel; it always fails fast (use all-settled to let failures settle)",
+        "strategy.fail_fast: only applies to rate-limited (parallel always fails fast, all-settled never does)",
     );
     check_error(
         StrategyConfig {
             fail_fast: Some(true),
             ..config(AllSettled)
         },
-        "strategy.fail_fast: not allowed for all-settled; all-settled never fails fast (use parallel, or rate-limited with fail_fast)",
+        "strategy.fail_fast: only applies to rate-limited (parallel always fails fast, all-settled never does)",
     );
     check_error(
         StrategyConfig {
             fail_fast: Some(false),
             ..config(Sequential)
         },
-        "strategy.fail_fast: not allowed for sequential; it always fails fast (use all-settled to let failures settle)",
+        "strategy.fail_fast: only applies to rate-limited (parallel always fails fast, all-settled never does)",
     );
-    for (per_second, shown) in [
-        (0.0, "0"),
-        (-2.5, "-2.5"),
-        (f64::NAN, "NaN"),
-        (f64::INFINITY, "inf"),
-        (f64::NEG_INFINITY, "-inf"),
-    ] {
+    for per_second in [0.0, -2.5, f64::NAN, f64::INFINITY, f64::NEG_INFINITY] {
         check_error(
             StrategyConfig {
                 per_second: Some(per_second),
                 ..limited.clone()
             },
-            &format!("strategy.per_second: must be a finite number greater than 0, got {shown}"),
+            "strategy.per_second: must be a number above 0",
         );
     }
     check_error(
@@ -183,7 +177,7 @@ fn invalid_options_name_the_field() {
             per_second: Some(1e10),
             ..limited.clone()
         },
-        "strategy.per_second: must be at most one start per nanosecond (1e9), got 10000000000",
+        "strategy.per_second: must be at most 1e9",
     );
     check_error(
         StrategyConfig {

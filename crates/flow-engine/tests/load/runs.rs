@@ -131,7 +131,7 @@ async fn a_thousand_concurrent_runs_keep_their_own_results_and_memory_returns() 
 }
 
 /// 100,000 short runs, 50 at a time, on one engine: RSS after every 10,000 runs.
-/// `cargo test -p flow-engine --release --test reliability -- --ignored soak --nocapture`
+/// `cargo test -p flow-engine --release --test load -- --ignored soak --nocapture`
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "a soak: about 6 s in release, 8 s in debug; run it by hand or with `cargo xtask soak`"]
 async fn soak_of_100_000_runs_shows_no_growth() {

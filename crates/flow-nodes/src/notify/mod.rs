@@ -1,6 +1,19 @@
 //! `notify`: one message to several recipients, delivered concurrently through a
 //! flow-strategy of the node's own (default all-settled, so one bad recipient does
 //! not stop the others).
+//!
+//! Here: the kind, its config's common fields and the deliveries. `channel` reads
+//! what each channel's config says, whatever the build's features; each channel's
+//! own module delivers: `log` always, `webhook` with the `http` feature, `email`
+//! with the `email` feature. A build without one still reads its config, then
+//! refuses it, naming the feature.
+
+mod channel;
+#[cfg(feature = "email")]
+mod email;
+mod log;
+#[cfg(feature = "http")]
+mod webhook;
 
 use std::fmt;
 use std::time::{Duration, Instant};
@@ -8,10 +21,13 @@ use std::time::{Duration, Instant};
 use flow_core::{ConfigProblem, NodeCall, NodeError, NodeKind};
 use flow_strategy::{Outcome, StrategyConfig, StrategyKind};
 use serde::Serialize;
-use serde_json::{Map, Value};
+use serde_json::Value;
 use tracing::Instrument;
 
-use crate::fields::{Mode, Reader, config_error, field, is_template, short, type_name};
+pub use channel::{EmailChannel, LogChannel, SmtpTls, WebhookChannel};
+
+use crate::config::{ConfigReader, ReadMode, config_error, field, is_template};
+use crate::message::{short, type_name};
 
 /// The default `timeout_ms` of one delivery: 30 seconds.
 pub const DEFAULT_DELIVERY_TIMEOUT: Duration = Duration::from_secs(30);
@@ -24,17 +40,6 @@ const COMMON: &[&str] = &[
     "min_success",
     "timeout_ms",
 ];
-const WEBHOOK: &[&str] = &["payload", "headers"];
-const EMAIL: &[&str] = &[
-    "smtp_host",
-    "smtp_port",
-    "tls",
-    "from",
-    "subject",
-    "username",
-    "password",
-];
-const LOG: &[&str] = &["level"];
 const CHANNELS: &[&str] = &["webhook", "email", "log"];
 
 /// The config of a `notify` node. Build one in code or read one from JSON with
@@ -71,12 +76,12 @@ impl NotifyConfig {
 
     /// Reads a rendered config; the error names every field that is wrong.
     pub fn from_value(config: &Value) -> Result<NotifyConfig, NodeError> {
-        parse(config, Mode::Run).map_err(config_error)
+        parse(config, ReadMode::Run).map_err(config_error)
     }
 
     /// The problems of a config as written (templates are not judged).
     pub fn problems(config: &Value) -> Vec<ConfigProblem> {
-        parse(config, Mode::Check).err().unwrap_or_default()
+        parse(config, ReadMode::Check).err().unwrap_or_default()
     }
 }
 
@@ -102,87 +107,6 @@ impl Channel {
     }
 }
 
-/// The `webhook` channel: POSTs `{"text": message}` merged with `payload` — the
-/// shape Slack, Mattermost and Discord (`/slack`) incoming webhooks accept.
-#[derive(Debug, Clone, PartialEq, Default)]
-pub struct WebhookChannel {
-    /// `payload`: fields added to the JSON body; a `text` here replaces the message.
-    pub payload: Map<String, Value>,
-    /// `headers`: extra request headers (an `Authorization`, say).
-    pub headers: Vec<(String, String)>,
-}
-
-/// The `email` channel: SMTP through lettre.
-#[derive(Clone, PartialEq)]
-pub struct EmailChannel {
-    /// `smtp_host`: the SMTP server's host name (also the name its TLS certificate must carry).
-    pub smtp_host: String,
-    /// `smtp_port`: default 25 without TLS, 587 with STARTTLS, 465 with TLS.
-    pub smtp_port: Option<u16>,
-    /// `tls`: how the connection is secured (default `starttls`).
-    pub tls: SmtpTls,
-    /// `from`: the sender, `a@b.example` or `Name <a@b.example>`.
-    pub from: String,
-    /// `subject`: the subject line (default "flow notification").
-    pub subject: String,
-    /// `username`: SMTP login, with `password`.
-    pub username: Option<String>,
-    /// `password`: SMTP password, typically `"{{ env.SMTP_PASSWORD }}"`.
-    pub password: Option<String>,
-}
-
-impl EmailChannel {
-    /// The port used: `smtp_port`, or the usual one for `tls`.
-    pub fn port(&self) -> u16 {
-        self.smtp_port.unwrap_or(match self.tls {
-            SmtpTls::None => 25,
-            SmtpTls::Starttls => 587,
-            SmtpTls::Tls => 465,
-        })
-    }
-}
-
-impl fmt::Debug for EmailChannel {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("EmailChannel")
-            .field("smtp_host", &self.smtp_host)
-            .field("smtp_port", &self.smtp_port)
-            .field("tls", &self.tls)
-            .field("from", &self.from)
-            .field("subject", &self.subject)
-            .field("username", &self.username)
-            .field("password", &self.password.as_ref().map(|_| "***"))
-            .finish()
-    }
-}
-
-/// How an SMTP connection is secured.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum SmtpTls {
-    /// `none`: plain text (a local relay or a test server only).
-    None,
-    /// `starttls`: plain text upgraded with STARTTLS, which is required.
-    #[default]
-    Starttls,
-    /// `tls`: TLS from the first byte (SMTPS).
-    Tls,
-}
-
-/// The `log` channel.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct LogChannel {
-    /// `level`: `error`, `warn` (default: shown by the CLI without `-v`), `info` or `debug`.
-    pub level: tracing::Level,
-}
-
-impl Default for LogChannel {
-    fn default() -> Self {
-        LogChannel {
-            level: tracing::Level::WARN,
-        }
-    }
-}
-
 /// What became of the delivery to one recipient: one entry of a `notify` output.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Delivery {
@@ -200,38 +124,38 @@ pub struct Delivery {
     pub duration_ms: f64,
 }
 
-fn parse(config: &Value, mode: Mode) -> Result<NotifyConfig, Vec<ConfigProblem>> {
-    let mut r = Reader::new(mode);
+fn parse(config: &Value, mode: ReadMode) -> Result<NotifyConfig, Vec<ConfigProblem>> {
+    let mut r = ConfigReader::new(mode);
     // The channel decides which other fields belong; until it is known, all do.
     let named = config
         .get("channel")
         .and_then(Value::as_str)
         .filter(|_| !r.deferred(&config["channel"]));
     let own: &[&str] = match named {
-        Some("webhook") => WEBHOOK,
-        Some("email") => EMAIL,
-        Some("log") => LOG,
+        Some("webhook") => WebhookChannel::FIELDS,
+        Some("email") => EmailChannel::FIELDS,
+        Some("log") => LogChannel::FIELDS,
         _ => &[],
     };
     let known: Vec<&str> = if own.is_empty() {
-        [COMMON, WEBHOOK, EMAIL, LOG].concat()
+        [COMMON, WebhookChannel::FIELDS, EmailChannel::FIELDS, LogChannel::FIELDS].concat()
     } else {
         [COMMON, own].concat()
     };
     let placeholder = NotifyConfig::new(Channel::Log(LogChannel::default()), "", Vec::new());
-    let Some(map) = r.object("", config, &known) else {
-        return r.finish(placeholder);
+    let Some(map) = r.object(config, "", &known) else {
+        return r.finish(Some(placeholder));
     };
     let mut out = placeholder;
 
     let channel = r.required(map, "", "channel");
     let channel = r.choice(channel, "channel", CHANNELS);
     out.channel = match channel {
-        Some("webhook") => Channel::Webhook(webhook(&mut r, map)),
-        Some("email") => Channel::Email(email(&mut r, map)),
-        _ => Channel::Log(log(&mut r, map)),
+        Some("webhook") => Channel::Webhook(WebhookChannel::read(&mut r, map)),
+        Some("email") => Channel::Email(EmailChannel::read(&mut r, map)),
+        _ => Channel::Log(LogChannel::read(&mut r, map)),
     };
-    if let Some(missing) = missing_feature(&out.channel) {
+    if let Some(missing) = unavailable(&out.channel) {
         r.problem("channel", missing);
     }
 
@@ -253,7 +177,7 @@ fn parse(config: &Value, mode: Mode) -> Result<NotifyConfig, Vec<ConfigProblem>>
     if let Some(strategy) = field(map, "strategy") {
         out.strategy = self::strategy(&mut r, strategy);
     }
-    if let Some(n) = r.integer(field(map, "min_success"), "min_success", 0, u64::from(u32::MAX)) {
+    if let Some(n) = r.integer(field(map, "min_success"), "min_success", 0..=u64::from(u32::MAX)) {
         let n = usize::try_from(n).unwrap_or(usize::MAX);
         if listed && n > out.recipients.len() {
             r.problem(
@@ -266,25 +190,22 @@ fn parse(config: &Value, mode: Mode) -> Result<NotifyConfig, Vec<ConfigProblem>>
         }
         out.min_success = Some(n);
     }
-    if let Some(ms) = r.integer(field(map, "timeout_ms"), "timeout_ms", 1, 24 * 3600 * 1000) {
+    if let Some(ms) = r.integer(field(map, "timeout_ms"), "timeout_ms", 1..=24 * 3600 * 1000) {
         out.timeout = Duration::from_millis(ms);
     }
-    r.finish(out)
+    r.finish(Some(out))
 }
 
-fn missing_feature(channel: &Channel) -> Option<&'static str> {
+/// Why this build cannot deliver over `channel`, if it cannot.
+fn unavailable(channel: &Channel) -> Option<&'static str> {
     match channel {
-        Channel::Webhook(_) if !cfg!(feature = "http") => {
-            Some("the webhook channel needs flow-nodes' `http` feature, which this build leaves out")
-        }
-        Channel::Email(_) if !cfg!(feature = "email") => {
-            Some("the email channel needs flow-nodes' `email` feature, which this build leaves out")
-        }
-        _ => None,
+        Channel::Webhook(_) => webhook::UNAVAILABLE,
+        Channel::Email(_) => email::UNAVAILABLE,
+        Channel::Log(_) => None,
     }
 }
 
-fn recipient_list(r: &mut Reader, value: &Value, channel: Option<&str>) -> Vec<String> {
+fn recipient_list(r: &mut ConfigReader, value: &Value, channel: Option<&str>) -> Vec<String> {
     let Value::Array(items) = value else {
         r.problem("recipients", format!("must be a list, not {}", type_name(value)));
         return Vec::new();
@@ -312,22 +233,17 @@ fn recipient_list(r: &mut Reader, value: &Value, channel: Option<&str>) -> Vec<S
 /// webhook URL often is a secret).
 fn recipient_problem(channel: Option<&str>, recipient: &str) -> Option<String> {
     match channel {
-        #[cfg(feature = "http")]
-        Some("webhook") => {
-            let mut r = Reader::new(Mode::Run);
-            crate::http::check_url(&mut r, recipient, "");
-            r.into_problems().into_iter().next().map(|p| p.message)
-        }
-        #[cfg(feature = "email")]
-        Some("email") => crate::email::address_problem(recipient),
-        #[cfg(not(feature = "email"))]
-        Some("email") if !recipient.contains('@') => Some("is not an email address".to_owned()),
-        _ if recipient.trim().is_empty() => Some("must not be empty".to_owned()),
-        _ => None,
+        Some("webhook") => webhook::url_problem(recipient),
+        Some("email") => email::address_problem(recipient),
+        _ => blank_problem(recipient),
     }
 }
 
-fn strategy(r: &mut Reader, value: &Value) -> StrategyConfig {
+fn blank_problem(recipient: &str) -> Option<String> {
+    recipient.trim().is_empty().then(|| "must not be empty".to_owned())
+}
+
+fn strategy(r: &mut ConfigReader, value: &Value) -> StrategyConfig {
     let default = StrategyConfig::new(StrategyKind::AllSettled);
     if r.deferred(value) {
         return default;
@@ -341,7 +257,7 @@ fn strategy(r: &mut Reader, value: &Value) -> StrategyConfig {
             }
         },
         Value::Object(map) => {
-            if r.mode() == Mode::Check && map.values().any(is_template) {
+            if r.mode() == ReadMode::Check && map.values().any(is_template) {
                 return default;
             }
             match serde_json::from_value::<StrategyConfig>(value.clone()) {
@@ -373,71 +289,9 @@ fn strategy(r: &mut Reader, value: &Value) -> StrategyConfig {
     config
 }
 
-fn webhook(r: &mut Reader, map: &Map<String, Value>) -> WebhookChannel {
-    let mut out = WebhookChannel::default();
-    if let Some(payload) = field(map, "payload").filter(|v| !r.deferred(v)) {
-        match payload {
-            Value::Object(fields) => out.payload = fields.clone(),
-            other => r.problem("payload", format!("must be a map of fields, not {}", type_name(other))),
-        }
-    }
-    out.headers = r.text_map(field(map, "headers"), "headers", false);
-    out
-}
-
-fn email(r: &mut Reader, map: &Map<String, Value>) -> EmailChannel {
-    let host = r.required(map, "", "smtp_host");
-    let from = r.required(map, "", "from");
-    let mut out = EmailChannel {
-        smtp_host: r.string(host, "smtp_host").unwrap_or_default(),
-        smtp_port: r
-            .integer(field(map, "smtp_port"), "smtp_port", 1, 65535)
-            .and_then(|p| u16::try_from(p).ok()),
-        tls: SmtpTls::default(),
-        from: r.string(from, "from").unwrap_or_default(),
-        subject: r
-            .string(field(map, "subject"), "subject")
-            .unwrap_or_else(|| "flow notification".to_owned()),
-        username: r.string(field(map, "username"), "username"),
-        password: r.string(field(map, "password"), "password"),
-    };
-    if host.is_some_and(|h| !r.deferred(h)) && out.smtp_host.trim().is_empty() {
-        r.problem("smtp_host", "must not be empty");
-    }
-    if let Some(from) = from.filter(|f| !r.deferred(f)) {
-        if let Some(problem) = recipient_problem(Some("email"), from.as_str().unwrap_or_default()) {
-            r.problem("from", problem);
-        }
-    }
-    if let Some(tls) = r.choice(field(map, "tls"), "tls", &["none", "starttls", "tls"]) {
-        out.tls = match tls {
-            "none" => SmtpTls::None,
-            "tls" => SmtpTls::Tls,
-            _ => SmtpTls::Starttls,
-        };
-    }
-    match (field(map, "username").is_some(), field(map, "password").is_some()) {
-        (true, false) => r.problem("password", "is required with `username`"),
-        (false, true) => r.problem("username", "is required with `password`"),
-        _ => {}
-    }
-    out
-}
-
-fn log(r: &mut Reader, map: &Map<String, Value>) -> LogChannel {
-    let level = match r.choice(field(map, "level"), "level", &["error", "warn", "info", "debug"]) {
-        Some("error") => tracing::Level::ERROR,
-        Some("info") => tracing::Level::INFO,
-        Some("debug") => tracing::Level::DEBUG,
-        _ => tracing::Level::WARN,
-    };
-    LogChannel { level }
-}
-
 /// The `notify` node kind.
 pub struct Notify {
-    #[cfg(feature = "http")]
-    client: Result<reqwest::Client, String>,
+    webhooks: webhook::Client,
 }
 
 impl fmt::Debug for Notify {
@@ -455,20 +309,9 @@ impl Default for Notify {
 impl Notify {
     /// The kind, with its own HTTP client for webhooks.
     pub fn new() -> Notify {
-        #[cfg(feature = "http")]
-        {
-            Notify::with_http(&crate::Http::new())
+        Notify {
+            webhooks: webhook::Client::new(),
         }
-        #[cfg(not(feature = "http"))]
-        {
-            Notify {}
-        }
-    }
-
-    /// The kind, posting webhooks through `http`'s connection pool.
-    #[cfg(feature = "http")]
-    pub fn with_http(http: &crate::Http) -> Notify {
-        Notify { client: http.client() }
     }
 
     /// Sends the message to every recipient, side by side as `config.strategy`
@@ -480,7 +323,7 @@ impl Notify {
             .build()
             .map_err(|e| NodeError::permanent(format!("config.{e}")))?;
         let sender = self.sender(config)?;
-        let sender = &sender;
+        let sender = &*sender;
         // Collected first: a lazy `map` held across the await trips rustc's `Send`
         // check of the node's future (higher-ranked closure lifetimes).
         let branches: Vec<_> = config
@@ -540,51 +383,28 @@ impl Notify {
         )))
     }
 
-    fn sender<'a>(&'a self, config: &'a NotifyConfig) -> Result<Sender<'a>, NodeError> {
-        if let Some(missing) = missing_feature(&config.channel) {
+    /// The channel, set up once for every recipient.
+    fn sender<'a>(&'a self, config: &'a NotifyConfig) -> Result<Box<dyn Sender + 'a>, NodeError> {
+        if let Some(missing) = unavailable(&config.channel) {
             return Err(NodeError::permanent(format!("config.channel: {missing}")));
         }
         match &config.channel {
-            #[cfg(feature = "http")]
-            Channel::Webhook(webhook) => {
-                let client = self
-                    .client
-                    .as_ref()
-                    .map_err(|e| NodeError::permanent(format!("the HTTP client could not be built: {e}")))?;
-                let mut body = Map::new();
-                body.insert("text".into(), Value::String(config.message.clone()));
-                for (k, v) in &webhook.payload {
-                    body.insert(k.clone(), v.clone());
-                }
-                let body = serde_json::to_vec(&Value::Object(body))
-                    .map_err(|e| NodeError::permanent(format!("config.payload: {e}")))?;
-                Ok(Sender::Webhook {
-                    client,
-                    body,
-                    headers: webhook_headers(&webhook.headers)?,
-                    timeout: config.timeout,
-                })
-            }
-            #[cfg(feature = "email")]
-            Channel::Email(email) => Ok(Sender::Email {
-                mailer: Box::new(crate::email::Mailer::new(email, config.timeout)?),
-                message: &config.message,
-            }),
-            Channel::Log(log) => Ok(Sender::Log {
-                level: log.level,
-                message: &config.message,
-            }),
-            #[allow(unreachable_patterns)]
-            other => Err(NodeError::permanent(format!(
-                "config.channel: {} is not available",
-                other.name()
-            ))),
+            Channel::Webhook(channel) => webhook::sender(&self.webhooks, channel, config),
+            Channel::Email(channel) => email::sender(channel, config),
+            Channel::Log(channel) => Ok(log::sender(channel, config)),
         }
     }
 }
 
+/// One channel, set up once per run, delivering to one recipient at a time.
+#[async_trait::async_trait]
+trait Sender: Send + Sync {
+    /// Delivers to one recipient: the status on success, the reason on failure.
+    async fn send(&self, recipient: &str) -> Result<Value, String>;
+}
+
 /// One delivery, timed: the status or the reason, each with the milliseconds it took.
-async fn deliver_one(sender: &Sender<'_>, recipient: &str, timeout: Duration) -> Result<(Value, f64), (String, f64)> {
+async fn deliver_one(sender: &dyn Sender, recipient: &str, timeout: Duration) -> Result<(Value, f64), (String, f64)> {
     let started = Instant::now();
     let result = match tokio::time::timeout(timeout, sender.send(recipient)).await {
         Ok(result) => result,
@@ -595,91 +415,6 @@ async fn deliver_one(sender: &Sender<'_>, recipient: &str, timeout: Duration) ->
     };
     let ms = started.elapsed().as_secs_f64() * 1000.0;
     result.map(|status| (status, ms)).map_err(|error| (error, ms))
-}
-
-#[cfg(feature = "http")]
-fn webhook_headers(headers: &[(String, String)]) -> Result<reqwest::header::HeaderMap, NodeError> {
-    use reqwest::header::{CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue};
-    let mut map = HeaderMap::new();
-    for (name, value) in headers {
-        let place = crate::fields::join("config.headers", name);
-        let name = HeaderName::from_bytes(name.as_bytes())
-            .map_err(|_| NodeError::permanent(format!("{place}: is not a valid header name")))?;
-        let value = HeaderValue::from_str(value)
-            .map_err(|_| NodeError::permanent(format!("{place}: is not a valid header value (control characters?)")))?;
-        map.append(name, value);
-    }
-    map.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-    Ok(map)
-}
-
-/// One channel, set up once per run, sending to one recipient at a time.
-enum Sender<'a> {
-    #[cfg(feature = "http")]
-    Webhook {
-        client: &'a reqwest::Client,
-        body: Vec<u8>,
-        headers: reqwest::header::HeaderMap,
-        timeout: Duration,
-    },
-    #[cfg(feature = "email")]
-    Email {
-        mailer: Box<crate::email::Mailer>,
-        message: &'a str,
-    },
-    Log {
-        level: tracing::Level,
-        message: &'a str,
-    },
-}
-
-impl Sender<'_> {
-    /// Delivers to one recipient: the status on success, the reason on failure.
-    async fn send(&self, recipient: &str) -> Result<Value, String> {
-        match self {
-            #[cfg(feature = "http")]
-            Sender::Webhook {
-                client,
-                body,
-                headers,
-                timeout,
-            } => {
-                let url = reqwest::Url::parse(recipient).map_err(|e| format!("not a valid URL: {e}"))?;
-                if !matches!(url.scheme(), "http" | "https") {
-                    return Err(format!("must be an http or https URL, not {}", url.scheme()));
-                }
-                let mut response = client
-                    .post(url)
-                    .headers(headers.clone())
-                    .body(body.clone())
-                    .timeout(*timeout)
-                    .send()
-                    .await
-                    .map_err(|e| crate::http::transport_error(e, *timeout).message().to_owned())?;
-                let status = response.status();
-                if status.is_success() {
-                    return Ok(Value::from(status.as_u16()));
-                }
-                let quoted = crate::http::body_start(&mut response, crate::http::QUOTED_BODY_BYTES).await;
-                Err(if quoted.is_empty() {
-                    format!("status {status}")
-                } else {
-                    format!("status {status}; body: {quoted}")
-                })
-            }
-            #[cfg(feature = "email")]
-            Sender::Email { mailer, message } => mailer.send(recipient, message).await.map(Value::from),
-            Sender::Log { level, message } => {
-                match *level {
-                    tracing::Level::ERROR => tracing::error!(target: "flow::notify", recipient, "{message}"),
-                    tracing::Level::INFO => tracing::info!(target: "flow::notify", recipient, "{message}"),
-                    tracing::Level::DEBUG => tracing::debug!(target: "flow::notify", recipient, "{message}"),
-                    _ => tracing::warn!(target: "flow::notify", recipient, "{message}"),
-                }
-                Ok(Value::from("logged"))
-            }
-        }
-    }
 }
 
 #[async_trait::async_trait]
@@ -693,6 +428,60 @@ impl NodeKind for Notify {
         let span = tracing::info_span!("notify", node = &*call.node_id, channel = config.channel.name());
         let deliveries = Notify::run(self, &config).instrument(span).await?;
         serde_json::to_value(deliveries).map_err(|e| NodeError::permanent(format!("output: {e}")))
+    }
+}
+
+/// The webhook channel in a build without the `http` feature: read, then refused.
+#[cfg(not(feature = "http"))]
+mod webhook {
+    use flow_core::NodeError;
+
+    use super::{NotifyConfig, Sender, WebhookChannel};
+
+    const MISSING: &str = "the webhook channel needs flow-nodes' `http` feature, which this build leaves out";
+    pub(super) const UNAVAILABLE: Option<&str> = Some(MISSING);
+
+    /// No client to hold.
+    pub(super) struct Client;
+
+    impl Client {
+        pub(super) fn new() -> Client {
+            Client
+        }
+    }
+
+    pub(super) fn url_problem(url: &str) -> Option<String> {
+        super::blank_problem(url)
+    }
+
+    pub(super) fn sender<'a>(
+        _client: &'a Client,
+        _channel: &WebhookChannel,
+        _config: &NotifyConfig,
+    ) -> Result<Box<dyn Sender + 'a>, NodeError> {
+        Err(NodeError::permanent(format!("config.channel: {MISSING}")))
+    }
+}
+
+/// The email channel in a build without the `email` feature: read, then refused.
+#[cfg(not(feature = "email"))]
+mod email {
+    use flow_core::NodeError;
+
+    use super::{EmailChannel, NotifyConfig, Sender};
+
+    const MISSING: &str = "the email channel needs flow-nodes' `email` feature, which this build leaves out";
+    pub(super) const UNAVAILABLE: Option<&str> = Some(MISSING);
+
+    pub(super) fn address_problem(text: &str) -> Option<String> {
+        (!text.contains('@')).then(|| "is not an email address".to_owned())
+    }
+
+    pub(super) fn sender<'a>(
+        _channel: &EmailChannel,
+        _config: &'a NotifyConfig,
+    ) -> Result<Box<dyn Sender + 'a>, NodeError> {
+        Err(NodeError::permanent(format!("config.channel: {MISSING}")))
     }
 }
 
@@ -778,6 +567,24 @@ mod tests {
         }));
         assert_eq!(problems[0].path, "channel");
         assert!(problems[0].message.contains("`email` feature"));
+    }
+
+    #[cfg(not(feature = "http"))]
+    #[tokio::test]
+    async fn webhook_needs_its_feature() {
+        let problems = NotifyConfig::problems(&json!({
+            "channel": "webhook", "message": "x", "recipients": ["http://x.test/hook"]
+        }));
+        assert_eq!(problems[0].path, "channel");
+        assert!(problems[0].message.contains("`http` feature"));
+        let config = NotifyConfig::new(
+            Channel::Webhook(WebhookChannel::default()),
+            "x",
+            vec!["http://x.test/hook".into()],
+        );
+        let err = Notify::new().run(&config).await.unwrap_err();
+        assert!(!err.is_retryable());
+        assert!(err.message().starts_with("config.channel: the webhook channel needs"));
     }
 
     #[tokio::test]

@@ -1,0 +1,248 @@
+//! Every attempt of one node: its shared limit, timeouts, retries with backoff,
+//! cancellation and caught panics. The driver polls this future once inline and
+//! spawns it only if it suspends.
+
+use std::future::Future;
+use std::hash::{BuildHasher, RandomState};
+use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
+use std::time::Duration;
+
+use flow_core::{AttemptReport, NodeCall, NodeError};
+use futures::FutureExt;
+use serde_json::Value;
+use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
+
+use crate::driver::{Shared, ms};
+use crate::event::EventKind;
+use crate::limit::{Held, SharedLimit};
+
+/// What one node's execution (all its attempts) produced.
+pub(crate) struct Finished {
+    pub(crate) node: usize,
+    pub(crate) result: Result<Value, NodeError>,
+    pub(crate) cancelled: bool,
+    pub(crate) attempts: Vec<AttemptReport>,
+}
+
+impl Finished {
+    /// A node that failed before its first attempt (its config could not be
+    /// rendered, say): one attempt of no duration, with the error.
+    pub(crate) fn failed_to_start(node: usize, at_ms: f64, message: String) -> Finished {
+        Finished {
+            node,
+            result: Err(NodeError::permanent(message.clone())),
+            cancelled: false,
+            attempts: vec![AttemptReport {
+                started_ms: at_ms,
+                finished_ms: at_ms,
+                error: Some(message),
+                limit_wait_ms: None,
+            }],
+        }
+    }
+}
+
+/// The shared limit one node takes, with its rendered key.
+pub(crate) struct Limit {
+    pub(crate) name: Arc<str>,
+    pub(crate) shared: Arc<SharedLimit>,
+    pub(crate) key: String,
+}
+
+pub(crate) struct Attempts {
+    pub(crate) node: usize,
+    pub(crate) call: Option<NodeCall>,
+    pub(crate) limit: Option<Limit>,
+    pub(crate) shared: Arc<Shared>,
+}
+
+impl Attempts {
+    fn finished(&self, result: Result<Value, NodeError>, attempts: Vec<AttemptReport>) -> Finished {
+        Finished {
+            node: self.node,
+            result,
+            cancelled: false,
+            attempts,
+        }
+    }
+
+    fn cancelled(&self, attempts: Vec<AttemptReport>) -> Finished {
+        Finished {
+            node: self.node,
+            result: Err(NodeError::permanent("cancelled")),
+            cancelled: true,
+            attempts,
+        }
+    }
+
+    pub(crate) async fn run(mut self) -> Finished {
+        let shared = self.shared.clone();
+        let node = &shared.workflow.nodes()[self.node];
+        let policy = *node.retry();
+        let timeout = node.timeout();
+        let kind = node.kind();
+        let mut attempts = Vec::with_capacity(1);
+        let mut attempt = 1;
+        loop {
+            // The limit is taken before each attempt, and held while it runs.
+            let (held, waited): (Held, Option<f64>) = match &self.limit {
+                None => (None, None),
+                Some(limit) => {
+                    let asked = shared.now_ms();
+                    let Some(held) = acquire(&limit.shared, &limit.key, &shared.cancel).await else {
+                        return self.cancelled(attempts);
+                    };
+                    let waited = shared.now_ms() - asked;
+                    shared.emit(|| EventKind::LimitWaited {
+                        node: node.id_arc().clone(),
+                        attempt,
+                        limit: limit.name.clone(),
+                        waited_ms: waited,
+                    });
+                    (held, Some(waited))
+                }
+            };
+            let started = shared.now_ms();
+            shared.emit(|| EventKind::NodeStarted {
+                node: node.id_arc().clone(),
+                attempt,
+            });
+            let span = tracing::debug_span!(
+                parent: &shared.span,
+                "node",
+                node = node.id(),
+                kind = node.kind_name(),
+                attempt
+            );
+            // The last attempt hands its call over; earlier ones need a copy.
+            let next = if attempt < policy.max_attempts {
+                self.call.clone()
+            } else {
+                self.call.take()
+            };
+            let Some(mut call) = next else {
+                let error = NodeError::permanent("internal error: no call left for this attempt");
+                return self.finished(Err(error), attempts);
+            };
+            call.attempt = attempt;
+            let work = AssertUnwindSafe(kind.run(call)).catch_unwind().instrument(span.clone());
+            let outcome = tokio::select! {
+                biased;
+                r = with_timeout(work, timeout) => Some(r),
+                _ = shared.cancel.cancelled() => None,
+            };
+            drop(held);
+            let finished = shared.now_ms();
+            let result = match outcome {
+                None => {
+                    attempts.push(AttemptReport {
+                        started_ms: started,
+                        finished_ms: finished,
+                        error: Some("cancelled".to_owned()),
+                        limit_wait_ms: waited,
+                    });
+                    return self.cancelled(attempts);
+                }
+                Some(Err(TimedOut)) => Err(NodeError::new(format!(
+                    "timed out after {} ms (timeout_ms)",
+                    timeout.map_or(0, |t| t.as_millis())
+                ))),
+                Some(Ok(Err(panic))) => Err(NodeError::permanent(format!(
+                    "panicked: {}",
+                    flow_core::panic_message(&*panic)
+                ))),
+                Some(Ok(Ok(r))) => r,
+            };
+            let error = result.as_ref().err().map(|e| shared.redactor.redact(e.message()));
+            attempts.push(AttemptReport {
+                started_ms: started,
+                finished_ms: finished,
+                error: error.clone(),
+                limit_wait_ms: waited,
+            });
+            match result {
+                Err(e) if attempt < policy.max_attempts && e.is_retryable() => {
+                    let unit = (RandomState::new().hash_one((self.node, attempt)) >> 11) as f64 / (1u64 << 53) as f64;
+                    let mut wait = policy.delay(attempt, unit);
+                    if let Some(asked) = e.retry_after() {
+                        wait = wait.max(asked.min(policy.max_backoff));
+                    }
+                    shared.emit(|| EventKind::AttemptFailed {
+                        node: node.id_arc().clone(),
+                        attempt,
+                        error: error.unwrap_or_default(),
+                        retry_in_ms: ms(wait),
+                    });
+                    tracing::debug!(
+                        parent: &span,
+                        node = node.id(),
+                        attempt,
+                        wait_ms = ms(wait),
+                        "attempt failed; retrying"
+                    );
+                    tokio::select! {
+                        biased;
+                        _ = shared.cancel.cancelled() => return self.cancelled(attempts),
+                        _ = tokio::time::sleep(wait) => {}
+                    }
+                    attempt += 1;
+                }
+                result => return self.finished(result, attempts),
+            }
+        }
+    }
+}
+
+/// Takes `limit` for `key`: its concurrency slot first (so the quota is spent
+/// only by starts that can begin), then a start from its quota. `None` when the
+/// run is cancelled meanwhile.
+async fn acquire(limit: &SharedLimit, key: &str, cancel: &CancellationToken) -> Option<Held> {
+    let permit = match limit.semaphore(key) {
+        None => None,
+        Some(semaphore) => tokio::select! {
+            biased;
+            _ = cancel.cancelled() => return None,
+            permit = semaphore.acquire_owned() => permit.ok(),
+        },
+    };
+    while let Err(wait) = limit.admit(key) {
+        let at = tokio::time::Instant::now() + wait;
+        tokio::select! {
+            biased;
+            _ = cancel.cancelled() => return None,
+            _ = sleep_until(Some(at)) => {}
+        }
+    }
+    Some(permit)
+}
+
+struct TimedOut;
+
+async fn with_timeout<F: Future>(work: F, timeout: Option<Duration>) -> Result<F::Output, TimedOut> {
+    match timeout {
+        None => Ok(work.await),
+        Some(limit) => tokio::time::timeout(limit, work).await.map_err(|_| TimedOut),
+    }
+}
+
+/// Waits for the next admission. tokio's timer fires on the first 1 ms tick at or
+/// after the deadline, and under a quota with no burst every late start is lost for
+/// good (at 50/s, 1 ms late per start is a 5% slower rate). So the timer covers all
+/// but the last 2 ms, and a blocking-pool thread sleeps the rest precisely.
+pub(crate) async fn sleep_until(at: Option<tokio::time::Instant>) {
+    const FINE: Duration = Duration::from_millis(2);
+    let Some(at) = at else {
+        return std::future::pending().await;
+    };
+    if let Some(coarse) = at.checked_sub(FINE)
+        && coarse > tokio::time::Instant::now()
+    {
+        tokio::time::sleep_until(coarse).await;
+    }
+    let rest = at.saturating_duration_since(tokio::time::Instant::now());
+    if !rest.is_zero() {
+        let _ = tokio::task::spawn_blocking(move || std::thread::sleep(rest)).await;
+    }
+}
