@@ -22,6 +22,7 @@ fuzz_target!(|data: &[u8]| {
         description: None,
         strategy: None,
         input: Some(json!({ "n": 1, "items": [1, 2, 3], "who": "you" })),
+        limits: Default::default(),
         secrets: Vec::new(),
         nodes: vec![NodeSpec {
             id: "a".into(),
@@ -32,6 +33,7 @@ fuzz_target!(|data: &[u8]| {
             timeout_ms: None,
             trigger: Default::default(),
             continue_on_error: false,
+            limit: None,
         }],
         edges: Vec::new(),
     };
@@ -42,5 +44,5 @@ fuzz_target!(|data: &[u8]| {
     let workflow = Arc::new(workflow);
     let context = Context::new(workflow.clone(), workflow.input().clone(), BTreeMap::new());
     let node = &workflow.nodes()[0];
-    let _ = node.config().render(workflow.templates(), &context);
+    let _ = node.config().render(&context);
 });

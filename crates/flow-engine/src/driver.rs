@@ -43,6 +43,13 @@ impl ReadyQueue {
             ReadyQueue::Ordered(h) => h.push(Reverse(node)),
         }
     }
+    /// Puts back a node that was popped but could not start, first in line.
+    fn put_back(&mut self, node: usize) {
+        match self {
+            ReadyQueue::Fifo(q) => q.push_front(node),
+            ReadyQueue::Ordered(h) => h.push(Reverse(node)),
+        }
+    }
     fn pop(&mut self) -> Option<usize> {
         match self {
             ReadyQueue::Fifo(q) => q.pop_front(),
@@ -247,7 +254,7 @@ impl Driver {
         while !self.cancelling && self.in_flight < self.cap && self.admit_at.is_none() {
             let Some(node) = self.ready.pop() else { break };
             if let Err(wait) = self.strategy.admit() {
-                self.ready.push(node);
+                self.ready.put_back(node);
                 self.admit_at = Some(tokio::time::Instant::now() + wait);
                 break;
             }

@@ -11,6 +11,26 @@
 //! and the config reader the built-in kinds use, so `check` and `run` read a
 //! config one way. `docs/nodes.md` ("Writing a node kind") walks through a
 //! complete kind.
+//!
+//! A kind reads its run and never writes it: only the engine records results,
+//! so whatever a kind returns, or however it fails, every other node's result
+//! in the report is the engine's own. [`Context`] has no way to record:
+//!
+//! ```compile_fail,E0599
+//! use flow_engine::kind::*;
+//! use flow_engine::NodeStatus;
+//!
+//! struct Meddler;
+//!
+//! #[async_trait]
+//! impl NodeKind for Meddler {
+//!     async fn run(&self, call: NodeCall) -> Result<Value, NodeError> {
+//!         // error[E0599]: no method named `record` found for struct `Context`
+//!         call.context.record(0, Settled::new(NodeStatus::Failed, Value::Null, None));
+//!         Ok(Value::Null)
+//!     }
+//! }
+//! ```
 
 pub use flow_core::{
     AttemptTime, ConfigProblem, Context, NodeCall, NodeError, NodeKind, Settled, async_trait, did_you_mean, join_path,

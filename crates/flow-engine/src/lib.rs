@@ -433,3 +433,15 @@ pub fn pace(strategy: &dyn Strategy) -> flow_core::Pace {
         burst: rate.map_or(1, |r| r.burst),
     }
 }
+
+/// Compiles and runs the examples of `docs/nodes.md` ("Writing a node kind")
+/// as doc tests.
+#[cfg(doctest)]
+#[doc = include_str!("../../../docs/nodes.md")]
+pub struct NodesGuide;
+
+/// Compiles and runs the examples of `docs/plugins.md` (a strategy kind named
+/// from a workflow file) as doc tests.
+#[cfg(doctest)]
+#[doc = include_str!("../../../docs/plugins.md")]
+pub struct PluginsGuide;

@@ -125,27 +125,12 @@ impl<'a> Compiler<'a> {
         let Some(strategy) = &self.spec.strategy else { return };
         let line = self.key_line("strategy");
         let Some(check) = self.registry.strategy(&strategy.kind) else {
-            let names = self.registry.strategy_names();
-            let hint = did_you_mean(&strategy.kind, names.iter().copied())
-                .map(|h| format!("did you mean `{h}`? "))
-                .unwrap_or_default();
-            let message = format!(
-                "unknown strategy kind `{}`; {hint}known kinds: {}",
-                strategy.kind,
-                names.join(", ")
-            );
+            let message = unknown("strategy kind", &strategy.kind, "", &self.registry.strategy_names());
             self.push("strategy.kind", message, line);
             return;
         };
-        let checked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| check(&strategy.options)))
-            .unwrap_or_else(|panic| {
-                let why = panic_message(&*panic);
-                vec![ConfigProblem::new(
-                    "",
-                    format!("the `{}` strategy's check panicked: {why}", strategy.kind),
-                )]
-            });
-        for p in checked {
+        let what = format!("the `{}` strategy's check", strategy.kind);
+        for p in guarded(&what, || check(&strategy.options)) {
             self.push(sub_path("strategy", &p.path), p.message, line);
         }
     }
@@ -251,30 +236,13 @@ impl<'a> Compiler<'a> {
     fn kind(&mut self, spec: &NodeSpec, place: &str, i: usize) -> Arc<dyn NodeKind> {
         let line = self.lines.node(i);
         let Some(kind) = self.registry.get(&spec.kind) else {
-            let names = self.registry.names();
-            let hint = did_you_mean(&spec.kind, names.iter().copied())
-                .map(|h| format!("did you mean `{h}`? "))
-                .unwrap_or_default();
-            let message = format!(
-                "unknown node kind `{}` (node `{}`); {hint}known kinds: {}",
-                spec.kind,
-                spec.id,
-                names.join(", ")
-            );
+            let node = format!(" (node `{}`)", spec.id);
+            let message = unknown("node kind", &spec.kind, &node, &self.registry.names());
             self.push(format!("{place}.kind"), message, line);
             return Arc::new(Unknown);
         };
-        // A kind's check is an embedder's code: a panic in it is that node's
-        // problem, not the end of validation.
-        let checked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| kind.check(&spec.config)))
-            .unwrap_or_else(|panic| {
-                let why = panic_message(&*panic);
-                vec![ConfigProblem::new(
-                    "",
-                    format!("the `{}` kind's check panicked: {why}", spec.kind),
-                )]
-            });
-        for p in checked {
+        let what = format!("the `{}` kind's check", spec.kind);
+        for p in guarded(&what, || kind.check(&spec.config)) {
             let message = format!("{} (node `{}`)", p.message, spec.id);
             self.push(sub_path(&format!("{place}.config"), &p.path), message, line);
         }
@@ -417,6 +385,28 @@ pub(super) struct Parts {
     pub(super) edges: Vec<Edge>,
     pub(super) index: HashMap<Arc<str>, usize>,
     pub(super) templates: TemplateSetBuilder,
+}
+
+/// "unknown node kind `x` (node `a`); did you mean `y`? known kinds: …".
+fn unknown(what: &str, name: &str, whose: &str, names: &[&str]) -> String {
+    let hint = did_you_mean(name, names.iter().copied())
+        .map(|h| format!("did you mean `{h}`? "))
+        .unwrap_or_default();
+    format!(
+        "unknown {what} `{name}`{whose}; {hint}known kinds: {}",
+        names.join(", ")
+    )
+}
+
+/// The problems an embedder's check finds; a panic in it is one problem of the
+/// node or section it checks, not the end of validation.
+fn guarded(what: &str, check: impl FnOnce() -> Vec<ConfigProblem>) -> Vec<ConfigProblem> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(check)).unwrap_or_else(|panic| {
+        vec![ConfigProblem::new(
+            "",
+            format!("{what} panicked: {}", panic_message(&*panic)),
+        )]
+    })
 }
 
 /// Problems of one limit, each as (`.field` or empty, message).

@@ -316,3 +316,19 @@ async fn the_default_strategy_is_parallel() {
     let statuses_ok = report.nodes.iter().all(|(_, n)| n.status == NodeStatus::Succeeded);
     assert!(statuses_ok);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_paced_strategy_starts_ready_nodes_in_file_order() {
+    // No cap, so the ready queue is first-in first-out: a node the quota turns
+    // away must stay first in line, not go to the back.
+    let limited = configured(StrategyConfig {
+        per_second: Some(200.0),
+        ..StrategyConfig::new(StrategyKind::RateLimited)
+    });
+    let (report, _) = run_with(&fanout(6, 1), RunOptions::new().strategy(limited)).await;
+    assert_eq!(report.status, RunStatus::Succeeded);
+    let mut started: Vec<(f64, String)> = ids(6).into_iter().map(|id| (interval(&report, &id).0, id)).collect();
+    started.sort_by(|a, b| a.0.total_cmp(&b.0));
+    let order: Vec<String> = started.into_iter().map(|(_, id)| id).collect();
+    assert_eq!(order, ids(6));
+}
