@@ -40,7 +40,7 @@ fn main() {
                     timeout_ms: None,
                     trigger: Trigger::AllSuccess,
                     continue_on_error: false,
-                    limit: None,
+                    ..Default::default()
                 })
                 .collect(),
             edges: Vec::new(),

@@ -42,7 +42,7 @@ fn node(id: String, kind: &str, config: Value) -> NodeSpec {
         timeout_ms: None,
         trigger: Trigger::AllSuccess,
         continue_on_error: false,
-        limit: None,
+        ..Default::default()
     }
 }
 

@@ -33,7 +33,7 @@ fuzz_target!(|data: &[u8]| {
             timeout_ms: None,
             trigger: Default::default(),
             continue_on_error: false,
-            limit: None,
+            ..Default::default()
         }],
         edges: Vec::new(),
     };

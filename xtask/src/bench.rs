@@ -6,11 +6,12 @@ use std::process::Command;
 
 use serde_json::Value;
 
-const BENCHES: [(&str, &str); 4] = [
+const BENCHES: [(&str, &str); 5] = [
     ("seed_demo", "the seed demo: 5 http calls at 200 ms under each strategy"),
     ("engine", "engine overhead per node against bare tokio and dagx"),
     ("strategy", "flow-strategy alone against join_all"),
     ("rate", "rate-limited accuracy"),
+    ("for_each", "for_each overhead per item against bare tokio"),
 ];
 
 pub fn run(args: &[String]) -> Result<(), String> {
@@ -193,6 +194,42 @@ fn summarise(criterion: &Path, flow_bench: &Path, quick: bool) -> String {
         s,
         "\nValidation (once per workflow, not per run): {} per node for a 10k fan-out.\n",
         fmt_ns(compile)
+    );
+
+    let _ = writeln!(s, "## `for_each` overhead per item (`transform` items)\n");
+    let _ = writeln!(s, "| items | flow | bare tokio | flow / tokio |");
+    let _ = writeln!(s, "|---:|---:|---:|---:|");
+    for n in [10_000usize, 100_000] {
+        let cell = |f: &str| median_ns(criterion, "for_each", f, &n.to_string()).map(|t| t / n as f64);
+        let (flow, tokio) = (cell("flow_transform"), cell("tokio"));
+        let _ = writeln!(
+            s,
+            "| {n} | {} | {} | {} |",
+            fmt_ns(flow),
+            fmt_ns(tokio),
+            ratio(flow, tokio)
+        );
+    }
+    let _ = writeln!(
+        s,
+        "\nScaling, 100k items over 10k items (linear = 10x): {}x\n",
+        ratio(
+            median_ns(criterion, "for_each", "flow_transform", "100000"),
+            median_ns(criterion, "for_each", "flow_transform", "10000")
+        )
+    );
+
+    let flow_http = median_ns(criterion, "for_each_http", "flow", "10000");
+    let tokio_http = median_ns(criterion, "for_each_http", "tokio_reqwest", "10000");
+    let per_second = |t: Option<f64>| t.map_or("-".to_owned(), |t| format!("{:.0}/s", 10_000.0 / (t / 1e9)));
+    let _ = writeln!(
+        s,
+        "10,000 `http` POST items, 64 at once, to a local axum server: flow {}, bare tokio + reqwest with a 64-permit semaphore {}; flow's throughput is {}% of it.\n",
+        per_second(flow_http),
+        per_second(tokio_http),
+        flow_http
+            .zip(tokio_http)
+            .map_or("-".to_owned(), |(f, t)| format!("{:.0}", t / f * 100.0))
     );
 
     let _ = writeln!(s, "## flow-strategy alone: N ready futures (per future)\n");

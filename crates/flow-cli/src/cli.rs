@@ -51,6 +51,9 @@ pub struct LimitArgs {
     /// Most edges a workflow may have.
     #[arg(long, value_name = "N", default_value_t = Limits::default().max_edges)]
     pub max_edges: usize,
+    /// Most items one `for_each` may give in a run (a longer list fails its node).
+    #[arg(long, value_name = "N", default_value_t = Limits::default().max_items)]
+    pub max_items: usize,
 }
 
 impl LimitArgs {
@@ -60,6 +63,7 @@ impl LimitArgs {
             max_nodes: self.max_nodes,
             max_depth: self.max_depth,
             max_edges: self.max_edges,
+            max_items: self.max_items,
         }
     }
 }

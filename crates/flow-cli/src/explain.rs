@@ -57,6 +57,10 @@ pub fn command(args: &ExplainArgs) -> u8 {
 /// What one attempt of a node takes, from its config as written: the kind's own
 /// estimate.
 pub fn attempt_time(node: &Node, spec: &NodeSpec) -> AttemptTime {
+    if node.for_each().is_some() {
+        // How many items, and so how long, only the run knows.
+        return AttemptTime::Unknown;
+    }
     node.kind().estimate(&spec.config)
 }
 
@@ -175,7 +179,13 @@ pub fn render(engine: &Engine, workflow: &Workflow, flags: &StrategyArgs) -> Str
             "  {:<width$}  {:<kind_width$}  {}\n",
             node.id(),
             node.kind_name(),
-            describe(estimate, attempt_time(node, spec), node)
+            match node.for_each() {
+                Some(for_each) => format!(
+                    "dynamic: {}, over a list known only when it runs",
+                    crate::graph::for_each_line(for_each)
+                ),
+                None => describe(estimate, attempt_time(node, spec), node),
+            }
         ));
     }
     if nodes.len() > MAX_LINES {

@@ -4,7 +4,7 @@
 //! (a `when:` with quotes, a name with `<`) draws as written.
 
 use flow_engine::Engine;
-use flow_engine::core::{Node, StrategySpec, Trigger, Workflow};
+use flow_engine::core::{ForEach, Node, StrategySpec, Trigger, Workflow};
 
 use crate::cli::{GraphArgs, GraphFormat, load, write_output};
 
@@ -56,10 +56,30 @@ fn details(node: &Node) -> Vec<String> {
     if node.continue_on_error() {
         extra.push("continue_on_error".to_owned());
     }
+    if let Some(for_each) = node.for_each() {
+        lines.push(for_each_line(for_each));
+    }
     if !extra.is_empty() {
         lines.push(extra.join(", "));
     }
     lines
+}
+
+/// A `for_each` node's mark: `for_each item (max 4 at once, 2 tolerated)`.
+pub fn for_each_line(for_each: &ForEach) -> String {
+    let mut caps = Vec::new();
+    if let Some(n) = for_each.max_concurrency() {
+        caps.push(format!("max {n} at once"));
+    }
+    let tolerated = for_each.tolerance_text();
+    if tolerated != "0" {
+        caps.push(format!("{tolerated} tolerated"));
+    }
+    let mut line = format!("for_each {}", for_each.item_name());
+    if !caps.is_empty() {
+        line.push_str(&format!(" ({})", caps.join(", ")));
+    }
+    line
 }
 
 /// Mermaid label text: quotes, markup and Mermaid's own `#` entities become

@@ -109,6 +109,9 @@ struct Tally {
     running: BTreeMap<u64, Arc<str>>,
     started_at: HashMap<Arc<str>, u64>,
     starts: u64,
+    /// Items of `for_each` nodes in flight, by node.
+    items_running: BTreeMap<Arc<str>, usize>,
+    failed_items: usize,
 }
 
 impl Tally {
@@ -121,9 +124,26 @@ impl Tally {
                 self.running.insert(self.starts, node.clone());
                 self.started_at.insert(node.clone(), self.starts);
             }
+            EventKind::AttemptFailed {
+                node, item: Some(_), ..
+            } => self.item_stopped(node),
             EventKind::AttemptFailed { node, .. } => {
                 self.stop(node);
                 self.retrying.insert(node.clone());
+            }
+            // Each item is a unit of work: the bar counts them with the nodes.
+            EventKind::ItemsListed { items, .. } => self.total += items,
+            EventKind::ItemStarted { node, .. } => *self.items_running.entry(node.clone()).or_default() += 1,
+            EventKind::ItemSettled {
+                node, status, attempts, ..
+            } => {
+                if *attempts > 0 {
+                    self.item_stopped(node);
+                }
+                self.settled += 1;
+                if *status == NodeStatus::Failed {
+                    self.failed_items += 1;
+                }
             }
             EventKind::NodeSettled { node, status, .. } => {
                 self.stop(node);
@@ -139,6 +159,15 @@ impl Tally {
         }
     }
 
+    fn item_stopped(&mut self, node: &Arc<str>) {
+        if let Some(n) = self.items_running.get_mut(node) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                self.items_running.remove(node);
+            }
+        }
+    }
+
     fn stop(&mut self, node: &str) -> Option<Arc<str>> {
         let order = self.started_at.remove(node)?;
         self.running.remove(&order)
@@ -149,6 +178,9 @@ impl Tally {
         let mut parts = Vec::new();
         if self.failed > 0 {
             parts.push(format!("{} failed", self.failed));
+        }
+        if self.failed_items > 0 {
+            parts.push(format!("{} items failed", self.failed_items));
         }
         if self.upstream_failed > 0 {
             parts.push(format!("{} upstream_failed", self.upstream_failed));
@@ -165,6 +197,9 @@ impl Tally {
                 running.push_str(&format!(" +{more} more"));
             }
             parts.push(running);
+        }
+        for (node, n) in self.items_running.iter().take(4) {
+            parts.push(format!("{node}: {n} items running"));
         }
         parts.iter().map(|p| format!(" · {p}")).collect()
     }
@@ -246,14 +281,53 @@ pub fn line(event: &Event) -> String {
         EventKind::NodeStarted { node, attempt } => format!("started          {node} (attempt {attempt})"),
         EventKind::AttemptFailed {
             node,
+            item,
             attempt,
             error,
             retry_in_ms,
+            ..
         } => format!(
-            "retrying         {node}: attempt {attempt} failed: {}; next attempt in {}",
+            "retrying         {}: attempt {attempt} failed: {}; next attempt in {}",
+            item_name(node, *item),
             one_line(error),
             crate::summary::fmt_ms(*retry_in_ms)
         ),
+        EventKind::LimitWaited {
+            node,
+            item,
+            limit,
+            waited_ms,
+            ..
+        } => format!(
+            "limit            {} got `{limit}` after {}",
+            item_name(node, *item),
+            crate::summary::fmt_ms(*waited_ms)
+        ),
+        EventKind::ItemsListed { node, items } => format!("for_each         {node}: {items} items"),
+        EventKind::ItemStarted {
+            node,
+            index,
+            attempt: 1,
+        } => format!("started          {node}[{index}]"),
+        EventKind::ItemStarted { node, index, attempt } => {
+            format!("started          {node}[{index}] (attempt {attempt})")
+        }
+        EventKind::ItemSettled {
+            node,
+            index,
+            status,
+            attempts,
+            error,
+        } => {
+            let mut text = format!("{:<16} {node}[{index}]", status.as_str());
+            if *attempts > 1 {
+                text.push_str(&format!(" after {attempts} attempts"));
+            }
+            if let Some(error) = error {
+                text.push_str(&format!(": {}", one_line(error)));
+            }
+            text
+        }
         EventKind::NodeSettled {
             node,
             status,
@@ -279,6 +353,14 @@ pub fn line(event: &Event) -> String {
         other => format!("{other:?}"),
     };
     format!("{:>10}  {what}", crate::summary::fmt_ms(event.at_ms))
+}
+
+/// `node`, or `node[3]` for an item of a `for_each` node.
+fn item_name(node: &str, item: Option<usize>) -> String {
+    match item {
+        Some(index) => format!("{node}[{index}]"),
+        None => node.to_owned(),
+    }
 }
 
 fn one_line(text: &str) -> String {

@@ -10,6 +10,7 @@
 
 use std::fmt::Write as _;
 
+use flow_engine::core::ItemRun;
 use flow_engine::{NodeReport, NodeStatus, Report};
 
 use crate::cli::{EXIT_USAGE, TimelineArgs, write_output};
@@ -159,7 +160,13 @@ pub fn render(report: &Report) -> String {
         .collect();
     // Gantt order: by first start, then file order; nodes that never started last.
     rows.sort_by(|a, b| {
-        let start = |n: &NodeReport| n.attempts_detail.first().map(|a| finite(a.started_ms));
+        let start = |n: &NodeReport| {
+            n.attempts_detail
+                .first()
+                .map(|a| a.started_ms)
+                .or(n.item_runs.as_ref().and(n.started_ms))
+                .map(finite)
+        };
         match (start(a.2), start(b.2)) {
             (Some(x), Some(y)) => x.total_cmp(&y).then(a.0.cmp(&b.0)),
             (Some(_), None) => std::cmp::Ordering::Less,
@@ -173,7 +180,10 @@ pub fn render(report: &Report) -> String {
     let total_ms = report
         .nodes
         .iter()
-        .flat_map(|(_, n)| n.attempts_detail.iter().map(|a| finite(a.finished_ms)))
+        .flat_map(|(_, n)| {
+            let attempts = n.attempts_detail.iter().map(|a| a.finished_ms);
+            attempts.chain(n.item_runs.as_ref().and(n.finished_ms)).map(finite)
+        })
         .fold(finite(report.duration_ms), f64::max)
         .max(0.001);
     let (row_h, font) = match rows.len() {
@@ -320,6 +330,12 @@ fn draw_row(
         node.attempts,
         if node.attempts == 1 { "" } else { "s" }
     );
+    if let Some(items) = &node.item_runs
+        && node.started_ms.is_some()
+    {
+        draw_items(svg, scale, id, items, mid, (row_h * 0.62).max(4.0));
+        return;
+    }
     let attempts = &node.attempts_detail;
     if attempts.is_empty() {
         let _ = writeln!(
@@ -416,4 +432,84 @@ fn draw_row(
             escape(&text)
         );
     }
+}
+
+/// A `for_each` node's lane: its items as sub-bars, aggregated into at most one
+/// column per pixel, so 100,000 items draw as a few hundred shapes. Each column's
+/// height is the share of the node's peak of items running in it; a column where
+/// an item failed is red.
+fn draw_items(svg: &mut String, scale: &Scale, id: &str, items: &[ItemRun], mid: f64, bar_h: f64) {
+    let Some(first) = items.iter().filter_map(|r| r.started_ms).map(finite).reduce(f64::min) else {
+        return;
+    };
+    let last = items
+        .iter()
+        .filter_map(|r| r.finished_ms)
+        .map(finite)
+        .fold(first, f64::max);
+    let (x_first, x_last) = (scale.x(first), scale.x(last).max(scale.x(first) + MIN_BAR_WIDTH));
+    let columns = ((x_last - x_first).ceil() as usize).clamp(1, 2000);
+    let span = (last - first).max(f64::EPSILON);
+    let column_of = |ms: f64| {
+        (((ms - first) / span) * columns as f64)
+            .floor()
+            .clamp(0.0, (columns - 1) as f64) as usize
+    };
+    // Running items per column, by a difference array: O(items + columns).
+    let mut delta = vec![0i64; columns + 1];
+    let mut failed = vec![0usize; columns];
+    for run in items {
+        let (Some(start), Some(end)) = (run.started_ms, run.finished_ms) else {
+            continue;
+        };
+        let (a, b) = (column_of(finite(start)), column_of(finite(end).max(finite(start))));
+        delta[a] += 1;
+        delta[b + 1] -= 1;
+        if run.status == NodeStatus::Failed {
+            failed[b] += 1;
+        }
+    }
+    let mut running = Vec::with_capacity(columns);
+    let mut now = 0i64;
+    for d in &delta[..columns] {
+        now += d;
+        running.push(now.max(0) as usize);
+    }
+    let peak = running.iter().copied().max().unwrap_or(0).max(1);
+    let width = (x_last - x_first) / columns as f64;
+    let _ = writeln!(
+        svg,
+        r#"<g class="items" data-node="{}" data-items="{}" data-columns="{columns}" data-peak="{peak}">"#,
+        escape(id),
+        items.len()
+    );
+    for (c, &n) in running.iter().enumerate() {
+        if n == 0 && failed[c] == 0 {
+            continue;
+        }
+        let h = (bar_h * n as f64 / peak as f64).max(1.0);
+        let fill = if failed[c] > 0 { RED } else { GREEN };
+        let _ = writeln!(
+            svg,
+            r#"<rect class="item-column" x="{:.3}" y="{:.2}" width="{:.3}" height="{h:.2}" fill="{fill}" data-running="{n}" data-failed="{}"/>"#,
+            x_first + c as f64 * width,
+            mid + bar_h / 2.0 - h,
+            width.max(0.5),
+            failed[c]
+        );
+    }
+    let counts = items.iter().fold((0, 0, 0), |(s, f, c), r| match r.status {
+        NodeStatus::Succeeded => (s + 1, f, c),
+        NodeStatus::Failed => (s, f + 1, c),
+        _ => (s, f, c + 1),
+    });
+    let _ = writeln!(
+        svg,
+        r#"<title>{}: {} items ({} succeeded, {} failed, {} cancelled), at most {peak} at once</title></g>"#,
+        escape(id),
+        items.len(),
+        counts.0,
+        counts.1,
+        counts.2
+    );
 }

@@ -59,11 +59,13 @@ pub use error::{Error, Problem, Result, did_you_mean, join_path, panic_message};
 pub use load::{Format, Limits, parse_str, read_file};
 pub use node::{ConfigProblem, NodeCall, NodeError, NodeKind, Registry, StrategyCheck};
 pub use plan::{AttemptTime, Bounds, Estimate, Limit, Pace, Plan};
-pub use report::{AttemptReport, NodeReport, NodeReports, NodeStatus, Report, RunStatus};
+pub use report::{AttemptReport, ItemCounts, ItemRun, NodeReport, NodeReports, NodeStatus, Report, RunStatus};
 pub use run::{Phase, RunState, Transition};
-pub use spec::{EdgeSpec, KeyedLimit, LimitSpec, LimitUse, NodeSpec, RetrySpec, StrategySpec, Trigger, WorkflowSpec};
+pub use spec::{
+    EdgeSpec, KeyedLimit, LimitSpec, LimitUse, NodeSpec, RetrySpec, StrategySpec, Tolerance, Trigger, WorkflowSpec,
+};
 pub use template::{Expr, References, TemplateError, ValueTemplate};
-pub use workflow::{Edge, LimitScope, Node, NodeLimit, RetryPolicy, Workflow};
+pub use workflow::{Edge, ForEach, LimitScope, Node, NodeLimit, RetryPolicy, Workflow};
 
 /// Re-exported so node kinds can be written without naming the crate version.
 pub use async_trait::async_trait;

@@ -46,6 +46,9 @@ pub struct Limits {
     pub max_edges: usize,
     /// Deepest nesting of a node's `config` or of `input` (default 64).
     pub max_depth: usize,
+    /// Most items one `for_each` may give in a run (default 100,000): a longer
+    /// list fails its node.
+    pub max_items: usize,
 }
 
 impl Default for Limits {
@@ -55,6 +58,7 @@ impl Default for Limits {
             max_nodes: 250_000,
             max_edges: 1_000_000,
             max_depth: 64,
+            max_items: 100_000,
         }
     }
 }

@@ -59,6 +59,8 @@ pub struct NodeCall {
     pub attempt: u32,
     /// The run's context, read-only: input, settled nodes, secrets.
     pub context: Context,
+    /// For an item of a `for_each` node, its 0-based position in the list.
+    pub item: Option<usize>,
 }
 
 impl NodeCall {
@@ -69,6 +71,7 @@ impl NodeCall {
             config,
             attempt: 1,
             context,
+            item: None,
         }
     }
 }
@@ -79,6 +82,7 @@ impl fmt::Debug for NodeCall {
             .field("node_id", &self.node_id)
             .field("config", &self.config)
             .field("attempt", &self.attempt)
+            .field("item", &self.item)
             .finish_non_exhaustive()
     }
 }

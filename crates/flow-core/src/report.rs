@@ -162,6 +162,43 @@ pub struct NodeReport {
     /// attempt, in ms; only for a node that takes a limit.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub limit_wait_ms: Option<f64>,
+    /// A `for_each` node's items, counted by how they ended.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub items: Option<ItemCounts>,
+    /// A `for_each` node's items, one entry each, in index order (their outputs
+    /// are in `output`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub item_runs: Option<Vec<ItemRun>>,
+}
+
+/// A `for_each` node's items, counted by how they ended.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ItemCounts {
+    /// Items the list gave.
+    pub total: usize,
+    /// Items that succeeded.
+    pub succeeded: usize,
+    /// Items that failed after their retries.
+    pub failed: usize,
+    /// Items stopped or never started (the node failed fast, or the run was cancelled).
+    pub cancelled: usize,
+}
+
+/// One item of a `for_each` node.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ItemRun {
+    /// The item's 0-based position in the list.
+    pub index: usize,
+    /// `succeeded`, `failed` or `cancelled`.
+    pub status: NodeStatus,
+    /// Attempts made (0 when it never started).
+    pub attempts: u32,
+    /// Offset from the run's start of the first attempt's start, in ms.
+    pub started_ms: Option<f64>,
+    /// Offset from the run's start of the last attempt's end, in ms.
+    pub finished_ms: Option<f64>,
+    /// The error, when the item failed.
+    pub error: Option<String>,
 }
 
 impl NodeReport {
@@ -176,6 +213,8 @@ impl NodeReport {
             error: None,
             attempts_detail: Vec::new(),
             limit_wait_ms: None,
+            items: None,
+            item_runs: None,
         }
     }
 }

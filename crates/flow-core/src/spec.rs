@@ -136,7 +136,7 @@ impl LimitUse {
 }
 
 /// One entry of `nodes:`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct NodeSpec {
     /// Unique id, `[A-Za-z0-9_-]+`.
@@ -164,6 +164,29 @@ pub struct NodeSpec {
     /// A shared limit every attempt of this node takes before it starts.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub limit: Option<LimitUse>,
+    /// Runs the node once per item of the list this template renders to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub for_each: Option<String>,
+    /// With `for_each`: the name the item has in `config` (default `item`).
+    #[serde(default, rename = "as", skip_serializing_if = "Option::is_none")]
+    pub item_name: Option<String>,
+    /// With `for_each`: at most this many items of this node run at once.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_concurrency: Option<u64>,
+    /// With `for_each`: failed items that still let the node succeed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tolerated_failures: Option<Tolerance>,
+}
+
+/// How many failed items a `for_each` node tolerates: a count (`2`) or a
+/// percentage of its items (`"10%"`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum Tolerance {
+    /// At most this many items may fail.
+    Count(u64),
+    /// At most this share of the items may fail, written `"10%"` (0% to 100%).
+    Percent(String),
 }
 
 /// A node's `retry:` section.

@@ -416,6 +416,18 @@ impl ValueTemplate {
             }
         }
     }
+
+    /// As [`render`](Self::render), with `extra` names bound on top of the
+    /// context (a `for_each` item and its `index`).
+    pub fn render_with(&self, context: &Context, extra: &[(&str, &Value)]) -> Result<Arc<Value>, TemplateError> {
+        match &self.part {
+            None => Ok(self.literal.clone()),
+            Some(part) => {
+                let root = context.to_value_with(extra);
+                render_part(part, context.workflow().templates(), &root).map(Arc::new)
+            }
+        }
+    }
 }
 
 impl fmt::Debug for ValueTemplate {

@@ -20,7 +20,8 @@ use flow_engine::strategy::StrategyKind;
 use flow_engine::{Engine, RunOptions, RunStatus, Strategy, Workflow};
 use serde_json::json;
 
-/// A server whose `/delay/{ms}` answers `{"slept_ms": ms}` after `ms` milliseconds.
+/// A server whose `/delay/{ms}` answers `{"slept_ms": ms}` after `ms` milliseconds
+/// (to a GET or a POST).
 /// It stops when dropped.
 #[derive(Debug)]
 pub struct DelayServer {
@@ -38,13 +39,11 @@ impl DelayServer {
         let listener = listener.tap_io(|stream| {
             let _ = stream.set_nodelay(true);
         });
-        let app = Router::new().route(
-            "/delay/{ms}",
-            get(|Path(ms): Path<u64>| async move {
-                tokio::time::sleep(Duration::from_millis(ms)).await;
-                axum::Json(json!({ "slept_ms": ms }))
-            }),
-        );
+        let answer = |Path(ms): Path<u64>| async move {
+            tokio::time::sleep(Duration::from_millis(ms)).await;
+            axum::Json(json!({ "slept_ms": ms }))
+        };
+        let app = Router::new().route("/delay/{ms}", get(answer).post(answer));
         let task = tokio::spawn(async move {
             let _ = axum::serve(listener, app).await;
         });
@@ -127,7 +126,7 @@ impl DemoShape {
             timeout_ms: Some(30_000 + self.delay_ms),
             trigger: Trigger::AllSuccess,
             continue_on_error: false,
-            limit: None,
+            ..Default::default()
         };
         let mut nodes = vec![node("start".to_owned(), "noop", serde_json::Value::Null)];
         let mut edges = Vec::new();

@@ -21,6 +21,8 @@ use crate::limit::{Held, SharedLimit};
 /// What one node's execution (all its attempts) produced.
 pub(crate) struct Finished {
     pub(crate) node: usize,
+    /// For an item of a `for_each` node, its index.
+    pub(crate) item: Option<usize>,
     pub(crate) result: Result<Value, NodeError>,
     pub(crate) cancelled: bool,
     pub(crate) attempts: Vec<AttemptReport>,
@@ -29,9 +31,10 @@ pub(crate) struct Finished {
 impl Finished {
     /// A node that failed before its first attempt (its config could not be
     /// rendered, say): one attempt of no duration, with the error.
-    pub(crate) fn failed_to_start(node: usize, at_ms: f64, message: String) -> Finished {
+    pub(crate) fn failed_to_start(node: usize, item: Option<usize>, at_ms: f64, message: String) -> Finished {
         Finished {
             node,
+            item,
             result: Err(NodeError::permanent(message.clone())),
             cancelled: false,
             attempts: vec![AttemptReport {
@@ -53,6 +56,7 @@ pub(crate) struct Limit {
 
 pub(crate) struct Attempts {
     pub(crate) node: usize,
+    pub(crate) item: Option<usize>,
     pub(crate) call: Option<NodeCall>,
     pub(crate) limit: Option<Limit>,
     pub(crate) shared: Arc<Shared>,
@@ -62,6 +66,7 @@ impl Attempts {
     fn finished(&self, result: Result<Value, NodeError>, attempts: Vec<AttemptReport>) -> Finished {
         Finished {
             node: self.node,
+            item: self.item,
             result,
             cancelled: false,
             attempts,
@@ -71,6 +76,7 @@ impl Attempts {
     fn cancelled(&self, attempts: Vec<AttemptReport>) -> Finished {
         Finished {
             node: self.node,
+            item: self.item,
             result: Err(NodeError::permanent("cancelled")),
             cancelled: true,
             attempts,
@@ -97,6 +103,7 @@ impl Attempts {
                     let waited = shared.now_ms() - asked;
                     shared.emit(|| EventKind::LimitWaited {
                         node: node.id_arc().clone(),
+                        item: self.item,
                         attempt,
                         limit: limit.name.clone(),
                         waited_ms: waited,
@@ -105,9 +112,16 @@ impl Attempts {
                 }
             };
             let started = shared.now_ms();
-            shared.emit(|| EventKind::NodeStarted {
-                node: node.id_arc().clone(),
-                attempt,
+            shared.emit(|| match self.item {
+                None => EventKind::NodeStarted {
+                    node: node.id_arc().clone(),
+                    attempt,
+                },
+                Some(index) => EventKind::ItemStarted {
+                    node: node.id_arc().clone(),
+                    index,
+                    attempt,
+                },
             });
             let span = tracing::debug_span!(
                 parent: &shared.span,
@@ -171,6 +185,7 @@ impl Attempts {
                     }
                     shared.emit(|| EventKind::AttemptFailed {
                         node: node.id_arc().clone(),
+                        item: self.item,
                         attempt,
                         error: error.unwrap_or_default(),
                         retry_in_ms: ms(wait),

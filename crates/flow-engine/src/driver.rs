@@ -7,7 +7,7 @@
 //! Per-node work is O(degree): no scan over all nodes except once at cancellation.
 
 use std::cmp::Reverse;
-use std::collections::{BTreeMap, BinaryHeap, VecDeque};
+use std::collections::{BTreeMap, BinaryHeap, HashMap, VecDeque};
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -25,32 +25,56 @@ use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 use crate::attempt::{Attempts, Finished, Limit, sleep_until};
+
+mod for_each;
 use crate::event::{Event, EventKind, EventSender};
 use crate::limit::SharedLimit;
 use crate::redact::Redactor;
+use for_each::ForEachRun;
+
+/// What waits in the ready queue: a node, or the next item of a `for_each` node.
+/// Encoded as `node * 2 + is_items`, so a queue ordered by it takes nodes in
+/// file order, each node's items right after the node would be.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+struct Unit(usize);
+
+impl Unit {
+    fn node(node: usize) -> Unit {
+        Unit(node << 1)
+    }
+    fn items(node: usize) -> Unit {
+        Unit((node << 1) | 1)
+    }
+    fn index(self) -> usize {
+        self.0 >> 1
+    }
+    fn is_items(self) -> bool {
+        self.0 & 1 == 1
+    }
+}
 
 enum ReadyQueue {
     /// Unbounded concurrency: everything ready starts now, order is irrelevant.
-    Fifo(VecDeque<usize>),
+    Fifo(VecDeque<Unit>),
     /// A cap: the lowest file index first (topological order, ties by file order).
-    Ordered(BinaryHeap<Reverse<usize>>),
+    Ordered(BinaryHeap<Reverse<Unit>>),
 }
 
 impl ReadyQueue {
-    fn push(&mut self, node: usize) {
+    fn push(&mut self, unit: Unit) {
         match self {
-            ReadyQueue::Fifo(q) => q.push_back(node),
-            ReadyQueue::Ordered(h) => h.push(Reverse(node)),
+            ReadyQueue::Fifo(q) => q.push_back(unit),
+            ReadyQueue::Ordered(h) => h.push(Reverse(unit)),
         }
     }
-    /// Puts back a node that was popped but could not start, first in line.
-    fn put_back(&mut self, node: usize) {
+    /// Puts back a unit that was popped but could not start, first in line.
+    fn put_back(&mut self, unit: Unit) {
         match self {
-            ReadyQueue::Fifo(q) => q.push_front(node),
-            ReadyQueue::Ordered(h) => h.push(Reverse(node)),
+            ReadyQueue::Fifo(q) => q.push_front(unit),
+            ReadyQueue::Ordered(h) => h.push(Reverse(unit)),
         }
     }
-    fn pop(&mut self) -> Option<usize> {
+    fn pop(&mut self) -> Option<Unit> {
         match self {
             ReadyQueue::Fifo(q) => q.pop_front(),
             ReadyQueue::Ordered(h) => h.pop().map(|Reverse(n)| n),
@@ -82,6 +106,10 @@ pub(crate) struct Driver {
     user_token: CancellationToken,
     admit_at: Option<tokio::time::Instant>,
     transitions: Vec<Transition>,
+    /// The `for_each` nodes whose items are under way.
+    for_each: HashMap<usize, ForEachRun>,
+    /// Most items one `for_each` may give.
+    max_items: usize,
 }
 
 /// What the driver and every node task of one run share: one `Arc` clone per node.
@@ -129,6 +157,7 @@ pub(crate) struct DriverParts {
     pub events: Option<EventSender>,
     pub run_id: Arc<str>,
     pub limits: Option<Box<[Option<Arc<SharedLimit>>]>>,
+    pub max_items: usize,
 }
 
 pub(crate) fn ms(d: Duration) -> f64 {
@@ -146,6 +175,7 @@ impl Driver {
             events,
             run_id,
             limits,
+            max_items,
         } = parts;
         let cap = strategy.max_concurrency().map_or(usize::MAX, |n| n.get());
         let ready = if cap == usize::MAX {
@@ -183,6 +213,8 @@ impl Driver {
             user_token: cancel,
             admit_at: None,
             transitions: Vec::new(),
+            for_each: HashMap::new(),
+            max_items,
             strategy,
         }
     }
@@ -245,20 +277,34 @@ impl Driver {
         shared.emit(|| EventKind::NodeReady {
             node: shared.node_id(node),
         });
-        self.ready.push(node);
+        self.ready.push(Unit::node(node));
     }
 
     /// Starts ready nodes while the strategy allows; inline completions may make
     /// more nodes ready, which this loop then starts too.
     fn fill(&mut self) {
         while !self.cancelling && self.in_flight < self.cap && self.admit_at.is_none() {
-            let Some(node) = self.ready.pop() else { break };
+            let Some(unit) = self.ready.pop() else { break };
+            let node = unit.index();
+            if unit.is_items() {
+                if !self.item_ready(node) {
+                    continue;
+                }
+            } else if self.is_for_each(node) {
+                // Rendering the list starts nothing: no admission is spent on it.
+                self.begin_for_each(node);
+                continue;
+            }
             if let Err(wait) = self.strategy.admit() {
-                self.ready.put_back(node);
+                self.ready.put_back(unit);
                 self.admit_at = Some(tokio::time::Instant::now() + wait);
                 break;
             }
-            self.start(node);
+            if unit.is_items() {
+                self.start_item(node);
+            } else {
+                self.start(node);
+            }
         }
     }
 
@@ -266,7 +312,9 @@ impl Driver {
         if !self.state.start(index) {
             return;
         }
-        let prepared = self.render(index).and_then(|config| Ok((config, self.limit(index)?)));
+        let prepared = self
+            .render(index)
+            .and_then(|config| Ok((config, self.limit(index, &[])?)));
         let (config, limit) = match prepared {
             Ok(prepared) => prepared,
             Err(message) => {
@@ -276,12 +324,13 @@ impl Driver {
                     attempt: 1,
                 });
                 let at = shared.now_ms();
-                self.complete(Finished::failed_to_start(index, at, message));
+                self.complete(Finished::failed_to_start(index, None, at, message));
                 return;
             }
         };
-        let attempts = Attempts {
+        self.launch(Attempts {
             node: index,
+            item: None,
             call: Some(NodeCall::new(
                 self.shared.node_id(index),
                 config,
@@ -289,7 +338,12 @@ impl Driver {
             )),
             limit,
             shared: self.shared.clone(),
-        };
+        });
+    }
+
+    /// Runs a node's (or an item's) attempts: polled once here, spawned only if
+    /// they wait.
+    fn launch(&mut self, attempts: Attempts) {
         // Poll once here: a node that finishes without waiting costs no task.
         let mut fut: Pin<Box<dyn Future<Output = Finished> + Send>> = Box::pin(attempts.run());
         let waker = futures::task::noop_waker_ref();
@@ -322,8 +376,9 @@ impl Driver {
             .map_err(|e| self.shared.redactor.redact(&format!("config: {e}")))
     }
 
-    /// The node's shared limit and its rendered key, if it takes one.
-    fn limit(&self, index: usize) -> Result<Option<Limit>, String> {
+    /// The node's shared limit and its rendered key, if it takes one; `extra` are
+    /// a `for_each` item's names, which the key may read.
+    fn limit(&self, index: usize, extra: &[(&str, &Value)]) -> Result<Option<Limit>, String> {
         let Some(shared) = self.shared.limits.as_ref().and_then(|l| l[index].clone()) else {
             return Ok(None);
         };
@@ -332,7 +387,7 @@ impl Driver {
         };
         let key = match limit.key() {
             None => String::new(),
-            Some(template) => match template.render(self.context()) {
+            Some(template) => match template.render_with(self.context(), extra) {
                 Ok(value) => match &*value {
                     Value::String(s) => s.clone(),
                     other => other.to_string(),
@@ -350,10 +405,15 @@ impl Driver {
     fn complete(&mut self, finished: Finished) {
         let Finished {
             node: index,
+            item,
             result,
             cancelled,
             attempts,
         } = finished;
+        if let Some(item) = item {
+            self.complete_item(index, item, result, cancelled, attempts);
+            return;
+        }
         let entry = &mut self.entries[index].1;
         entry.started_ms = attempts.first().map(|a| a.started_ms);
         entry.finished_ms = match attempts.last() {
@@ -458,6 +518,10 @@ impl Driver {
         // Anything still marked running lost its task to an abort: it was cancelled.
         if !self.state.is_finished() {
             let now = self.shared.now_ms();
+            let items: Vec<usize> = self.for_each.keys().copied().collect();
+            for node in items {
+                self.finish_for_each(node);
+            }
             for index in 0..self.workflow().nodes().len() {
                 if self.state.phase(index) == Phase::Running {
                     self.entries[index].1.finished_ms = Some(now);

@@ -95,6 +95,9 @@ pub enum EventKind {
     AttemptFailed {
         /// The node's id.
         node: Arc<str>,
+        /// For an item of a `for_each` node, its index.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        item: Option<usize>,
         /// The attempt that failed.
         attempt: u32,
         /// Why.
@@ -107,12 +110,45 @@ pub enum EventKind {
     LimitWaited {
         /// The node's id.
         node: Arc<str>,
+        /// For an item of a `for_each` node, its index.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        item: Option<usize>,
         /// The attempt about to start.
         attempt: u32,
         /// The limit's name.
         limit: Arc<str>,
         /// How long the node waited for the limit, in milliseconds.
         waited_ms: f64,
+    },
+    /// A `for_each` node rendered its list: `items` units of work follow.
+    ItemsListed {
+        /// The node's id.
+        node: Arc<str>,
+        /// How many items the list has.
+        items: usize,
+    },
+    /// An attempt of one item of a `for_each` node starts.
+    ItemStarted {
+        /// The node's id.
+        node: Arc<str>,
+        /// The item's index.
+        index: usize,
+        /// 1 for the first attempt.
+        attempt: u32,
+    },
+    /// An item of a `for_each` node ended: succeeded, failed or cancelled (one
+    /// event per item, also for items that never started).
+    ItemSettled {
+        /// The node's id.
+        node: Arc<str>,
+        /// The item's index.
+        index: usize,
+        /// How it ended.
+        status: NodeStatus,
+        /// Attempts made.
+        attempts: u32,
+        /// The error, when it failed.
+        error: Option<String>,
     },
     /// A node settled: succeeded, failed, skipped, upstream_failed or cancelled.
     NodeSettled {
@@ -142,6 +178,9 @@ impl EventKind {
             | EventKind::NodeStarted { node, .. }
             | EventKind::AttemptFailed { node, .. }
             | EventKind::LimitWaited { node, .. }
+            | EventKind::ItemsListed { node, .. }
+            | EventKind::ItemStarted { node, .. }
+            | EventKind::ItemSettled { node, .. }
             | EventKind::NodeSettled { node, .. } => Some(node),
             _ => None,
         }

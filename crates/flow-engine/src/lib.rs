@@ -403,6 +403,7 @@ impl Engine {
             events: options.events,
             run_id: run_id.clone(),
             limits: self.inner.limiters.for_run(workflow),
+            max_items: self.inner.limits.max_items,
         });
         Ok((driver, cancel, run_id))
     }

@@ -197,6 +197,7 @@ fn the_examples_run() {
         ("parallel-fanout.yaml", 0),
         ("rate-limited.yaml", 0),
         ("sequential.yaml", 0),
+        ("for-each.yaml", 0),
     ] {
         let path = example(name);
         let out = flow([

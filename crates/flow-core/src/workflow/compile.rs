@@ -10,11 +10,11 @@ use std::time::Duration;
 use serde_json::Value;
 
 use super::retry::RetryPolicy;
-use super::{Edge, LimitScope, Node, NodeLimit};
+use super::{Edge, ForEach, LimitScope, Node, NodeLimit, Tolerated};
 use crate::error::{Error, Problem, Result, did_you_mean, panic_message};
 use crate::load::{Limits, Locator};
 use crate::node::{ConfigProblem, NodeCall, NodeError, NodeKind, Registry};
-use crate::spec::{LimitSpec, LimitUse, NodeSpec, WorkflowSpec};
+use crate::spec::{LimitSpec, LimitUse, NodeSpec, Tolerance, WorkflowSpec};
 use crate::template::{Expr, References, TemplateSetBuilder, ValueTemplate};
 
 /// A rate whose quota window is longer than this is refused (governor counts
@@ -193,13 +193,20 @@ impl<'a> Compiler<'a> {
         let spec = &self.spec.nodes[i];
         let place = format!("nodes[{i}]");
         let kind = self.kind(spec, &place, i);
+        let for_each = self.for_each(spec, &place, i);
+        let item = for_each.as_ref().map(|f| f.item.clone());
+        let bound: Vec<&str> = item
+            .iter()
+            .map(|n| &**n)
+            .chain(item.as_ref().map(|_| "index"))
+            .collect();
         let config_place = format!("{place}.config");
         let config = if depth(&spec.config) > self.limits.max_depth {
             let message = format!("nested deeper than the limit of {}", self.limits.max_depth);
             self.push(&config_place, message, self.lines.node(i));
             ValueTemplate::literal(Value::Null)
         } else {
-            self.template(&spec.config, &config_place, spec, i)
+            self.template(&spec.config, &config_place, spec, i, &bound)
         };
         let retry = match &spec.retry {
             Some(r) => RetryPolicy::from_spec(r, &format!("{place}.retry"), &mut self.problems),
@@ -218,7 +225,7 @@ impl<'a> Compiler<'a> {
             Some(ms) => Some(Duration::from_millis(ms)),
             None => None,
         };
-        let limit = spec.limit.as_ref().and_then(|l| self.limit(l, spec, &place, i));
+        let limit = spec.limit.as_ref().and_then(|l| self.limit(l, spec, &place, i, &bound));
         Node {
             id: self.ids[i].clone(),
             kind_name: spec.kind.clone(),
@@ -229,7 +236,82 @@ impl<'a> Compiler<'a> {
             trigger: spec.trigger,
             continue_on_error: spec.continue_on_error,
             limit,
+            for_each,
         }
+    }
+
+    /// A node's `for_each` and the fields that go with it (`as`,
+    /// `max_concurrency`, `tolerated_failures`).
+    fn for_each(&mut self, spec: &NodeSpec, place: &str, i: usize) -> Option<ForEach> {
+        let line = self.lines.node(i);
+        let Some(source) = &spec.for_each else {
+            for (field, given) in [
+                ("as", spec.item_name.is_some()),
+                ("max_concurrency", spec.max_concurrency.is_some()),
+                ("tolerated_failures", spec.tolerated_failures.is_some()),
+            ] {
+                if given {
+                    let message = format!("only applies to a node with `for_each` (node `{}`)", spec.id);
+                    self.push(format!("{place}.{field}"), message, line);
+                }
+            }
+            return None;
+        };
+        let list = self.template(
+            &Value::String(source.clone()),
+            &format!("{place}.for_each"),
+            spec,
+            i,
+            &[],
+        );
+        let item = spec.item_name.clone().unwrap_or_else(|| "item".to_owned());
+        let identifier = item.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_')
+            && item.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+        if !identifier {
+            let message = format!("`{item}` is not a name ([A-Za-z_][A-Za-z0-9_]*) (node `{}`)", spec.id);
+            self.push(format!("{place}.as"), message, line);
+        } else if ["input", "nodes", "env", "index"].contains(&item.as_str()) {
+            let message = format!(
+                "`{item}` would hide the context's `{item}`; choose another name (node `{}`)",
+                spec.id
+            );
+            self.push(format!("{place}.as"), message, line);
+        }
+        let max_concurrency = match spec.max_concurrency {
+            Some(0) => {
+                self.push(format!("{place}.max_concurrency"), "must be at least 1", line);
+                None
+            }
+            Some(n) => Some(usize::try_from(n).unwrap_or(usize::MAX)),
+            None => None,
+        };
+        let tolerance = match &spec.tolerated_failures {
+            None => Tolerated::Count(0),
+            Some(Tolerance::Count(n)) => Tolerated::Count(*n),
+            Some(Tolerance::Percent(text)) => {
+                let percent = text
+                    .strip_suffix('%')
+                    .and_then(|n| n.trim().parse::<f64>().ok())
+                    .filter(|p| (0.0..=100.0).contains(p));
+                match percent {
+                    Some(p) => Tolerated::Percent(p),
+                    None => {
+                        let message = format!(
+                            "must be a count or a percentage from \"0%\" to \"100%\", not {text:?} (node `{}`)",
+                            spec.id
+                        );
+                        self.push(format!("{place}.tolerated_failures"), message, line);
+                        Tolerated::Count(0)
+                    }
+                }
+            }
+        };
+        Some(ForEach {
+            list,
+            item: Arc::from(item),
+            max_concurrency,
+            tolerance,
+        })
     }
 
     /// The node's kind, and the problems its `check` finds in the config.
@@ -249,12 +331,13 @@ impl<'a> Compiler<'a> {
         kind.clone()
     }
 
-    /// Compiles a value's templates and checks what they refer to.
-    fn template(&mut self, value: &Value, place: &str, spec: &NodeSpec, i: usize) -> ValueTemplate {
+    /// Compiles a value's templates and checks what they refer to; `bound` are the
+    /// names a `for_each` node's item binds (its `as` name and `index`).
+    fn template(&mut self, value: &Value, place: &str, spec: &NodeSpec, i: usize, bound: &[&str]) -> ValueTemplate {
         let line = self.lines.node(i);
         match self.templates.compile_value(value, place) {
             Ok(t) => {
-                self.check_references(t.references(), place, line);
+                self.check_references(t.references(), place, line, bound);
                 t
             }
             Err(errors) => {
@@ -267,7 +350,7 @@ impl<'a> Compiler<'a> {
     }
 
     /// A node's `limit:`: a limit of the file, else one of the engine.
-    fn limit(&mut self, limit: &LimitUse, spec: &NodeSpec, place: &str, i: usize) -> Option<NodeLimit> {
+    fn limit(&mut self, limit: &LimitUse, spec: &NodeSpec, place: &str, i: usize, bound: &[&str]) -> Option<NodeLimit> {
         let name = limit.name();
         let place = format!("{place}.limit");
         let found = match self.spec.limits.get(name) {
@@ -296,7 +379,7 @@ impl<'a> Compiler<'a> {
         };
         let key = limit
             .key()
-            .map(|key| self.template(&Value::String(key.to_owned()), &format!("{place}.key"), spec, i));
+            .map(|key| self.template(&Value::String(key.to_owned()), &format!("{place}.key"), spec, i, bound));
         Some(NodeLimit {
             name: Arc::from(name),
             spec: limit_spec,
@@ -316,7 +399,7 @@ impl<'a> Compiler<'a> {
             let to = self.resolve(&edge.to, &format!("{place}.to"), line);
             let when = edge.when.as_ref().and_then(|src| match Expr::compile(src) {
                 Ok(expr) => {
-                    self.check_references(&expr.references(), &format!("{place}.when"), line);
+                    self.check_references(&expr.references(), &format!("{place}.when"), line, &[]);
                     Some(expr)
                 }
                 Err(e) => {
@@ -355,7 +438,7 @@ impl<'a> Compiler<'a> {
             .unwrap_or_default()
     }
 
-    fn check_references(&mut self, refs: &References, place: &str, line: Option<usize>) {
+    fn check_references(&mut self, refs: &References, place: &str, line: Option<usize>, bound: &[&str]) {
         for id in &refs.nodes {
             if !self.index.contains_key(id.as_str()) {
                 let hint = self.id_hint(id);
@@ -369,7 +452,7 @@ impl<'a> Compiler<'a> {
                 self.push(place, message, line);
             }
         }
-        for name in &refs.other {
+        for name in refs.other.iter().filter(|n| !bound.contains(&n.as_str())) {
             let hint = did_you_mean(name, ["input", "nodes", "env"])
                 .map(|h| format!(" (did you mean `{h}`?)"))
                 .unwrap_or_default();

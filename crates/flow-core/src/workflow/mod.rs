@@ -48,6 +48,54 @@ pub struct Node {
     trigger: Trigger,
     continue_on_error: bool,
     limit: Option<NodeLimit>,
+    for_each: Option<ForEach>,
+}
+
+/// A node's `for_each`: the list it runs over, the name its item has in
+/// `config`, and the caps on its items.
+#[derive(Debug)]
+pub struct ForEach {
+    list: ValueTemplate,
+    item: Arc<str>,
+    max_concurrency: Option<usize>,
+    tolerance: Tolerated,
+}
+
+/// `tolerated_failures`, validated.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) enum Tolerated {
+    Count(u64),
+    Percent(f64),
+}
+
+impl ForEach {
+    /// The template that renders to the list of items.
+    pub fn list(&self) -> &ValueTemplate {
+        &self.list
+    }
+    /// The item's name in `config` (`as`, default `item`).
+    pub fn item_name(&self) -> &Arc<str> {
+        &self.item
+    }
+    /// At most this many items of the node run at once.
+    pub fn max_concurrency(&self) -> Option<usize> {
+        self.max_concurrency
+    }
+    /// How many of `total` items may fail with the node still succeeding
+    /// (a percentage rounds down).
+    pub fn tolerated(&self, total: usize) -> usize {
+        match self.tolerance {
+            Tolerated::Count(n) => usize::try_from(n).unwrap_or(usize::MAX),
+            Tolerated::Percent(p) => ((total as f64) * p / 100.0).floor() as usize,
+        }
+    }
+    /// `tolerated_failures` as written: `2`, `10%`.
+    pub fn tolerance_text(&self) -> String {
+        match self.tolerance {
+            Tolerated::Count(n) => n.to_string(),
+            Tolerated::Percent(p) => format!("{p}%"),
+        }
+    }
 }
 
 /// The shared limit a node takes before each attempt (its `limit:` field).
@@ -139,6 +187,10 @@ impl Node {
     /// The shared limit each attempt takes, if any.
     pub fn limit(&self) -> Option<&NodeLimit> {
         self.limit.as_ref()
+    }
+    /// The node's `for_each`, when it runs once per item of a list.
+    pub fn for_each(&self) -> Option<&ForEach> {
+        self.for_each.as_ref()
     }
 }
 

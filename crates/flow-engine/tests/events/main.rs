@@ -17,6 +17,7 @@ fn line(event: &Event) -> String {
             attempt,
             retry_in_ms,
             error,
+            ..
         } => format!("attempt failed {node}#{attempt} ({error}), retry in {retry_in_ms} ms"),
         EventKind::NodeSettled {
             node, status, attempts, ..

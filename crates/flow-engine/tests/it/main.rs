@@ -4,6 +4,7 @@
 
 mod cancel;
 mod context;
+mod for_each;
 mod props;
 mod report;
 mod retry;

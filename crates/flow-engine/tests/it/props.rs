@@ -25,6 +25,22 @@ struct Node {
     fail: bool,
     trigger: Trigger,
     continue_on_error: bool,
+    /// A `for_each` node: whether each item fails, the failures it tolerates,
+    /// and its own cap on items at once.
+    each: Option<Each>,
+}
+
+#[derive(Debug, Clone)]
+struct Each {
+    items: Vec<bool>,
+    tolerated: usize,
+    max_concurrency: Option<usize>,
+}
+
+impl Each {
+    fn failures(&self) -> usize {
+        self.items.iter().filter(|f| **f).count()
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -52,14 +68,33 @@ fn node() -> impl Strategy<Value = Node> {
         1 => Just(Trigger::AllDone),
         1 => Just(Trigger::OneSuccess),
     ];
-    (0u64..=3, prop::bool::weighted(0.2), trigger, prop::bool::weighted(0.2)).prop_map(
-        |(ms, fail, trigger, continue_on_error)| Node {
+    let each = prop::option::weighted(
+        0.3,
+        (
+            prop::collection::vec(prop::bool::weighted(0.2), 0..=6),
+            0usize..=2,
+            prop::option::of(1usize..=3),
+        )
+            .prop_map(|(items, tolerated, max_concurrency)| Each {
+                items,
+                tolerated,
+                max_concurrency,
+            }),
+    );
+    (
+        0u64..=3,
+        prop::bool::weighted(0.2),
+        trigger,
+        prop::bool::weighted(0.2),
+        each,
+    )
+        .prop_map(|(ms, fail, trigger, continue_on_error, each)| Node {
             ms,
             fail,
             trigger,
             continue_on_error,
-        },
-    )
+            each,
+        })
 }
 
 fn case() -> impl Strategy<Value = Case> {
@@ -111,13 +146,22 @@ fn document(case: &Case) -> String {
                 Trigger::AllDone => "all_done",
                 Trigger::OneSuccess => "one_success",
             };
-            json!({
+            let mut node = json!({
                 "id": id(i),
                 "kind": "probe",
                 "config": { "ms": n.ms, "fail": n.fail },
                 "trigger": trigger,
                 "continue_on_error": n.continue_on_error,
-            })
+            });
+            if let Some(each) = &n.each {
+                node["for_each"] = json!(format!("{{{{ input.items[{i}] }}}}"));
+                node["config"]["fail"] = json!("{{ item }}");
+                node["tolerated_failures"] = json!(each.tolerated);
+                if let Some(cap) = each.max_concurrency {
+                    node["max_concurrency"] = json!(cap);
+                }
+            }
+            node
         })
         .collect();
     let edges: Vec<Value> = case
@@ -164,14 +208,28 @@ impl Case {
                     Trigger::AllSuccess => taken && !failed,
                     Trigger::OneSuccess => taken,
                 };
+            let fails = match &node.each {
+                Some(each) => each.failures() > each.tolerated,
+                None => node.fail,
+            };
             status.push(match () {
-                _ if runs && node.fail => NodeStatus::Failed,
+                _ if runs && fails => NodeStatus::Failed,
                 _ if runs => NodeStatus::Succeeded,
                 _ if failed => NodeStatus::UpstreamFailed,
                 _ => NodeStatus::Skipped,
             });
         }
         status
+    }
+
+    /// The run's input: the condition flags and every `for_each` node's list.
+    fn input(&self) -> Value {
+        let items: Vec<Value> = self
+            .nodes
+            .iter()
+            .map(|n| n.each.as_ref().map_or(json!([]), |e| json!(e.items)))
+            .collect();
+        json!({ "flags": self.flags, "items": items })
     }
 
     fn hard_failure(&self, node: usize, status: NodeStatus) -> bool {
@@ -259,6 +317,10 @@ fn check(case: &Case, seen: &Observed, cap: usize, fail_fast: bool) -> Result<()
     for (i, &st) in status.iter().enumerate() {
         let runs = seen.runs.get(&id(i)).copied().unwrap_or(0);
         let node = report.node(&id(i)).ok_or("missing")?;
+        if let Some(each) = &case.nodes[i].each {
+            check_items(i, each, st, runs, node, fail_fast)?;
+            continue;
+        }
         if runs > 1 || node.attempts != runs {
             return Err(format!(
                 "{}: ran {runs} times, report says {} attempts",
@@ -324,6 +386,7 @@ fn check(case: &Case, seen: &Observed, cap: usize, fail_fast: bool) -> Result<()
     // predecessors settled (one_success: after one passing predecessor with a taken edge).
     let mut settled_at = vec![None; n];
     let mut started_at = vec![None; n];
+    let mut last_start = None;
     let index = |node: &str| node.strip_prefix('n').and_then(|k| k.parse::<usize>().ok());
     for (at, e) in seen.events.iter().enumerate() {
         match &e.kind {
@@ -338,6 +401,11 @@ fn check(case: &Case, seen: &Observed, cap: usize, fail_fast: bool) -> Result<()
                 if started_at[i].replace(at).is_some() {
                     return Err(format!("{node} started twice"));
                 }
+            }
+            EventKind::ItemStarted { node, .. } => {
+                let i = index(node).ok_or("bad id")?;
+                started_at[i].get_or_insert(at);
+                last_start = last_start.max(Some(at));
             }
             _ => {}
         }
@@ -371,6 +439,80 @@ fn check(case: &Case, seen: &Observed, cap: usize, fail_fast: bool) -> Result<()
         {
             return Err(format!("{} started after the first failure settled", id(late)));
         }
+        if let (Some(at), Some(last)) = (first_failure, last_start)
+            && last > at
+        {
+            return Err("an item started after the first failure settled".into());
+        }
+    }
+    Ok(())
+}
+
+/// A `for_each` node: each item at most once, the report's counts agree with the
+/// probe, and the node's status follows from its items and its tolerance.
+fn check_items(
+    i: usize,
+    each: &Each,
+    status: NodeStatus,
+    runs: u32,
+    node: &flow_engine::NodeReport,
+    fail_fast: bool,
+) -> Result<(), String> {
+    let name = id(i);
+    let Some(counts) = node.items else {
+        // Its list was never rendered: skipped, upstream_failed, or cancelled first.
+        return if runs == 0 && !matches!(status, NodeStatus::Succeeded | NodeStatus::Failed) {
+            Ok(())
+        } else {
+            Err(format!("{name} is {status} with {runs} items run and no `items`"))
+        };
+    };
+    let total = each.items.len();
+    if counts.total != total || counts.succeeded + counts.failed + counts.cancelled != total {
+        return Err(format!("{name}: counts {counts:?} for {total} items"));
+    }
+    let runs_list = node.item_runs.as_ref().ok_or("no item_runs")?;
+    let started = runs_list.iter().filter(|r| r.attempts > 0).count();
+    if runs as usize > total || node.attempts != runs || started != runs as usize {
+        return Err(format!(
+            "{name}: {runs} item runs, {} attempts, {counts:?}",
+            node.attempts
+        ));
+    }
+    if runs_list.iter().any(|r| r.attempts > 1) {
+        return Err(format!("{name}: an item ran twice: {runs_list:?}"));
+    }
+    if !fail_fast && runs as usize != total {
+        return Err(format!("{name}: {runs} of {total} items ran without fail-fast"));
+    }
+    for (k, run) in runs_list.iter().enumerate() {
+        let want = if each.items[k] {
+            NodeStatus::Failed
+        } else {
+            NodeStatus::Succeeded
+        };
+        if run.index != k || (run.status != want && run.status != NodeStatus::Cancelled) {
+            return Err(format!("{name}[{k}]: {run:?}, want {want}"));
+        }
+        let output_ok = if run.status == NodeStatus::Succeeded {
+            node.output[k].is_object()
+        } else {
+            node.output[k].is_null()
+        };
+        if !output_ok {
+            return Err(format!("{name}[{k}] is {} with output {}", run.status, node.output[k]));
+        }
+    }
+    let follows = match status {
+        NodeStatus::Failed => counts.failed > each.tolerated,
+        NodeStatus::Cancelled => counts.failed <= each.tolerated && counts.cancelled > 0,
+        _ => counts.failed <= each.tolerated && counts.cancelled == 0,
+    };
+    if !follows || (status == NodeStatus::Cancelled && !fail_fast) {
+        return Err(format!(
+            "{name} is {status} with {counts:?}, {} tolerated",
+            each.tolerated
+        ));
     }
     Ok(())
 }
@@ -381,7 +523,7 @@ proptest! {
     #[test]
     fn runs_follow_the_rules(case in case()) {
         let text = document(&case);
-        let input = json!({ "flags": case.flags });
+        let input = case.input();
         let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build();
         let runtime = match runtime {
             Ok(rt) => rt,
