@@ -390,10 +390,12 @@ edges:
     assert_eq!(hits.get("join"), 1, "the join sends its request exactly once");
     assert_eq!((hits.get("a"), hits.get("b")), (1, 1));
     assert_eq!(node(&report, "join").attempts, 1);
-    assert!(
-        started.elapsed() < Duration::from_millis(290),
-        "a and b ran side by side (one after the other: 300 ms)"
-    );
+    // Side by side: their attempts overlap in the report (wall time is for the
+    // benchmarks; this machine may be busy).
+    let (a, b) = (node(&report, "a"), node(&report, "b"));
+    let overlap = a.started_ms < b.finished_ms && b.started_ms < a.finished_ms;
+    assert!(overlap, "a and b ran side by side: {a:?} {b:?}");
+    assert!(started.elapsed() < Duration::from_secs(10));
 }
 
 #[tokio::test]
