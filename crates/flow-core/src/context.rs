@@ -116,14 +116,27 @@ impl Context {
     pub(crate) fn to_value(&self) -> minijinja::Value {
         minijinja::Value::from_object(Root {
             inner: self.inner.clone(),
-            extra: Vec::new(),
+            extra: Extra::None,
+        })
+    }
+
+    /// The context with a `for_each` item bound under `name`, and `index`: no
+    /// allocation but the root object (this runs once per item).
+    pub(crate) fn to_value_item(&self, name: &Arc<str>, item: &Value, index: usize) -> minijinja::Value {
+        minijinja::Value::from_object(Root {
+            inner: self.inner.clone(),
+            extra: Extra::Item {
+                name: name.clone(),
+                item: to_view(item),
+                index,
+            },
         })
     }
 
     pub(crate) fn to_value_with(&self, extra: &[(&str, &Value)]) -> minijinja::Value {
         minijinja::Value::from_object(Root {
             inner: self.inner.clone(),
-            extra: extra.iter().map(|(k, v)| ((*k).to_owned(), to_view(v))).collect(),
+            extra: Extra::Named(extra.iter().map(|(k, v)| ((*k).to_owned(), to_view(v))).collect()),
         })
     }
 }
@@ -181,7 +194,38 @@ impl ContextWriter {
 
 struct Root {
     inner: Arc<Inner>,
-    extra: Vec<(String, minijinja::Value)>,
+    extra: Extra,
+}
+
+/// Names bound on top of the context.
+enum Extra {
+    None,
+    Named(Vec<(String, minijinja::Value)>),
+    Item {
+        name: Arc<str>,
+        item: minijinja::Value,
+        index: usize,
+    },
+}
+
+impl Extra {
+    fn get(&self, key: &str) -> Option<minijinja::Value> {
+        match self {
+            Extra::None => None,
+            Extra::Named(names) => names.iter().find(|(k, _)| k == key).map(|(_, v)| v.clone()),
+            Extra::Item { name, item, .. } if **name == *key => Some(item.clone()),
+            Extra::Item { index, .. } if key == "index" => Some(minijinja::Value::from(*index)),
+            Extra::Item { .. } => None,
+        }
+    }
+
+    fn names(&self) -> Vec<minijinja::Value> {
+        match self {
+            Extra::None => Vec::new(),
+            Extra::Named(names) => names.iter().map(|(k, _)| minijinja::Value::from(k.as_str())).collect(),
+            Extra::Item { name, .. } => vec![minijinja::Value::from(&**name), minijinja::Value::from("index")],
+        }
+    }
 }
 
 impl fmt::Debug for Root {
@@ -193,8 +237,8 @@ impl fmt::Debug for Root {
 impl Object for Root {
     fn get_value(self: &Arc<Self>, key: &minijinja::Value) -> Option<minijinja::Value> {
         let key = key.as_str()?;
-        if let Some((_, v)) = self.extra.iter().find(|(k, _)| k == key) {
-            return Some(v.clone());
+        if let Some(v) = self.extra.get(key) {
+            return Some(v);
         }
         match key {
             "input" => Some(self.inner.input_view.clone()),
@@ -208,7 +252,7 @@ impl Object for Root {
 
     fn enumerate(self: &Arc<Self>) -> Enumerator {
         let mut keys: Vec<minijinja::Value> = vec!["input".into(), "nodes".into(), "env".into()];
-        keys.extend(self.extra.iter().map(|(k, _)| minijinja::Value::from(k.as_str())));
+        keys.extend(self.extra.names());
         Enumerator::Values(keys)
     }
 }

@@ -417,6 +417,24 @@ impl ValueTemplate {
         }
     }
 
+    /// As [`render`](Self::render), with a `for_each` item bound under `name`
+    /// and its position as `index`.
+    pub fn render_item(
+        &self,
+        context: &Context,
+        name: &Arc<str>,
+        item: &Value,
+        index: usize,
+    ) -> Result<Arc<Value>, TemplateError> {
+        match &self.part {
+            None => Ok(self.literal.clone()),
+            Some(part) => {
+                let root = context.to_value_item(name, item, index);
+                render_part(part, context.workflow().templates(), &root).map(Arc::new)
+            }
+        }
+    }
+
     /// As [`render`](Self::render), with `extra` names bound on top of the
     /// context (a `for_each` item and its `index`).
     pub fn render_with(&self, context: &Context, extra: &[(&str, &Value)]) -> Result<Arc<Value>, TemplateError> {

@@ -71,7 +71,14 @@ impl Driver {
                     items.len(),
                     self.max_items
                 )),
-                Value::Array(items) => Ok(Arc::<[Value]>::from(items.as_slice())),
+                // A rendered list is the run's own: taken whole, not copied.
+                Value::Array(_) => match Arc::try_unwrap(list) {
+                    Ok(Value::Array(items)) => Ok(Arc::<[Value]>::from(items)),
+                    Ok(_) => Ok(Arc::from(Vec::new())),
+                    Err(shared) => Ok(shared
+                        .as_array()
+                        .map_or_else(|| Arc::from(Vec::new()), |a| Arc::from(a.as_slice()))),
+                },
                 other => Err(format!("for_each must give a list, got {}", what(other))),
             },
             Err(e) => Err(shared.redactor.redact(&format!("for_each: {e}"))),
@@ -149,14 +156,22 @@ impl Driver {
         }
         let shared = self.shared.clone();
         let node = &shared.workflow.nodes()[node_index];
-        let item_name = node.for_each().map_or("item", |f| &**f.item_name());
-        let position = Value::from(index);
-        let extra = [(item_name, &items[index]), ("index", &position)];
+        let Some(for_each) = node.for_each() else { return };
         let config = node
             .config()
-            .render_with(self.writer.context(), &extra)
+            .render_item(self.writer.context(), for_each.item_name(), &items[index], index)
             .map_err(|e| shared.redactor.redact(&format!("config: {e}")));
-        let prepared = config.and_then(|config| Ok((config, self.limit(node_index, &extra)?)));
+        let prepared = config.and_then(|config| {
+            let limit = match node.limit() {
+                None => None,
+                Some(_) => {
+                    let position = Value::from(index);
+                    let extra = [(&**for_each.item_name(), &items[index]), ("index", &position)];
+                    self.limit(node_index, &extra)?
+                }
+            };
+            Ok((config, limit))
+        });
         let (config, limit) = match prepared {
             Ok(prepared) => prepared,
             Err(message) => {
