@@ -97,7 +97,8 @@ impl Attempts {
                 None => (None, None),
                 Some(limit) => {
                     let asked = shared.now_ms();
-                    let Some(held) = acquire(&limit.shared, &limit.key, &shared.cancel).await else {
+                    // Boxed: its waits would otherwise make every node's future larger.
+                    let Some(held) = Box::pin(acquire(&limit.shared, &limit.key, &shared.cancel)).await else {
                         return self.cancelled(attempts);
                     };
                     let waited = shared.now_ms() - asked;

@@ -9,6 +9,7 @@
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap, HashMap, VecDeque};
 use std::future::Future;
+use std::hash::{BuildHasherDefault, Hasher};
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context as TaskContext, Poll};
@@ -88,6 +89,25 @@ impl ReadyQueue {
     }
 }
 
+/// Node indices are small and distinct: they hash as themselves (a lookup per
+/// `for_each` item must not pay for SipHash).
+#[derive(Default)]
+struct NodeIndexHasher(u64);
+
+impl Hasher for NodeIndexHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(b);
+        }
+    }
+    fn write_usize(&mut self, n: usize) {
+        self.0 = n as u64;
+    }
+}
+
 pub(crate) struct Driver {
     shared: Arc<Shared>,
     strategy: Arc<dyn Strategy>,
@@ -107,7 +127,7 @@ pub(crate) struct Driver {
     admit_at: Option<tokio::time::Instant>,
     transitions: Vec<Transition>,
     /// The `for_each` nodes whose items are under way.
-    for_each: HashMap<usize, ForEachRun>,
+    for_each: HashMap<usize, ForEachRun, BuildHasherDefault<NodeIndexHasher>>,
     /// Most items one `for_each` may give.
     max_items: usize,
 }
@@ -213,7 +233,7 @@ impl Driver {
             user_token: cancel,
             admit_at: None,
             transitions: Vec::new(),
-            for_each: HashMap::new(),
+            for_each: HashMap::default(),
             max_items,
             strategy,
         }
