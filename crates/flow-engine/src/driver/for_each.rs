@@ -17,7 +17,7 @@ use crate::event::EventKind;
 
 /// The items of one `for_each` node in one run.
 pub(super) struct ForEachRun {
-    items: Arc<[Value]>,
+    items: Arc<Vec<Value>>,
     /// The next item to start.
     next: usize,
     running: usize,
@@ -73,11 +73,9 @@ impl Driver {
                 )),
                 // A rendered list is the run's own: taken whole, not copied.
                 Value::Array(_) => match Arc::try_unwrap(list) {
-                    Ok(Value::Array(items)) => Ok(Arc::<[Value]>::from(items)),
-                    Ok(_) => Ok(Arc::from(Vec::new())),
-                    Err(shared) => Ok(shared
-                        .as_array()
-                        .map_or_else(|| Arc::from(Vec::new()), |a| Arc::from(a.as_slice()))),
+                    Ok(Value::Array(items)) => Ok(Arc::new(items)),
+                    Ok(_) => Ok(Arc::default()),
+                    Err(shared) => Ok(Arc::new(shared.as_array().cloned().unwrap_or_default())),
                 },
                 other => Err(format!("for_each must give a list, got {}", what(other))),
             },
