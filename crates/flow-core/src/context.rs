@@ -46,7 +46,9 @@ impl Settled {
 struct Inner {
     workflow: Arc<Workflow>,
     input: Value,
-    input_view: minijinja::Value,
+    /// Built on the first template that reads `input`: a run whose templates never
+    /// do (or a large input read only by a `for_each` path) pays nothing for it.
+    input_view: OnceLock<minijinja::Value>,
     env: minijinja::Value,
     secrets: BTreeMap<String, String>,
     slots: Box<[OnceLock<Settled>]>,
@@ -73,12 +75,11 @@ impl Context {
     /// declares. Only a [`ContextWriter`] records results.
     pub fn new(workflow: Arc<Workflow>, input: Value, secrets: BTreeMap<String, String>) -> Self {
         let slots = (0..workflow.nodes().len()).map(|_| OnceLock::new()).collect();
-        let input_view = to_view(&input);
         Context {
             inner: Arc::new(Inner {
                 workflow,
                 input,
-                input_view,
+                input_view: OnceLock::new(),
                 env: to_view(&secrets),
                 secrets,
                 slots,
@@ -241,7 +242,7 @@ impl Object for Root {
             return Some(v);
         }
         match key {
-            "input" => Some(self.inner.input_view.clone()),
+            "input" => Some(self.inner.input_view.get_or_init(|| to_view(&self.inner.input)).clone()),
             "env" => Some(self.inner.env.clone()),
             "nodes" => Some(minijinja::Value::from_object(Nodes {
                 inner: self.inner.clone(),

@@ -10,7 +10,7 @@ use std::time::Duration;
 use serde_json::Value;
 
 use super::retry::RetryPolicy;
-use super::{Edge, ForEach, LimitScope, Node, NodeLimit, Tolerated};
+use super::{Edge, ForEach, LimitScope, ListPath, Node, NodeLimit, Tolerated};
 use crate::error::{Error, Problem, Result, did_you_mean, panic_message};
 use crate::load::{Limits, Locator};
 use crate::node::{ConfigProblem, NodeCall, NodeError, NodeKind, Registry};
@@ -307,6 +307,7 @@ impl<'a> Compiler<'a> {
             }
         };
         Some(ForEach {
+            path: list_path(source, &self.index),
             list,
             item: Arc::from(item),
             max_concurrency,
@@ -468,6 +469,31 @@ pub(super) struct Parts {
     pub(super) edges: Vec<Edge>,
     pub(super) index: HashMap<Arc<str>, usize>,
     pub(super) templates: TemplateSetBuilder,
+}
+
+/// `{{ input.a.b }}` or `{{ nodes.x.output.a }}` as a path, when the template is
+/// exactly that (plain names only; anything else is rendered as a template).
+fn list_path(source: &str, index: &HashMap<Arc<str>, usize>) -> Option<ListPath> {
+    let inner = source.trim().strip_prefix("{{")?.strip_suffix("}}")?.trim();
+    let name = |s: &&str| {
+        s.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_')
+            && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+    };
+    let parts: Vec<&str> = inner.split('.').collect();
+    if !parts.iter().all(name) {
+        return None;
+    }
+    match parts.as_slice() {
+        ["input", keys @ ..] => Some(ListPath {
+            node: None,
+            keys: keys.iter().map(|k| (*k).to_owned()).collect(),
+        }),
+        ["nodes", id, "output", keys @ ..] => Some(ListPath {
+            node: Some(*index.get(*id)?),
+            keys: keys.iter().map(|k| (*k).to_owned()).collect(),
+        }),
+        _ => None,
+    }
 }
 
 /// "unknown node kind `x` (node `a`); did you mean `y`? known kinds: …".

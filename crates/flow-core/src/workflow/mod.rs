@@ -56,9 +56,21 @@ pub struct Node {
 #[derive(Debug)]
 pub struct ForEach {
     list: ValueTemplate,
+    path: Option<ListPath>,
     item: Arc<str>,
     max_concurrency: Option<usize>,
     tolerance: Tolerated,
+}
+
+/// A `for_each` template that is only a path into the input or a node's output
+/// (`{{ input.users }}`, `{{ nodes.fetch.output.body.items }}`): the list is
+/// read from the JSON directly, without a round trip through the template engine.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListPath {
+    /// `None` for `input`, else the index of the node whose output it reads.
+    pub node: Option<usize>,
+    /// The keys below the root, in order.
+    pub keys: Vec<String>,
 }
 
 /// `tolerated_failures`, validated.
@@ -72,6 +84,10 @@ impl ForEach {
     /// The template that renders to the list of items.
     pub fn list(&self) -> &ValueTemplate {
         &self.list
+    }
+    /// The list's template as a plain path, when it is one.
+    pub fn path(&self) -> Option<&ListPath> {
+        self.path.as_ref()
     }
     /// The item's name in `config` (`as`, default `item`).
     pub fn item_name(&self) -> &Arc<str> {

@@ -8,7 +8,7 @@
 
 use std::sync::Arc;
 
-use flow_core::{AttemptReport, ItemCounts, ItemRun, NodeCall, NodeError, NodeStatus};
+use flow_core::{AttemptReport, ItemCounts, ItemRun, ListPath, NodeCall, NodeError, NodeStatus};
 use serde_json::Value;
 
 use super::{Driver, Unit};
@@ -30,6 +30,11 @@ pub(super) struct ForEachRun {
     runs: Vec<ItemRun>,
     counts: ItemCounts,
     limit_wait_ms: f64,
+    /// Kept as items settle, so settling the node reads no item twice.
+    first_start: Option<f64>,
+    last_end: Option<f64>,
+    attempts: u32,
+    first_failed: Option<usize>,
 }
 
 impl ForEachRun {
@@ -64,7 +69,11 @@ impl Driver {
         let shared = self.shared.clone();
         let node = &shared.workflow.nodes()[index];
         let Some(for_each) = node.for_each() else { return };
-        let items = match for_each.list().render(self.writer.context()) {
+        let rendered = match for_each.path() {
+            Some(path) => self.read_list(path).map(Arc::new),
+            None => for_each.list().render(self.writer.context()).map_err(|e| e.to_string()),
+        };
+        let items = match rendered {
             Ok(list) => match &*list {
                 Value::Array(items) if items.len() > self.max_items => Err(format!(
                     "for_each gave {} items, over the limit of {} (--max-items)",
@@ -117,6 +126,10 @@ impl Driver {
                 ..ItemCounts::default()
             },
             limit_wait_ms: 0.0,
+            first_start: None,
+            last_end: None,
+            attempts: 0,
+            first_failed: None,
         };
         self.for_each.insert(index, run);
         if total == 0 {
@@ -124,6 +137,29 @@ impl Driver {
         } else {
             self.ready.push(Unit::items(index));
         }
+    }
+
+    /// The list a plain path reads, copied out of the input or a node's output.
+    fn read_list(&self, path: &ListPath) -> Result<Value, String> {
+        let context = self.writer.context();
+        let (mut value, mut shown) = match path.node {
+            None => (context.input(), "input".to_owned()),
+            Some(node) => {
+                let id = self.shared.workflow.nodes()[node].id();
+                match context.settled(node) {
+                    Some(settled) => (&settled.output, format!("nodes.{id}.output")),
+                    None => return Err(format!("reads `nodes.{id}`, but `{id}` has not run yet")),
+                }
+            }
+        };
+        for key in &path.keys {
+            shown.push('.');
+            shown.push_str(key);
+            value = value
+                .get(key)
+                .ok_or_else(|| format!("undefined value (`{shown}` is not there)"))?;
+        }
+        Ok(value.clone())
     }
 
     /// Whether the node's next item may start now; when not, its `items` unit
@@ -217,11 +253,27 @@ impl Driver {
             _ => run.counts.cancelled += 1,
         }
         run.limit_wait_ms += attempts.iter().filter_map(|a| a.limit_wait_ms).sum::<f64>();
+        let (started, finished) = (
+            attempts.first().map(|a| a.started_ms),
+            attempts.last().map(|a| a.finished_ms),
+        );
+        run.first_start = match (run.first_start, started) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        run.last_end = match (run.last_end, finished) {
+            (Some(a), Some(b)) => Some(a.max(b)),
+            (a, b) => a.or(b),
+        };
+        run.attempts += attempts.len() as u32;
+        if status == NodeStatus::Failed && run.first_failed.is_none_or(|first| index < first) {
+            run.first_failed = Some(index);
+        }
         let entry = &mut run.runs[index];
         entry.status = status;
         entry.attempts = attempts.len() as u32;
-        entry.started_ms = attempts.first().map(|a| a.started_ms);
-        entry.finished_ms = attempts.last().map(|a| a.finished_ms);
+        entry.started_ms = started;
+        entry.finished_ms = finished;
         entry.error = error.clone();
         let attempts = entry.attempts;
         shared.emit(|| EventKind::ItemSettled {
@@ -280,9 +332,8 @@ impl Driver {
         let tolerated = node.for_each().map_or(0, |f| f.tolerated(counts.total));
         let (status, error) = if counts.failed > tolerated {
             let first = run
-                .runs
-                .iter()
-                .find(|r| r.status == NodeStatus::Failed)
+                .first_failed
+                .and_then(|i| run.runs.get(i))
                 .map(|r| format!("; item {}: {}", r.index, r.error.as_deref().unwrap_or("failed")))
                 .unwrap_or_default();
             let message = format!(
@@ -296,13 +347,13 @@ impl Driver {
             (NodeStatus::Succeeded, None)
         };
         let entry = &mut self.entries[node_index].1;
-        entry.started_ms = run.runs.iter().filter_map(|r| r.started_ms).reduce(f64::min);
-        entry.finished_ms = run.runs.iter().filter_map(|r| r.finished_ms).reduce(f64::max);
+        entry.started_ms = run.first_start;
+        entry.finished_ms = run.last_end;
         if entry.finished_ms.is_none() {
             entry.finished_ms = Some(shared.now_ms());
             entry.started_ms = entry.started_ms.or(entry.finished_ms);
         }
-        entry.attempts = run.runs.iter().map(|r| r.attempts).sum();
+        entry.attempts = run.attempts;
         if node.limit().is_some() {
             entry.limit_wait_ms = Some(run.limit_wait_ms);
         }

@@ -332,3 +332,34 @@ async fn every_item_has_its_start_and_settle_events() {
         ]
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_plain_path_reads_the_list_from_json_and_names_what_is_missing() {
+    // `{{ input.x.y }}` and `{{ nodes.a.output.z }}` are read straight from the JSON.
+    let body = "nodes:
+  - { id: a, kind: transform, config: { output: { z: [1, 2, 3] } } }
+  - { id: from_node, kind: transform, for_each: \"{{ nodes.a.output.z }}\", config: { output: \"{{ item * 10 }}\" } }
+  - { id: from_input, kind: transform, for_each: \"{{ input.x.y }}\", config: { output: \"{{ index }}\" } }
+  - { id: missing, kind: transform, for_each: \"{{ input.x.nope }}\", config: { output: 1 } }
+  - { id: filtered, kind: transform, for_each: \"{{ input.x.y | reverse | list }}\", config: { output: \"{{ item }}\" } }
+edges:
+  - { from: a, to: from_node }
+";
+    let input = json!({ "x": { "y": ["p", "q"] } });
+    let (report, _) = run_with(
+        body,
+        RunOptions::new()
+            .input(input)
+            .strategy(strategy(StrategyKind::AllSettled)),
+    )
+    .await;
+    assert_eq!(node(&report, "from_node").output, json!([10, 20, 30]));
+    assert_eq!(node(&report, "from_input").output, json!([0, 1]));
+    assert_eq!(node(&report, "filtered").output, json!(["q", "p"]));
+    let missing = node(&report, "missing");
+    assert_eq!(missing.status, NodeStatus::Failed);
+    assert_eq!(
+        missing.error.as_deref(),
+        Some("for_each: undefined value (`input.x.nope` is not there)")
+    );
+}
