@@ -7,8 +7,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
-use flow_benches::{quick, runtime};
-use flow_engine::{Engine, Limits, RunOptions, RunStatus};
+use flow_benches::{quick, runtime, time_runs_with};
+use flow_engine::{Engine, Limits};
 use serde_json::{Value, json};
 
 fn for_each(c: &mut Criterion) {
@@ -33,27 +33,7 @@ fn for_each(c: &mut Criterion) {
         group.throughput(Throughput::Elements(n as u64));
         let input = json!({ "items": (0..n).collect::<Vec<_>>() });
         group.bench_with_input(BenchmarkId::new("flow_transform", n), &n, |b, _| {
-            b.iter_custom(|iters| {
-                let (engine, workflow, input) = (engine.clone(), workflow.clone(), input.clone());
-                rt.block_on(async move {
-                    let task = tokio::spawn(async move {
-                        let mut total = Duration::ZERO;
-                        for _ in 0..iters {
-                            let options = RunOptions::new().input(input.clone());
-                            let start = Instant::now();
-                            let report = engine.run(&workflow, options).await;
-                            total += start.elapsed();
-                            match report {
-                                Ok(r) if r.status == RunStatus::Succeeded => drop(r),
-                                Ok(r) => panic!("bench run {}", r.status),
-                                Err(e) => panic!("{e}"),
-                            }
-                        }
-                        total
-                    });
-                    task.await.unwrap_or_default()
-                })
-            })
+            b.iter_custom(|iters| time_runs_with(&rt, &engine, &workflow, Some(&input), iters))
         });
         let items: Arc<[Value]> = (0..n).map(Value::from).collect();
         group.bench_with_input(BenchmarkId::new("tokio", n), &n, |b, _| {
@@ -112,27 +92,7 @@ fn http(c: &mut Criterion, rt: &tokio::runtime::Runtime, engine: &Engine) {
     group.measurement_time(Duration::from_secs(if quick() { 4 } else { 10 }));
     group.throughput(Throughput::Elements(ITEMS as u64));
     group.bench_with_input(BenchmarkId::new("flow", ITEMS), &ITEMS, |b, _| {
-        b.iter_custom(|iters| {
-            let (engine, workflow, input) = (engine.clone(), workflow.clone(), input.clone());
-            rt.block_on(async move {
-                let task = tokio::spawn(async move {
-                    let mut total = Duration::ZERO;
-                    for _ in 0..iters {
-                        let options = RunOptions::new().input(input.clone());
-                        let start = Instant::now();
-                        let report = engine.run(&workflow, options).await;
-                        total += start.elapsed();
-                        match report {
-                            Ok(r) if r.status == RunStatus::Succeeded => drop(r),
-                            Ok(r) => panic!("bench run {}", r.status),
-                            Err(e) => panic!("{e}"),
-                        }
-                    }
-                    total
-                });
-                task.await.unwrap_or_default()
-            })
-        })
+        b.iter_custom(|iters| time_runs_with(rt, engine, &workflow, Some(&input), iters))
     });
     let client = reqwest::Client::new();
     group.bench_with_input(BenchmarkId::new("tokio_reqwest", ITEMS), &ITEMS, |b, _| {

@@ -110,14 +110,30 @@ pub fn compile(engine: &Engine, spec: WorkflowSpec) -> Arc<Workflow> {
 /// Runs `workflow` `iters` times from inside a task on `rt` (never on the thread
 /// that calls `block_on`) and returns the total wall time of the runs.
 pub fn time_runs(rt: &tokio::runtime::Runtime, engine: &Engine, workflow: &Arc<Workflow>, iters: u64) -> Duration {
+    time_runs_with(rt, engine, workflow, None, iters)
+}
+
+/// As [`time_runs`], each run with `input` (cloned before its clock starts).
+pub fn time_runs_with(
+    rt: &tokio::runtime::Runtime,
+    engine: &Engine,
+    workflow: &Arc<Workflow>,
+    input: Option<&Value>,
+    iters: u64,
+) -> Duration {
     let engine = engine.clone();
     let workflow = workflow.clone();
+    let input = input.cloned();
     rt.block_on(async move {
         let task = tokio::spawn(async move {
             let mut total = Duration::ZERO;
             for _ in 0..iters {
+                let options = match &input {
+                    Some(input) => RunOptions::new().input(input.clone()),
+                    None => RunOptions::new(),
+                };
                 let start = Instant::now();
-                let report = engine.run(&workflow, RunOptions::new()).await;
+                let report = engine.run(&workflow, options).await;
                 total += start.elapsed();
                 match report {
                     Ok(r) if r.status == RunStatus::Succeeded => drop(r),
