@@ -112,6 +112,8 @@ struct Tally {
     /// Items of `for_each` nodes in flight, by node.
     items_running: BTreeMap<Arc<str>, usize>,
     failed_items: usize,
+    /// `for_each` nodes: how many items each listed, and how many failed.
+    lists: HashMap<Arc<str>, (usize, usize)>,
 }
 
 impl Tally {
@@ -132,7 +134,10 @@ impl Tally {
                 self.retrying.insert(node.clone());
             }
             // Each item is a unit of work: the bar counts them with the nodes.
-            EventKind::ItemsListed { items, .. } => self.total += items,
+            EventKind::ItemsListed { node, items } => {
+                self.total += items;
+                self.lists.insert(node.clone(), (*items, 0));
+            }
             EventKind::ItemStarted { node, .. } => *self.items_running.entry(node.clone()).or_default() += 1,
             EventKind::ItemSettled {
                 node, status, attempts, ..
@@ -143,6 +148,9 @@ impl Tally {
                 self.settled += 1;
                 if *status == NodeStatus::Failed {
                     self.failed_items += 1;
+                    if let Some((_, failed)) = self.lists.get_mut(node) {
+                        *failed += 1;
+                    }
                 }
             }
             EventKind::NodeSettled { node, status, .. } => {
@@ -157,6 +165,23 @@ impl Tally {
             }
             _ => {}
         }
+    }
+
+    /// One event as a plain line; a `for_each` node settles with its items
+    /// counted, not its items' attempts added up.
+    fn line(&self, event: &Event) -> String {
+        if let EventKind::NodeSettled {
+            node, status, error, ..
+        } = &event.kind
+            && let Some((items, failed)) = self.lists.get(node)
+        {
+            let mut text = format!("{:<16} {node}: {items} items, {failed} failed", status.as_str());
+            if let Some(error) = error {
+                text.push_str(&format!(": {}", one_line(error)));
+            }
+            return format!("{:>10}  {text}", crate::summary::fmt_ms(event.at_ms));
+        }
+        line(event)
     }
 
     fn item_stopped(&mut self, node: &Arc<str>) {
@@ -247,7 +272,7 @@ pub async fn follow(
                 }
             }
             Display::Lines => {
-                let _ = writeln!(stderr, "{}", line(&event));
+                let _ = writeln!(stderr, "{}", tally.line(&event));
             }
             Display::Quiet => {}
         }

@@ -22,6 +22,11 @@ fn the_example_fans_out_and_merges() {
     assert!(out.stderr.contains("for_each         visit: 5 items"), "{}", out.stderr);
     assert!(out.stderr.contains("started          visit[0]"), "{}", out.stderr);
     assert!(out.stderr.contains("succeeded        visit[4]"), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("succeeded        visit: 5 items, 0 failed"),
+        "{}",
+        out.stderr
+    );
 }
 
 #[test]
