@@ -35,6 +35,85 @@ pub enum Command {
     Explain(ExplainArgs),
     /// The seed's benchmark: N parallel HTTP calls to a local delay server, under every strategy.
     Demo(crate::demo::DemoArgs),
+    /// Look at journaled runs: list them, show one's report.
+    #[command(subcommand)]
+    Runs(RunsCommand),
+    /// Continue an interrupted run from its journal (or, with --retry-failed, a failed one).
+    Resume(ResumeArgs),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RunsCommand {
+    /// Runs in the journal, newest first.
+    List(RunsListArgs),
+    /// One run's report, rebuilt from the journal (finished, running or interrupted).
+    Show(RunsShowArgs),
+}
+
+/// Where runs are journaled.
+#[derive(Debug, Default, Args)]
+pub struct JournalArgs {
+    /// Journal runs to TARGET: a SQLite file (created if missing) or a postgres:// URL.
+    #[arg(long, value_name = "TARGET", env = "FLOW_JOURNAL")]
+    pub journal: Option<String>,
+    /// SQLite only: `full` makes every commit survive a power cut, `normal` only a crash of the process.
+    #[arg(long, value_name = "LEVEL", default_value = "full", value_parser = ["full", "normal"])]
+    pub journal_sync: String,
+}
+
+#[derive(Debug, Args)]
+pub struct RunsListArgs {
+    #[command(flatten)]
+    pub journal: JournalArgs,
+    /// Only this workflow's runs.
+    #[arg(long, value_name = "NAME")]
+    pub workflow: Option<String>,
+    /// Only runs with this status: running, succeeded, failed, cancelled, interrupted.
+    #[arg(long, value_name = "STATUS", value_parser = ["running", "succeeded", "failed", "cancelled", "interrupted"])]
+    pub status: Option<String>,
+    /// At most N runs.
+    #[arg(long, value_name = "N", default_value_t = 20)]
+    pub limit: usize,
+    /// Print a JSON array instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct RunsShowArgs {
+    /// The run's id.
+    pub run_id: String,
+    #[command(flatten)]
+    pub journal: JournalArgs,
+    /// Write the JSON report to PATH; `-` prints only the report to stdout.
+    #[arg(long, value_name = "PATH")]
+    pub report: Option<String>,
+    /// Draw the run as a Gantt chart: a self-contained SVG file at PATH.
+    #[arg(long, value_name = "PATH")]
+    pub timeline: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct ResumeArgs {
+    /// The run's id.
+    pub run_id: String,
+    #[command(flatten)]
+    pub journal: JournalArgs,
+    /// Also continue a failed or cancelled run: its failed, cancelled and upstream_failed nodes (and failed items) run again.
+    #[arg(long)]
+    pub retry_failed: bool,
+    /// Write the JSON report to PATH; `-` prints only the report to stdout.
+    #[arg(long, value_name = "PATH")]
+    pub report: Option<String>,
+    /// Print only the final summary (no progress display).
+    #[arg(short, long)]
+    pub quiet: bool,
+    /// Draw the run as a Gantt chart: a self-contained SVG file at PATH.
+    #[arg(long, value_name = "PATH")]
+    pub timeline: Option<PathBuf>,
+    /// Write every event of the resumed part of the run to PATH, one JSON object per line.
+    #[arg(long, value_name = "PATH")]
+    pub events: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -150,6 +229,8 @@ pub struct RunArgs {
     #[arg(long, value_name = "PATH")]
     pub events: Option<PathBuf>,
     #[command(flatten)]
+    pub journal: JournalArgs,
+    #[command(flatten)]
     pub limits: LimitArgs,
 }
 
@@ -239,6 +320,9 @@ pub async fn dispatch(cli: Cli) -> u8 {
         Command::Graph(args) => crate::graph::command(&args),
         Command::Explain(args) => crate::explain::command(&args),
         Command::Demo(args) => crate::demo::command(&args).await,
+        Command::Runs(RunsCommand::List(args)) => crate::runs::list(args).await,
+        Command::Runs(RunsCommand::Show(args)) => crate::runs::show(args).await,
+        Command::Resume(args) => crate::runs::resume(args).await,
     }
 }
 

@@ -9,6 +9,7 @@ mod explain;
 mod graph;
 mod progress;
 mod run;
+mod runs;
 mod summary;
 mod timeline;
 

@@ -2,15 +2,16 @@
 
 use std::path::{Path, PathBuf};
 
-use flow_engine::{Engine, Report, RunOptions, RunStatus};
+use flow_engine::journal::{Owner, SyncLevel, Writer};
+use flow_engine::{Engine, EventReceiver, Report, RunHandle, RunOptions, RunStatus};
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
-use crate::cli::{EXIT_FAILED, EXIT_OK, EXIT_USAGE, RunArgs, load};
+use crate::cli::{EXIT_FAILED, EXIT_OK, EXIT_USAGE, JournalArgs, RunArgs, load};
 use crate::progress::Display;
 
 /// Where the report goes.
-enum ReportTarget {
+pub enum ReportTarget {
     Stdout,
     File(PathBuf),
 }
@@ -23,7 +24,7 @@ pub async fn run(args: RunArgs) -> u8 {
     };
     let mut options = RunOptions::new();
     match strategy_override(&engine, &args, workflow.strategy()) {
-        Ok(Some(strategy)) => options = options.strategy(strategy),
+        Ok(Some(spec)) => options = options.strategy_spec(spec),
         Ok(None) => {}
         Err(message) => {
             eprintln!("error: {message}");
@@ -39,36 +40,25 @@ pub async fn run(args: RunArgs) -> u8 {
             }
         }
     }
-    let target = match args.report.as_deref() {
-        None => None,
-        Some("-") => Some(ReportTarget::Stdout),
-        Some(path) => {
-            let path = PathBuf::from(path);
-            if let Err(message) = check_folder(&path, "--report") {
-                eprintln!("{message}");
-                return EXIT_USAGE;
-            }
-            Some(ReportTarget::File(path))
-        }
+    let outputs = match Outputs::prepare(
+        args.report.as_deref(),
+        args.timeline.as_ref(),
+        args.events.as_ref(),
+        args.quiet,
+    ) {
+        Ok(outputs) => outputs,
+        Err(code) => return code,
     };
-    if let Some(path) = &args.timeline
-        && let Err(message) = check_folder(path, "--timeline")
-    {
-        eprintln!("{message}");
-        return EXIT_USAGE;
+    // A bad journal is an error before anything runs.
+    let writer = match open_journal(&args.journal).await {
+        Ok(writer) => writer,
+        Err(code) => return code,
+    };
+    if let Some(writer) = &writer {
+        options = options.journal(writer.clone());
     }
-    let event_log = match &args.events {
-        None => None,
-        Some(path) => match std::fs::File::create(path) {
-            Ok(file) => Some((path.clone(), std::io::BufWriter::new(file))),
-            Err(e) => {
-                eprintln!("error: --events: cannot create {}: {e}", path.display());
-                return EXIT_USAGE;
-            }
-        },
-    };
     let display = Display::choose(args.quiet);
-    let events = (display != Display::Quiet || event_log.is_some()).then(|| options.subscribe());
+    let events = (display != Display::Quiet || outputs.event_log.is_some()).then(|| options.subscribe());
 
     let cancel = CancellationToken::new();
     options = options.cancel_token(cancel.clone());
@@ -81,12 +71,151 @@ pub async fn run(args: RunArgs) -> u8 {
             return EXIT_USAGE;
         }
     };
+    if let Some(writer) = &writer {
+        crate::progress::note(&format!(
+            "flow: run {} journaled in {}",
+            handle.run_id(),
+            writer.journal().target()
+        ));
+    }
+    finish(
+        handle,
+        events,
+        display,
+        workflow.nodes().len(),
+        outputs,
+        writer.as_ref(),
+    )
+    .await
+}
+
+/// The files a run writes besides its summary, checked before it starts.
+pub struct Outputs {
+    report: Option<ReportTarget>,
+    timeline: Option<PathBuf>,
+    event_log: Option<(PathBuf, std::io::BufWriter<std::fs::File>)>,
+    quiet: bool,
+}
+
+impl Outputs {
+    /// Checks `--report`, `--timeline` and `--events` (their folders exist; the
+    /// events file is created).
+    pub fn prepare(
+        report: Option<&str>,
+        timeline: Option<&PathBuf>,
+        events: Option<&PathBuf>,
+        quiet: bool,
+    ) -> Result<Outputs, u8> {
+        let report = match report {
+            None => None,
+            Some("-") => Some(ReportTarget::Stdout),
+            Some(path) => {
+                let path = PathBuf::from(path);
+                if let Err(message) = check_folder(&path, "--report") {
+                    eprintln!("{message}");
+                    return Err(EXIT_USAGE);
+                }
+                Some(ReportTarget::File(path))
+            }
+        };
+        if let Some(path) = timeline
+            && let Err(message) = check_folder(path, "--timeline")
+        {
+            eprintln!("{message}");
+            return Err(EXIT_USAGE);
+        }
+        let event_log = match events {
+            None => None,
+            Some(path) => match std::fs::File::create(path) {
+                Ok(file) => Some((path.clone(), std::io::BufWriter::new(file))),
+                Err(e) => {
+                    eprintln!("error: --events: cannot create {}: {e}", path.display());
+                    return Err(EXIT_USAGE);
+                }
+            },
+        };
+        Ok(Outputs {
+            report,
+            timeline: timeline.cloned(),
+            event_log,
+            quiet,
+        })
+    }
+
+    /// Whether `--events` was given.
+    pub fn has_event_log(&self) -> bool {
+        self.event_log.is_some()
+    }
+
+    /// Writes the summary, the timeline and the report of a finished run; the
+    /// exit code (1 when the run did not succeed).
+    pub fn write(&self, report: &Report) -> u8 {
+        let written = self.write_all(report);
+        if written && report.status == RunStatus::Succeeded {
+            EXIT_OK
+        } else {
+            EXIT_FAILED
+        }
+    }
+
+    /// Writes the summary, the timeline and the report; whether all were written.
+    pub fn write_all(&self, report: &Report) -> bool {
+        eprint!("{}", crate::summary::render(report, self.quiet));
+        let mut ok = true;
+        if let Some(path) = &self.timeline
+            && let Err(e) = std::fs::write(path, crate::timeline::render(report))
+        {
+            eprintln!("error: --timeline: cannot write {}: {e}", path.display());
+            ok = false;
+        }
+        if let Some(target) = &self.report
+            && let Err(message) = write_report(report, target)
+        {
+            eprintln!("error: --report: {message}");
+            ok = false;
+        }
+        ok
+    }
+}
+
+/// Opens the journal the flags (or `FLOW_JOURNAL`) name and starts its writer;
+/// `None` without one. A target that cannot be used is exit 2, with why.
+pub async fn open_journal(args: &JournalArgs) -> Result<Option<Writer>, u8> {
+    let Some(target) = args.journal.as_deref().filter(|t| !t.is_empty()) else {
+        return Ok(None);
+    };
+    let sync = args.journal_sync.parse::<SyncLevel>().unwrap_or_default();
+    let journal = match flow_engine::journal::open(target, sync).await {
+        Ok(journal) => journal,
+        Err(e) => {
+            eprintln!("error: --journal: {e}");
+            return Err(EXIT_USAGE);
+        }
+    };
+    match Writer::start(journal, Owner::this_process()) {
+        Ok(writer) => Ok(Some(writer)),
+        Err(e) => {
+            eprintln!("error: --journal: {e}");
+            Err(EXIT_USAGE)
+        }
+    }
+}
+
+/// Follows a started run to its end: progress, summary, report; the exit code.
+pub async fn finish(
+    handle: RunHandle,
+    events: Option<EventReceiver>,
+    display: Display,
+    nodes: usize,
+    mut outputs: Outputs,
+    writer: Option<&Writer>,
+) -> u8 {
     let follower = events.map(|events| {
         tokio::spawn(crate::progress::follow(
             events,
             display,
-            workflow.nodes().len(),
-            event_log,
+            nodes,
+            outputs.event_log.take(),
         ))
     });
     let report = handle.wait().await;
@@ -104,26 +233,15 @@ pub async fn run(args: RunArgs) -> u8 {
             return EXIT_FAILED;
         }
     };
-    eprint!("{}", crate::summary::render(&report, args.quiet));
-    let mut code = if report.status == RunStatus::Succeeded {
-        EXIT_OK
-    } else {
-        EXIT_FAILED
-    };
+    let mut code = outputs.write(&report);
     if let Err(message) = followed {
         eprintln!("error: --events: {message}");
         code = EXIT_FAILED;
     }
-    if let Some(path) = &args.timeline
-        && let Err(e) = std::fs::write(path, crate::timeline::render(&report))
+    if let Some(writer) = writer
+        && let Err(e) = writer.flush().await
     {
-        eprintln!("error: --timeline: cannot write {}: {e}", path.display());
-        code = EXIT_FAILED;
-    }
-    if let Some(target) = target
-        && let Err(message) = write_report(&report, &target)
-    {
-        eprintln!("error: --report: {message}");
+        eprintln!("error: the run's journal is incomplete: {e}");
         code = EXIT_FAILED;
     }
     code
@@ -139,7 +257,7 @@ fn check_folder(path: &Path, flag: &str) -> Result<(), String> {
     }
 }
 
-fn write_report(report: &Report, target: &ReportTarget) -> Result<(), String> {
+pub fn write_report(report: &Report, target: &ReportTarget) -> Result<(), String> {
     let json = serde_json::to_string_pretty(report).map_err(|e| e.to_string())?;
     match target {
         ReportTarget::Stdout => {
@@ -158,7 +276,7 @@ fn strategy_override(
     engine: &Engine,
     args: &RunArgs,
     file: Option<&flow_engine::StrategySpec>,
-) -> Result<Option<std::sync::Arc<dyn flow_engine::Strategy>>, String> {
+) -> Result<Option<flow_engine::StrategySpec>, String> {
     let flags = &args.strategy;
     if !flags.any() {
         return Ok(None);
@@ -169,9 +287,10 @@ fn strategy_override(
         .as_deref()
         .or(file.map(|s| s.kind.as_str()))
         .unwrap_or("parallel");
+    let spec = flags.over(kind, file);
     engine
-        .build_strategy(&flags.over(kind, file))
-        .map(Some)
+        .build_strategy(&spec)
+        .map(|_| Some(spec))
         .map_err(|e| format!("{} (from the command line flags)", e.to_string().replace('\n', "; ")))
 }
 
@@ -188,7 +307,7 @@ fn parse_input(raw: &str) -> Result<Value, String> {
 
 /// First Ctrl-C or SIGTERM cancels the run (running nodes stop, the report is still
 /// written); a second Ctrl-C exits at once.
-async fn cancel_on_signal(cancel: CancellationToken) {
+pub async fn cancel_on_signal(cancel: CancellationToken) {
     wait_for_signal().await;
     crate::progress::note("flow: cancelling the run (press Ctrl-C again to exit at once)");
     cancel.cancel();

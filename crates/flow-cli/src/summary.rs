@@ -2,6 +2,18 @@
 
 use flow_engine::{NodeStatus, Report};
 
+/// Every status a report's node can have, settled ones first (an unfinished run
+/// rebuilt from a journal also has `pending` and `running` nodes).
+const STATUSES: [NodeStatus; 7] = [
+    NodeStatus::Succeeded,
+    NodeStatus::Failed,
+    NodeStatus::Skipped,
+    NodeStatus::UpstreamFailed,
+    NodeStatus::Cancelled,
+    NodeStatus::Running,
+    NodeStatus::Pending,
+];
+
 pub fn fmt_ms(ms: f64) -> String {
     if ms >= 10_000.0 {
         format!("{:.1} s", ms / 1000.0)
@@ -29,10 +41,10 @@ pub fn render(report: &Report, quiet: bool) -> String {
             "node", "status", "attempts", "duration", "error"
         ));
     }
-    let mut counts = [0usize; 5];
+    let mut counts = [0usize; STATUSES.len()];
     let mut hidden = 0;
     for (id, node) in report.nodes.iter() {
-        let slot = NodeStatus::ALL.iter().position(|s| *s == node.status).unwrap_or(0);
+        let slot = STATUSES.iter().position(|s| *s == node.status).unwrap_or(0);
         counts[slot] += 1;
         let interesting = matches!(node.status, NodeStatus::Failed | NodeStatus::UpstreamFailed);
         if show_all || (!quiet && interesting) {
@@ -57,7 +69,7 @@ pub fn render(report: &Report, quiet: bool) -> String {
     if hidden > 0 && !quiet {
         out.push_str(&format!("({hidden} more nodes not shown; use --report for all)\n"));
     }
-    let tally: Vec<String> = NodeStatus::ALL
+    let tally: Vec<String> = STATUSES
         .iter()
         .zip(counts)
         .filter(|(_, n)| *n > 0)

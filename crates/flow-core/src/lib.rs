@@ -48,6 +48,7 @@ mod error;
 mod load;
 mod node;
 mod plan;
+mod record;
 mod report;
 mod run;
 mod spec;
@@ -59,6 +60,7 @@ pub use error::{Error, Problem, Result, did_you_mean, join_path, panic_message};
 pub use load::{Format, Limits, parse_str, read_file};
 pub use node::{ConfigProblem, NodeCall, NodeError, NodeKind, Registry, StrategyCheck};
 pub use plan::{AttemptTime, Bounds, Estimate, Limit, Pace, Plan};
+pub use record::{InFlight, Record, Recovered, UnitKey, document_hash, document_of};
 pub use report::{AttemptReport, ItemCounts, ItemRun, NodeReport, NodeReports, NodeStatus, Report, RunStatus};
 pub use run::{Phase, RunState, Transition};
 pub use spec::{

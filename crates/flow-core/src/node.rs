@@ -61,6 +61,8 @@ pub struct NodeCall {
     pub context: Context,
     /// For an item of a `for_each` node, its 0-based position in the list.
     pub item: Option<usize>,
+    /// The run's id (a UUIDv7), empty outside a run.
+    pub run_id: Arc<str>,
 }
 
 impl NodeCall {
@@ -72,6 +74,18 @@ impl NodeCall {
             attempt: 1,
             context,
             item: None,
+            run_id: Arc::from(""),
+        }
+    }
+
+    /// The key that names this node's side effect across retries and resumes:
+    /// `<run_id>:<node_id>`, with `:<item index>` for an item of a `for_each`
+    /// node. The same for every attempt, and again when a journaled run resumes,
+    /// so a receiver that remembers keys applies the effect once.
+    pub fn idempotency_key(&self) -> String {
+        match self.item {
+            None => format!("{}:{}", self.run_id, self.node_id),
+            Some(index) => format!("{}:{}:{index}", self.run_id, self.node_id),
         }
     }
 }
@@ -83,6 +97,7 @@ impl fmt::Debug for NodeCall {
             .field("config", &self.config)
             .field("attempt", &self.attempt)
             .field("item", &self.item)
+            .field("run_id", &self.run_id)
             .finish_non_exhaustive()
     }
 }

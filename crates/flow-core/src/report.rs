@@ -15,6 +15,12 @@ pub enum RunStatus {
     Failed,
     /// The run was cancelled from outside (API, Ctrl-C).
     Cancelled,
+    /// Not finished: its process is still at it (only in a report rebuilt from a
+    /// journal).
+    Running,
+    /// Not finished, and its process is gone (killed, crashed): `flow resume`
+    /// continues it (only in a report rebuilt from a journal).
+    Interrupted,
 }
 
 impl RunStatus {
@@ -24,6 +30,8 @@ impl RunStatus {
             RunStatus::Succeeded => "succeeded",
             RunStatus::Failed => "failed",
             RunStatus::Cancelled => "cancelled",
+            RunStatus::Running => "running",
+            RunStatus::Interrupted => "interrupted",
         }
     }
 }
@@ -43,10 +51,14 @@ pub enum NodeStatus {
     UpstreamFailed,
     /// Stopped or never started because the run was cancelled.
     Cancelled,
+    /// Not settled yet, and not started (only in a report of an unfinished run).
+    Pending,
+    /// Started and not settled yet (only in a report of an unfinished run).
+    Running,
 }
 
 impl NodeStatus {
-    /// Every status, in documentation order.
+    /// Every status a settled node can have, in documentation order.
     pub const ALL: [NodeStatus; 5] = [
         NodeStatus::Succeeded,
         NodeStatus::Failed,
@@ -63,6 +75,8 @@ impl NodeStatus {
             NodeStatus::Skipped => "skipped",
             NodeStatus::UpstreamFailed => "upstream_failed",
             NodeStatus::Cancelled => "cancelled",
+            NodeStatus::Pending => "pending",
+            NodeStatus::Running => "running",
         }
     }
 }

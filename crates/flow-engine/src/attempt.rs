@@ -8,7 +8,7 @@ use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::time::Duration;
 
-use flow_core::{AttemptReport, NodeCall, NodeError};
+use flow_core::{AttemptReport, InFlight, NodeCall, NodeError, Record};
 use futures::FutureExt;
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
@@ -58,6 +58,8 @@ pub(crate) struct Attempts {
     pub(crate) node: usize,
     pub(crate) item: Option<usize>,
     pub(crate) call: Option<NodeCall>,
+    /// For a unit a resumed run takes over mid-flight: its attempts so far.
+    pub(crate) resumed: Option<InFlight>,
     pub(crate) limit: Option<Limit>,
     pub(crate) shared: Arc<Shared>,
 }
@@ -89,8 +91,10 @@ impl Attempts {
         let policy = *node.retry();
         let timeout = node.timeout();
         let kind = node.kind();
-        let mut attempts = Vec::with_capacity(1);
-        let mut attempt = 1;
+        let (mut attempts, mut attempt) = match self.resumed.take() {
+            None => (Vec::with_capacity(1), 1),
+            Some(flight) => (flight.attempts, flight.attempt + 1),
+        };
         loop {
             // The limit is taken before each attempt, and held while it runs.
             let (held, waited): (Held, Option<f64>) = match &self.limit {
@@ -113,6 +117,20 @@ impl Attempts {
                 }
             };
             let started = shared.now_ms();
+            if let Some(journal) = &shared.journal {
+                // Durable before the side effect begins: a run resumed after a
+                // crash knows this attempt may have happened.
+                let record = Record::NodeStarted {
+                    node: node.id().to_owned(),
+                    item: self.item,
+                    attempt,
+                    at_ms: started,
+                };
+                if let Err(e) = journal.append_durable(record).await {
+                    let error = NodeError::permanent(format!("not started: {e}"));
+                    return self.finished(Err(error), attempts);
+                }
+            }
             shared.emit(|| match self.item {
                 None => EventKind::NodeStarted {
                     node: node.id_arc().clone(),
@@ -183,6 +201,20 @@ impl Attempts {
                     let mut wait = policy.delay(attempt, unit);
                     if let Some(asked) = e.retry_after() {
                         wait = wait.max(asked.min(policy.max_backoff));
+                    }
+                    if let Some(journal) = &shared.journal {
+                        journal.append(Record::AttemptFailed {
+                            node: node.id().to_owned(),
+                            item: self.item,
+                            attempt,
+                            detail: attempts.last().cloned().unwrap_or(AttemptReport {
+                                started_ms: started,
+                                finished_ms: finished,
+                                error: error.clone(),
+                                limit_wait_ms: waited,
+                            }),
+                            retry_in_ms: ms(wait),
+                        });
                     }
                     shared.emit(|| EventKind::AttemptFailed {
                         node: node.id_arc().clone(),

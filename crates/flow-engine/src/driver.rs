@@ -16,9 +16,10 @@ use std::task::{Context as TaskContext, Poll};
 use std::time::{Duration, Instant};
 
 use flow_core::{
-    Context, ContextWriter, NodeCall, NodeReport, NodeReports, NodeStatus, Phase, Report, RunState, RunStatus, Settled,
-    Transition, Workflow,
+    Context, ContextWriter, InFlight, ItemRun, NodeCall, NodeReport, NodeReports, NodeStatus, Phase, Record, Report,
+    RunState, RunStatus, Settled, Transition, Workflow,
 };
+use flow_journal::RunLog;
 use flow_strategy::Strategy;
 use serde_json::Value;
 use tokio::task::JoinSet;
@@ -28,6 +29,7 @@ use tracing::Instrument;
 use crate::attempt::{Attempts, Finished, Limit, sleep_until};
 
 mod for_each;
+mod resume;
 use crate::event::{Event, EventKind, EventSender};
 use crate::limit::SharedLimit;
 use crate::redact::Redactor;
@@ -130,6 +132,23 @@ pub(crate) struct Driver {
     for_each: HashMap<usize, ForEachRun, BuildHasherDefault<NodeIndexHasher>>,
     /// Most items one `for_each` may give.
     max_items: usize,
+    /// What a resumed run takes from its journal instead of running again.
+    restore: Option<Box<Restore>>,
+    /// Whether the run's cancellation is in the journal.
+    cancel_recorded: bool,
+    /// Set while a restored result is being settled: it is not journaled again.
+    replaying: bool,
+}
+
+/// A resumed run's results from the journal, by node index.
+#[derive(Default)]
+pub(crate) struct Restore {
+    /// Nodes that ran and settled.
+    pub nodes: HashMap<usize, NodeReport>,
+    /// Items that settled, by node, then index.
+    pub items: HashMap<usize, HashMap<usize, (ItemRun, Value)>>,
+    /// Units cut short: they run again with their next attempt.
+    pub in_flight: HashMap<(usize, Option<usize>), InFlight>,
 }
 
 /// What the driver and every node task of one run share: one `Arc` clone per node.
@@ -137,7 +156,7 @@ pub(crate) struct Shared {
     pub(crate) workflow: Arc<Workflow>,
     t0: Instant,
     events: Option<EventSender>,
-    run_id: Arc<str>,
+    pub(crate) run_id: Arc<str>,
     /// The run's own token, a child of the caller's: fail-fast cancels it alone.
     pub(crate) cancel: CancellationToken,
     pub(crate) redactor: Redactor,
@@ -145,6 +164,10 @@ pub(crate) struct Shared {
     pub(crate) span: tracing::Span,
     /// Each node's shared limit (`None` when no node of the workflow takes one).
     limits: Option<Box<[Option<Arc<SharedLimit>>]>>,
+    /// The run's journal, when it is durable.
+    pub(crate) journal: Option<RunLog>,
+    /// How long the run had gone on before this process took it (a resumed run).
+    offset: Duration,
 }
 
 impl Shared {
@@ -178,6 +201,9 @@ pub(crate) struct DriverParts {
     pub run_id: Arc<str>,
     pub limits: Option<Box<[Option<Arc<SharedLimit>>]>>,
     pub max_items: usize,
+    pub journal: Option<RunLog>,
+    pub restore: Option<Box<Restore>>,
+    pub offset: Duration,
 }
 
 pub(crate) fn ms(d: Duration) -> f64 {
@@ -196,6 +222,9 @@ impl Driver {
             run_id,
             limits,
             max_items,
+            journal,
+            restore,
+            offset,
         } = parts;
         let cap = strategy.max_concurrency().map_or(usize::MAX, |n| n.get());
         let ready = if cap == usize::MAX {
@@ -229,12 +258,17 @@ impl Driver {
                 redactor,
                 span,
                 limits,
+                journal,
+                offset,
             }),
             user_token: cancel,
             admit_at: None,
             transitions: Vec::new(),
             for_each: HashMap::default(),
             max_items,
+            restore,
+            replaying: false,
+            cancel_recorded: false,
             strategy,
         }
     }
@@ -255,7 +289,7 @@ impl Driver {
 
     async fn drive(mut self) -> Report {
         if let Some(shared) = Arc::get_mut(&mut self.shared) {
-            shared.t0 = Instant::now();
+            shared.t0 = Instant::now().checked_sub(shared.offset).unwrap_or_else(Instant::now);
         }
         self.shared.emit(|| EventKind::RunStarted {
             workflow: self.workflow().name().to_owned(),
@@ -269,6 +303,15 @@ impl Driver {
         loop {
             if self.user_token.is_cancelled() && !self.cancelling {
                 self.cancel();
+            }
+            if self.cancelling
+                && self.user_token.is_cancelled()
+                && let Some(journal) = self.shared.journal.as_ref().filter(|_| !self.cancel_recorded)
+            {
+                journal.append(Record::RunCancelled {
+                    at_ms: self.shared.now_ms(),
+                });
+                self.cancel_recorded = true;
             }
             self.fill();
             if self.in_flight == 0 && (self.ready.is_empty() || self.cancelling) {
@@ -289,7 +332,20 @@ impl Driver {
                 _ = sleep_until(admit_at), if admit_at.is_some() => self.admit_at = None,
             }
         }
-        self.finish()
+        let journal = self.shared.journal.clone();
+        let report = self.finish();
+        if let Some(journal) = journal {
+            let record = Record::RunFinished {
+                status: report.status,
+                duration_ms: report.duration_ms,
+                report: Box::new(report.clone()),
+            };
+            // A failed write stays with the writer: its next flush reports it.
+            if let Err(e) = journal.append_durable(record).await {
+                tracing::error!(error = %e, "the run's end could not be journaled");
+            }
+        }
+        report
     }
 
     fn make_ready(&mut self, node: usize) {
@@ -310,6 +366,11 @@ impl Driver {
                 if !self.item_ready(node) {
                     continue;
                 }
+                if self.restore.is_some() && self.replay_item(node) {
+                    continue;
+                }
+            } else if self.restore.is_some() && self.replay(node) {
+                continue;
             } else if self.is_for_each(node) {
                 // Rendering the list starts nothing: no admission is spent on it.
                 self.begin_for_each(node);
@@ -348,14 +409,14 @@ impl Driver {
                 return;
             }
         };
+        let mut call = NodeCall::new(self.shared.node_id(index), config, self.context().clone());
+        call.run_id = self.shared.run_id.clone();
+        let resumed = self.in_flight(index, None);
         self.launch(Attempts {
             node: index,
             item: None,
-            call: Some(NodeCall::new(
-                self.shared.node_id(index),
-                config,
-                self.context().clone(),
-            )),
+            call: Some(call),
+            resumed,
             limit,
             shared: self.shared.clone(),
         });
@@ -476,6 +537,17 @@ impl Driver {
     }
 
     fn settle(&mut self, index: usize, status: NodeStatus, passes: bool, output: Value, error: Option<String>) {
+        if let Some(journal) = self.shared.journal.as_ref().filter(|_| !self.replaying) {
+            // Queued before any downstream start, which waits for it to be durable.
+            let mut report = self.entries[index].1.clone();
+            report.status = status;
+            report.output = self.shared.redactor.redact_value(output.clone());
+            report.error = error.clone();
+            journal.append(Record::NodeSettled {
+                node: self.shared.node_id(index).to_string(),
+                report,
+            });
+        }
         self.record(index, status, output, error);
         if status == NodeStatus::Failed && !passes {
             self.failed = true;

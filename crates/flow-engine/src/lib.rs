@@ -31,6 +31,7 @@
 
 mod attempt;
 mod driver;
+mod durable;
 mod event;
 pub mod kind;
 mod limit;
@@ -52,6 +53,9 @@ pub use flow_core::{
 pub use flow_strategy::{self as strategy, OptionProblem, Options, Strategy, StrategyFactory, StrategyRegistry};
 
 use driver::{Driver, DriverParts};
+use durable::Durable;
+pub use durable::{ResumeOptions, Resumed};
+pub use flow_journal as journal;
 use limit::Limiters;
 
 /// A `Result` whose error is this crate's [`Error`].
@@ -71,6 +75,12 @@ pub enum Error {
     /// The run's driver task ended abnormally (a bug: please report it).
     #[error("the run ended abnormally: {0}")]
     Aborted(String),
+    /// The journal could not be written or read.
+    #[error(transparent)]
+    Journal(#[from] flow_journal::Error),
+    /// A run cannot be resumed: not found, finished, or held by a live process.
+    #[error("{0}")]
+    Resume(String),
 }
 
 /// Builds an [`Engine`].
@@ -228,6 +238,8 @@ pub struct RunOptions {
     strategy: Option<Arc<dyn Strategy>>,
     cancel: Option<CancellationToken>,
     events: Option<EventSender>,
+    strategy_spec: Option<StrategySpec>,
+    journal: Option<flow_journal::Writer>,
 }
 
 impl RunOptions {
@@ -245,6 +257,22 @@ impl RunOptions {
     /// Runs with this strategy instead of the workflow's.
     pub fn strategy(mut self, strategy: Arc<dyn Strategy>) -> Self {
         self.strategy = Some(strategy);
+        self
+    }
+
+    /// Runs with the strategy `spec` describes instead of the workflow's (built
+    /// with this engine's strategy kinds, and journaled as the run's strategy, so
+    /// a resumed run uses it too).
+    pub fn strategy_spec(mut self, spec: StrategySpec) -> Self {
+        self.strategy_spec = Some(spec);
+        self
+    }
+
+    /// Makes the run durable: its records go to `writer`'s journal, each
+    /// attempt's start durable before the node's side effect, each result
+    /// before anything downstream starts. See `docs/durability.md`.
+    pub fn journal(mut self, writer: flow_journal::Writer) -> Self {
+        self.journal = Some(writer);
         self
     }
 
@@ -273,7 +301,7 @@ impl RunOptions {
 pub struct RunHandle {
     run_id: Arc<str>,
     cancel: CancellationToken,
-    task: tokio::task::JoinHandle<Report>,
+    task: tokio::task::JoinHandle<Result<Report>>,
 }
 
 impl RunHandle {
@@ -294,7 +322,7 @@ impl RunHandle {
 
     /// Waits for the report.
     pub async fn wait(self) -> Result<Report> {
-        self.task.await.map_err(|e| Error::Aborted(e.to_string()))
+        self.task.await.map_err(|e| Error::Aborted(e.to_string()))?
     }
 }
 
@@ -385,44 +413,89 @@ impl Engine {
         }
     }
 
-    fn driver(&self, workflow: &Arc<Workflow>, options: RunOptions) -> Result<(Driver, CancellationToken, Arc<str>)> {
-        let strategy = self.strategy_for(workflow, &options)?;
+    /// The run's driver, with its journal and, for a resumed run, what it
+    /// restores.
+    fn driver(
+        &self,
+        workflow: &Arc<Workflow>,
+        options: RunOptions,
+        durable: Durable,
+    ) -> Result<(Driver, CancellationToken)> {
+        let strategy = match &options.strategy_spec {
+            Some(spec) => self.build_strategy(spec)?,
+            None => self.strategy_for(workflow, &options)?,
+        };
         let cancel = options.cancel.unwrap_or_default();
-        let run_id: Arc<str> = Arc::from(uuid::Uuid::now_v7().to_string());
-        let secrets: BTreeMap<String, String> = workflow
-            .secrets()
-            .iter()
-            .filter_map(|name| std::env::var(name).ok().map(|v| (name.clone(), v)))
-            .collect();
         let driver = Driver::new(DriverParts {
             workflow: workflow.clone(),
             strategy,
             input: options.input.unwrap_or_else(|| workflow.input().clone()),
-            secrets,
+            secrets: secrets(workflow),
             cancel: cancel.clone(),
             events: options.events,
-            run_id: run_id.clone(),
+            run_id: durable.run_id,
             limits: self.inner.limiters.for_run(workflow),
             max_items: self.inner.limits.max_items,
+            journal: durable.log,
+            restore: durable.restore,
+            offset: durable.offset,
         });
-        Ok((driver, cancel, run_id))
+        Ok((driver, cancel))
     }
 
     /// Runs `workflow` to the end in the calling task and returns its report.
-    pub async fn run(&self, workflow: &Arc<Workflow>, options: RunOptions) -> Result<Report> {
-        let (driver, _, _) = self.driver(workflow, options)?;
+    ///
+    /// With a journal ([`RunOptions::journal`]), the run is recorded first; an
+    /// error doing so is [`Error::Journal`] and nothing runs.
+    pub async fn run(&self, workflow: &Arc<Workflow>, mut options: RunOptions) -> Result<Report> {
+        let run_id = new_run_id();
+        let durable = self.begin(workflow, &mut options, run_id).await?;
+        let (driver, _) = self.driver(workflow, options, durable)?;
         Ok(driver.run().await)
     }
 
     /// Starts `workflow` on its own task; the handle cancels it or waits for the report.
-    pub fn start(&self, workflow: &Arc<Workflow>, options: RunOptions) -> Result<RunHandle> {
-        let (driver, cancel, run_id) = self.driver(workflow, options)?;
-        Ok(RunHandle {
-            run_id,
-            cancel,
-            task: tokio::spawn(driver.run()),
-        })
+    /// A journaled run is recorded on that task; [`RunHandle::wait`] reports a
+    /// journal error.
+    pub fn start(&self, workflow: &Arc<Workflow>, mut options: RunOptions) -> Result<RunHandle> {
+        let run_id = new_run_id();
+        if options.journal.is_none() {
+            let (driver, cancel) = self.driver(workflow, options, Durable::none(run_id.clone()))?;
+            let run = driver.run();
+            return Ok(RunHandle {
+                run_id,
+                cancel,
+                task: tokio::spawn(async move { Ok(run.await) }),
+            });
+        }
+        // Checked now, so a bad strategy is an error here, not at `wait`.
+        match &options.strategy_spec {
+            Some(spec) => self.build_strategy(spec)?,
+            None => self.strategy_for(workflow, &options)?,
+        };
+        let cancel = options.cancel.get_or_insert_with(CancellationToken::new).clone();
+        let (engine, workflow, id) = (self.clone(), workflow.clone(), run_id.clone());
+        let task = tokio::spawn(async move {
+            let durable = engine.begin(&workflow, &mut options, id).await?;
+            let (driver, _) = engine.driver(&workflow, options, durable)?;
+            Ok(driver.run().await)
+        });
+        Ok(RunHandle { run_id, cancel, task })
     }
+}
+
+fn new_run_id() -> Arc<str> {
+    Arc::from(uuid::Uuid::now_v7().to_string())
+}
+
+/// The secrets `workflow` declares, read from the environment now (they are
+/// never journaled: a resumed run reads them again).
+fn secrets(workflow: &Workflow) -> BTreeMap<String, String> {
+    workflow
+        .secrets()
+        .iter()
+        .filter_map(|name| std::env::var(name).ok().map(|v| (name.clone(), v)))
+        .collect()
 }
 
 /// How `strategy` paces starts, for [`flow_core::Plan::bounds`].

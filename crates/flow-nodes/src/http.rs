@@ -10,12 +10,13 @@ use reqwest::{Client, Method, Response, StatusCode, redirect};
 use serde::Serialize;
 use serde_json::{Map, Value};
 
-use crate::Notify;
 use crate::config::{ConfigReader, ReadMode, config_error, field};
 use crate::message::{error_chain, short};
 use crate::net::{
-    QUOTED_BODY_BYTES, body_start, header_name, header_value, parse_url, request_headers, transport_error,
+    QUOTED_BODY_BYTES, add_idempotency_key, body_start, header_name, header_value, parse_url, request_headers,
+    transport_error,
 };
+use crate::{Notify, call_key};
 
 /// Redirects followed at most, when `follow_redirects` is on.
 pub const MAX_REDIRECTS: usize = 10;
@@ -35,6 +36,7 @@ const FIELDS: &[&str] = &[
     "follow_redirects",
     "response",
     "max_body_bytes",
+    "idempotency_key",
 ];
 const METHODS: &[&str] = &["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"];
 
@@ -62,6 +64,8 @@ pub struct HttpConfig {
     pub response: ResponseMode,
     /// `max_body_bytes`: a longer response body is an error.
     pub max_body_bytes: u64,
+    /// `idempotency_key`: which `Idempotency-Key` header the request carries.
+    pub idempotency_key: IdempotencyKey,
 }
 
 impl HttpConfig {
@@ -78,6 +82,7 @@ impl HttpConfig {
             follow_redirects: true,
             response: ResponseMode::Auto,
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
+            idempotency_key: IdempotencyKey::Default,
         }
     }
 
@@ -155,6 +160,47 @@ impl fmt::Display for StatusPattern {
             StatusPattern::Class(class) => write!(f, "{class}xx"),
         }
     }
+}
+
+/// The `Idempotency-Key` header of an `http` request (`idempotency_key`).
+///
+/// The key of an attempt is [`NodeCall::idempotency_key`]: `<run_id>:<node_id>`
+/// (with `:<item index>` for an item of a `for_each` node), the same on every
+/// attempt and when a journaled run resumes, so a server that remembers keys
+/// applies the request once. A request run without an engine (or by a call with
+/// an empty `run_id`) has no such key: [`IdempotencyKey::Default`] and
+/// [`IdempotencyKey::Always`] then send none. A header named `Idempotency-Key`
+/// in `headers` (any case) is sent instead, whatever this says.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum IdempotencyKey {
+    /// Absent (or `null`): the attempt's key on `POST`, `PUT`, `PATCH` and
+    /// `DELETE`; none on `GET`, `HEAD` and `OPTIONS`, which repeat safely.
+    #[default]
+    Default,
+    /// `false`: no key.
+    Off,
+    /// `true`: the attempt's key, whatever the method.
+    Always,
+    /// A string (a number is taken as its text): this key, whatever the method.
+    Fixed(String),
+}
+
+impl IdempotencyKey {
+    /// The key a `method` request sends, given the attempt's key (`None` outside
+    /// a run).
+    pub fn key_for<'a>(&'a self, method: &Method, call_key: Option<&'a str>) -> Option<&'a str> {
+        match self {
+            IdempotencyKey::Default if is_unsafe(method) => call_key,
+            IdempotencyKey::Default | IdempotencyKey::Off => None,
+            IdempotencyKey::Always => call_key,
+            IdempotencyKey::Fixed(key) => Some(key),
+        }
+    }
+}
+
+/// The methods that get a key by default: those whose repetition is not harmless.
+fn is_unsafe(method: &Method) -> bool {
+    [Method::POST, Method::PUT, Method::PATCH, Method::DELETE].contains(method)
 }
 
 /// How the response body becomes the output's `body`.
@@ -248,7 +294,42 @@ fn parse(config: &Value, mode: ReadMode) -> Result<HttpConfig, Vec<ConfigProblem
     if let Some(max) = r.integer(field(map, "max_body_bytes"), "max_body_bytes", 1..=u64::MAX) {
         out.max_body_bytes = max;
     }
+    if let Some(key) = field(map, "idempotency_key") {
+        out.idempotency_key = idempotency_key(&mut r, key);
+    }
     r.finish(Some(out))
+}
+
+/// `idempotency_key`: `true`, `false` (also as the strings "true" and "false",
+/// like every boolean field), or a key: a string, or a number taken as its text.
+fn idempotency_key(r: &mut ConfigReader, value: &Value) -> IdempotencyKey {
+    if r.deferred(value) {
+        return IdempotencyKey::Default;
+    }
+    let key = match value {
+        Value::Bool(true) => return IdempotencyKey::Always,
+        Value::Bool(false) => return IdempotencyKey::Off,
+        Value::String(s) if s == "true" => return IdempotencyKey::Always,
+        Value::String(s) if s == "false" => return IdempotencyKey::Off,
+        Value::String(s) => s.clone(),
+        Value::Number(n) => n.to_string(),
+        other => {
+            r.problem(
+                "idempotency_key",
+                format!("must be true, false or a key (a string), not {}", short(other)),
+            );
+            return IdempotencyKey::Default;
+        }
+    };
+    if key.trim().is_empty() {
+        r.problem(
+            "idempotency_key",
+            "must not be empty (false sends no key; leave it out for the default)",
+        );
+    } else if let Err(problem) = header_value(&key) {
+        r.problem("idempotency_key", problem);
+    }
+    IdempotencyKey::Fixed(key)
 }
 
 fn expect_status(r: &mut ConfigReader, list: &Value) -> Vec<StatusPattern> {
@@ -351,7 +432,18 @@ impl Http {
 
     /// Sends the request `config` describes and reads the response: the work of one
     /// attempt, without an engine. Every failure but a bad config is retryable.
+    ///
+    /// Without an engine's call there is no attempt key, so only an
+    /// [`IdempotencyKey::Fixed`] (or an `Idempotency-Key` in `headers`) is sent;
+    /// [`Http::run_with_key`] gives one.
     pub async fn run(&self, config: &HttpConfig) -> Result<HttpResponse, NodeError> {
+        self.run_with_key(config, None).await
+    }
+
+    /// [`Http::run`] for an attempt whose key is `call_key` (what
+    /// [`NodeCall::idempotency_key`] gives in a run): the key that
+    /// [`IdempotencyKey::Default`] and [`IdempotencyKey::Always`] send.
+    pub async fn run_with_key(&self, config: &HttpConfig, call_key: Option<&str>) -> Result<HttpResponse, NodeError> {
         let clients = self
             .clients
             .as_ref()
@@ -361,7 +453,7 @@ impl Http {
         } else {
             &clients.manual
         };
-        let request = build_request(client, config)?;
+        let request = build_request(client, config, call_key)?;
 
         let started = Instant::now();
         let mut response = request.send().await.map_err(|e| transport_error(e, config.timeout))?;
@@ -399,7 +491,7 @@ impl NodeKind for Http {
     async fn run(&self, call: NodeCall) -> Result<Value, NodeError> {
         let config = HttpConfig::from_value(&call.config)?;
         // Neither the URL nor the headers are logged: they may carry secrets.
-        let response = Http::run(self, &config).await;
+        let response = self.run_with_key(&config, call_key(&call).as_deref()).await;
         match &response {
             Ok(r) => {
                 tracing::debug!(node = &*call.node_id, method = %config.method, status = r.status, duration_ms = r.duration_ms, "http request done")
@@ -412,7 +504,11 @@ impl NodeKind for Http {
     }
 }
 
-fn build_request(client: &Client, config: &HttpConfig) -> Result<reqwest::RequestBuilder, NodeError> {
+fn build_request(
+    client: &Client,
+    config: &HttpConfig,
+    call_key: Option<&str>,
+) -> Result<reqwest::RequestBuilder, NodeError> {
     let mut url = parse_url(&config.url).map_err(|problem| NodeError::permanent(format!("config.url: {problem}")))?;
     if !config.query.is_empty() {
         let mut pairs = url.query_pairs_mut();
@@ -421,6 +517,13 @@ fn build_request(client: &Client, config: &HttpConfig) -> Result<reqwest::Reques
         }
     }
     let mut headers = request_headers(&config.headers)?;
+    if let Some(key) = config.idempotency_key.key_for(&config.method, call_key) {
+        let place = match config.idempotency_key {
+            IdempotencyKey::Fixed(_) => "config.idempotency_key",
+            _ => "the idempotency key (run id and node id)",
+        };
+        add_idempotency_key(&mut headers, key, place)?;
+    }
     let mut request = client.request(config.method.clone(), url).timeout(config.timeout);
     match &config.body {
         None => {}
@@ -581,6 +684,7 @@ mod tests {
             "response": "xml",
             "follow_redirects": "yes",
             "max_body_bytes": -1,
+            "idempotency_key": [],
             "bodyy": 1,
         }));
         let paths: Vec<&str> = found.iter().map(|(p, _)| p.as_str()).collect();
@@ -595,6 +699,7 @@ mod tests {
             "follow_redirects",
             "response",
             "max_body_bytes",
+            "idempotency_key",
         ] {
             assert!(paths.contains(&expected), "{expected} missing from {found:?}");
         }
@@ -614,6 +719,55 @@ mod tests {
         );
         assert_eq!(problems(json!({ "url": "ftp://x" }))[0].0, "url");
         assert_eq!(problems(json!("GET /"))[0].0, "");
+    }
+
+    #[test]
+    fn idempotency_key_values() {
+        let read = |key: Value| {
+            HttpConfig::from_value(&json!({ "url": "http://x.test/", "idempotency_key": key }))
+                .map(|c| c.idempotency_key)
+        };
+        assert_eq!(read(Value::Null), Ok(IdempotencyKey::Default));
+        assert_eq!(read(json!(false)), Ok(IdempotencyKey::Off));
+        assert_eq!(read(json!(true)), Ok(IdempotencyKey::Always));
+        assert_eq!(read(json!("false")), Ok(IdempotencyKey::Off));
+        assert_eq!(read(json!("order-7")), Ok(IdempotencyKey::Fixed("order-7".into())));
+        assert_eq!(read(json!(7)), Ok(IdempotencyKey::Fixed("7".into())));
+        for bad in [json!({}), json!([]), json!(""), json!(" "), json!("a\nb")] {
+            let err = read(bad.clone()).unwrap_err();
+            assert!(err.message().starts_with("config.idempotency_key: "), "{bad}: {err}");
+            assert!(!err.is_retryable());
+        }
+        assert_eq!(
+            problems(json!({ "url": "http://x.test/", "idempotency_key": { "a": 1 } })),
+            [(
+                "idempotency_key".to_owned(),
+                "must be true, false or a key (a string), not {\"a\":1}".to_owned()
+            )]
+        );
+        assert!(problems(json!({ "url": "http://x.test/", "idempotency_key": "{{ input.key }}" })).is_empty());
+    }
+
+    #[test]
+    fn idempotency_key_methods() {
+        let call = Some("run:node");
+        let key = |setting: &IdempotencyKey, method: Method| setting.key_for(&method, call).map(str::to_owned);
+        for method in [Method::POST, Method::PUT, Method::PATCH, Method::DELETE] {
+            assert_eq!(key(&IdempotencyKey::Default, method.clone()).as_deref(), call);
+            assert_eq!(key(&IdempotencyKey::Off, method), None);
+        }
+        for method in [Method::GET, Method::HEAD, Method::OPTIONS] {
+            assert_eq!(key(&IdempotencyKey::Default, method.clone()), None);
+            assert_eq!(key(&IdempotencyKey::Always, method.clone()).as_deref(), call);
+            assert_eq!(key(&IdempotencyKey::Fixed("k".into()), method).as_deref(), Some("k"));
+        }
+        // Outside a run there is no call key: only a fixed key is sent.
+        assert_eq!(IdempotencyKey::Default.key_for(&Method::POST, None), None);
+        assert_eq!(IdempotencyKey::Always.key_for(&Method::POST, None), None);
+        assert_eq!(
+            IdempotencyKey::Fixed("k".into()).key_for(&Method::POST, None),
+            Some("k")
+        );
     }
 
     #[test]

@@ -48,7 +48,8 @@ pub use basic::{Delay, Fail, Noop, Transform};
 pub use config::unknown_fields;
 #[cfg(feature = "http")]
 pub use http::{
-    DEFAULT_MAX_BODY_BYTES, DEFAULT_TIMEOUT, Http, HttpConfig, HttpResponse, MAX_REDIRECTS, ResponseMode, StatusPattern,
+    DEFAULT_MAX_BODY_BYTES, DEFAULT_TIMEOUT, Http, HttpConfig, HttpResponse, IdempotencyKey, MAX_REDIRECTS,
+    ResponseMode, StatusPattern,
 };
 pub use notify::{
     Channel, DEFAULT_DELIVERY_TIMEOUT, Delivery, EmailChannel, LogChannel, Notify, NotifyConfig, SmtpTls,
@@ -59,7 +60,7 @@ pub use notify::{
 pub use reqwest::Method;
 pub use validate::{MAX_LISTED_VIOLATIONS, Rule, Validate, ValidateConfig, Violation};
 
-use flow_core::Registry;
+use flow_core::{NodeCall, Registry};
 
 /// A registry holding every built-in kind this build has.
 pub fn registry() -> Registry {
@@ -78,6 +79,13 @@ pub fn register_builtin(registry: &mut Registry) {
         .register("fail", Fail)
         .register("validate", Validate::new());
     http::register(registry);
+}
+
+/// The idempotency key of `call` (`<run_id>:<node_id>[:<item index>]`), if the
+/// call belongs to a run: a call built outside an engine has an empty `run_id`,
+/// so no key that could match another's.
+pub(crate) fn call_key(call: &NodeCall) -> Option<String> {
+    (!call.run_id.is_empty()).then(|| call.idempotency_key())
 }
 
 /// The `http` kind in a build without the `http` feature: still known, so that

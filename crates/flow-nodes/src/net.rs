@@ -44,6 +44,21 @@ pub(crate) fn request_headers(headers: &[(String, String)]) -> Result<HeaderMap,
     Ok(map)
 }
 
+/// The `Idempotency-Key` header.
+const IDEMPOTENCY_KEY: HeaderName = HeaderName::from_static("idempotency-key");
+
+/// Adds `Idempotency-Key: key` to `headers`, unless they have one already (from a
+/// config's `headers`, which wins: never two). A key that is not a valid header
+/// value is a permanent error naming `place`, where the key came from.
+pub(crate) fn add_idempotency_key(headers: &mut HeaderMap, key: &str, place: &str) -> Result<(), NodeError> {
+    if headers.contains_key(IDEMPOTENCY_KEY) {
+        return Ok(());
+    }
+    let value = header_value(key).map_err(|why| NodeError::permanent(format!("{place}: {why}")))?;
+    headers.insert(IDEMPOTENCY_KEY, value);
+    Ok(())
+}
+
 /// The error of a request that got no response (or lost it while reading).
 pub(crate) fn transport_error(err: reqwest::Error, timeout: Duration) -> NodeError {
     // Without the URL: it may hold a secret, and the node's id already says which request.
@@ -121,6 +136,24 @@ mod tests {
             err.message(),
             "config.headers.Authorization: is not a valid header value (control characters?)"
         );
+    }
+
+    #[test]
+    fn an_explicit_idempotency_key_wins() {
+        let mut headers = request_headers(&[("IDEMPOTENCY-key".into(), "mine".into())]).unwrap();
+        add_idempotency_key(&mut headers, "run:node", "here").unwrap();
+        let sent: Vec<_> = headers.get_all("idempotency-key").iter().collect();
+        assert_eq!(sent, ["mine"]);
+
+        let mut headers = HeaderMap::new();
+        add_idempotency_key(&mut headers, "run:node", "here").unwrap();
+        assert_eq!(headers["Idempotency-Key"], "run:node");
+        let err = add_idempotency_key(&mut HeaderMap::new(), "a\nb", "config.idempotency_key").unwrap_err();
+        assert!(
+            err.message()
+                .starts_with("config.idempotency_key: is not a valid header value")
+        );
+        assert!(!err.is_retryable());
     }
 
     #[test]

@@ -8,7 +8,7 @@
 
 use std::sync::Arc;
 
-use flow_core::{AttemptReport, ItemCounts, ItemRun, ListPath, NodeCall, NodeError, NodeStatus};
+use flow_core::{AttemptReport, ItemCounts, ItemRun, ListPath, NodeCall, NodeError, NodeStatus, Record};
 use serde_json::Value;
 
 use super::{Driver, Unit};
@@ -19,7 +19,7 @@ use crate::event::EventKind;
 pub(super) struct ForEachRun {
     items: Arc<Vec<Value>>,
     /// The next item to start.
-    next: usize,
+    pub(super) next: usize,
     running: usize,
     cap: usize,
     /// No item starts any more: the node failed fast.
@@ -173,11 +173,10 @@ impl Driver {
         ready
     }
 
-    /// Starts the node's next item (admitted by the strategy already).
-    pub(super) fn start_item(&mut self, node_index: usize) {
-        let Some(run) = self.for_each.get_mut(&node_index) else {
-            return;
-        };
+    /// Takes the node's next item off its list, as started; returns its index
+    /// and the list.
+    pub(super) fn item_taken(&mut self, node_index: usize) -> Option<(usize, Arc<Vec<Value>>)> {
+        let run = self.for_each.get_mut(&node_index)?;
         let index = run.next;
         run.next += 1;
         run.running += 1;
@@ -188,6 +187,14 @@ impl Driver {
         } else {
             run.queued = false;
         }
+        Some((index, items))
+    }
+
+    /// Starts the node's next item (admitted by the strategy already).
+    pub(super) fn start_item(&mut self, node_index: usize) {
+        let Some((index, items)) = self.item_taken(node_index) else {
+            return;
+        };
         let shared = self.shared.clone();
         let node = &shared.workflow.nodes()[node_index];
         let Some(for_each) = node.for_each() else { return };
@@ -216,10 +223,13 @@ impl Driver {
         };
         let mut call = NodeCall::new(node.id_arc().clone(), config, self.writer.context().clone());
         call.item = Some(index);
+        call.run_id = shared.run_id.clone();
+        let resumed = self.in_flight(node_index, Some(index));
         self.launch(Attempts {
             node: node_index,
             item: Some(index),
             call: Some(call),
+            resumed,
             limit,
             shared: self.shared.clone(),
         });
@@ -275,6 +285,13 @@ impl Driver {
         entry.started_ms = started;
         entry.finished_ms = finished;
         entry.error = error.clone();
+        if let Some(journal) = shared.journal.as_ref().filter(|_| !self.replaying) {
+            journal.append(Record::ItemSettled {
+                node: shared.node_id(node_index).to_string(),
+                item: entry.clone(),
+                output: shared.redactor.redact_value(run.outputs[index].clone()),
+            });
+        }
         let attempts = entry.attempts;
         shared.emit(|| EventKind::ItemSettled {
             node: shared.node_id(node_index),

@@ -11,12 +11,15 @@ use crate::config::{ConfigReader, field};
 use crate::message::type_name;
 
 /// The `webhook` channel: POSTs `{"text": message}` merged with `payload` — the
-/// shape Slack, Mattermost and Discord (`/slack`) incoming webhooks accept.
+/// shape Slack, Mattermost and Discord (`/slack`) incoming webhooks accept. In a
+/// run, each delivery carries an `Idempotency-Key` (see
+/// [`Notify::deliver_with_key`](super::Notify::deliver_with_key)).
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct WebhookChannel {
     /// `payload`: fields added to the JSON body; a `text` here replaces the message.
     pub payload: Map<String, Value>,
-    /// `headers`: extra request headers (an `Authorization`, say).
+    /// `headers`: extra request headers (an `Authorization`, say); an
+    /// `Idempotency-Key` here is sent instead of flow's.
     pub headers: Vec<(String, String)>,
 }
 
@@ -37,7 +40,9 @@ impl WebhookChannel {
     }
 }
 
-/// The `email` channel: SMTP through lettre.
+/// The `email` channel: SMTP through lettre. In a run, each message's
+/// `Message-ID` comes from the delivery's idempotency key (see
+/// [`Notify::deliver_with_key`](super::Notify::deliver_with_key)).
 #[derive(Clone, PartialEq)]
 pub struct EmailChannel {
     /// `smtp_host`: the SMTP server's host name (also the name its TLS certificate must carry).

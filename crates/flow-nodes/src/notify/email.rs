@@ -1,5 +1,5 @@
 //! The `email` channel of `notify` (feature `email`): SMTP through lettre, with
-//! rustls.
+//! rustls; a delivery with an idempotency key gets a `Message-ID` made from it.
 
 use flow_core::NodeError;
 use lettre::message::Mailbox;
@@ -20,6 +20,28 @@ pub(super) fn address_problem(text: &str) -> Option<String> {
     text.parse::<Mailbox>()
         .err()
         .map(|e| format!("is not a valid email address: {e}"))
+}
+
+/// The `Message-ID` of the delivery whose idempotency key is `key`: `<key@flow>`,
+/// with every run of characters that a dot-atom does not allow (`:` among them)
+/// made one `.`, so the same key always gives the same, valid id. `None` when
+/// nothing of the key is left.
+pub(super) fn message_id(key: &str) -> Option<String> {
+    let mut id = String::with_capacity(key.len());
+    for c in key.chars() {
+        if is_atext(c) {
+            id.push(c);
+        } else if !id.is_empty() && !id.ends_with('.') {
+            id.push('.');
+        }
+    }
+    let id = id.trim_end_matches('.');
+    (!id.is_empty()).then(|| format!("<{id}@flow>"))
+}
+
+/// Whether `c` may appear in an RFC 5322 atom (`atext`).
+fn is_atext(c: char) -> bool {
+    c.is_ascii_alphanumeric() || "!#$%&'*+-/=?^_`{|}~".contains(c)
 }
 
 /// One SMTP transport for one node's run; each recipient gets its own message
@@ -63,15 +85,20 @@ struct Mailer<'a> {
 #[async_trait::async_trait]
 impl Sender for Mailer<'_> {
     /// Sends the message to `recipient`; the SMTP reply code on success.
-    async fn send(&self, recipient: &str) -> Result<Value, String> {
+    async fn send(&self, recipient: &str, key: Option<&str>) -> Result<Value, String> {
         let to: Mailbox = recipient
             .parse()
             .map_err(|e| format!("not a valid email address: {e}"))?;
-        let message = Message::builder()
+        let mut message = Message::builder()
             .from(self.from.clone())
             .to(to)
             .subject(self.subject.clone())
-            .header(ContentType::TEXT_PLAIN)
+            .header(ContentType::TEXT_PLAIN);
+        // Without a key, no Message-ID: the relay adds one, as before.
+        if let Some(id) = key.and_then(message_id) {
+            message = message.message_id(Some(id));
+        }
+        let message = message
             .body(self.text.to_owned())
             .map_err(|e| format!("the message could not be built: {e}"))?;
         let response = self
@@ -81,5 +108,28 @@ impl Sender for Mailer<'_> {
             .map_err(|e| format!("SMTP: {}", error_chain(&e)))?;
         let code: u16 = response.code().to_string().parse().unwrap_or(250);
         Ok(Value::from(code))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn message_ids_are_stable_dot_atoms() {
+        let run = "0190b0c4-7d1e-7a3b-9c2d-5e6f7a8b9c0d";
+        assert_eq!(
+            message_id(&format!("{run}:send-mail")).as_deref(),
+            Some("<0190b0c4-7d1e-7a3b-9c2d-5e6f7a8b9c0d.send-mail@flow>")
+        );
+        assert_eq!(
+            message_id(&format!("{run}:mail:3:1")).as_deref(),
+            Some("<0190b0c4-7d1e-7a3b-9c2d-5e6f7a8b9c0d.mail.3.1@flow>")
+        );
+        // Runs of other characters become one dot; none leads or trails.
+        assert_eq!(message_id(":a b..c<>@é:").as_deref(), Some("<a.b.c@flow>"));
+        assert_eq!(message_id("order#7").as_deref(), Some("<order#7@flow>"));
+        assert_eq!(message_id(":::"), None);
+        assert_eq!(message_id(""), None);
     }
 }

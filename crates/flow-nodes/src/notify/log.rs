@@ -19,7 +19,7 @@ struct Log<'a> {
 
 #[async_trait::async_trait]
 impl Sender for Log<'_> {
-    async fn send(&self, recipient: &str) -> Result<Value, String> {
+    async fn send(&self, recipient: &str, _key: Option<&str>) -> Result<Value, String> {
         let message = self.message;
         match self.level {
             tracing::Level::ERROR => tracing::error!(target: "flow::notify", recipient, "{message}"),

@@ -26,6 +26,7 @@ use tracing::Instrument;
 
 pub use channel::{EmailChannel, LogChannel, SmtpTls, WebhookChannel};
 
+use crate::call_key;
 use crate::config::{ConfigReader, ReadMode, config_error, field, is_template};
 use crate::message::{short, type_name};
 
@@ -317,7 +318,22 @@ impl Notify {
     /// Sends the message to every recipient, side by side as `config.strategy`
     /// says, and returns one [`Delivery`] per recipient, in order. Fails only when
     /// the channel cannot be set up (a bad address, a missing feature).
+    ///
+    /// Without an engine's call there is no idempotency key: webhooks carry no
+    /// `Idempotency-Key` and emails no `Message-ID` of flow's (see
+    /// [`Notify::deliver_with_key`]).
     pub async fn deliver(&self, config: &NotifyConfig) -> Result<Vec<Delivery>, NodeError> {
+        self.deliver_with_key(config, None).await
+    }
+
+    /// [`Notify::deliver`] for an attempt whose idempotency key is `key` (what
+    /// [`NodeCall::idempotency_key`] gives in a run). Each delivery gets a key of
+    /// its own, the same on every attempt: `key` itself when there is one
+    /// recipient, else `key:<i>` for the recipient at 0-based position `i` of
+    /// `recipients`. A webhook sends it as `Idempotency-Key` (unless its `headers`
+    /// have one), an email as its `Message-ID`, `<key@flow>` (every character a
+    /// message id does not allow, `:` included, made a `.`).
+    pub async fn deliver_with_key(&self, config: &NotifyConfig, key: Option<&str>) -> Result<Vec<Delivery>, NodeError> {
         let strategy = config
             .strategy
             .build()
@@ -326,10 +342,12 @@ impl Notify {
         let sender = &*sender;
         // Collected first: a lazy `map` held across the await trips rustc's `Send`
         // check of the node's future (higher-ranked closure lifetimes).
+        let count = config.recipients.len();
         let branches: Vec<_> = config
             .recipients
             .iter()
-            .map(|recipient| deliver_one(sender, recipient, config.timeout))
+            .enumerate()
+            .map(|(i, recipient)| deliver_one(sender, recipient, delivery_key(key, i, count), config.timeout))
             .collect();
         let outcomes = flow_strategy::run(&*strategy, branches).await;
         Ok(config
@@ -364,7 +382,13 @@ impl Notify {
     /// [`Notify::deliver`], then the node's verdict: an error naming every failed
     /// recipient unless at least `min_success` (default: all) were delivered.
     pub async fn run(&self, config: &NotifyConfig) -> Result<Vec<Delivery>, NodeError> {
-        let deliveries = self.deliver(config).await?;
+        self.run_with_key(config, None).await
+    }
+
+    /// [`Notify::run`] for an attempt whose idempotency key is `key`: see
+    /// [`Notify::deliver_with_key`].
+    pub async fn run_with_key(&self, config: &NotifyConfig, key: Option<&str>) -> Result<Vec<Delivery>, NodeError> {
+        let deliveries = self.deliver_with_key(config, key).await?;
         let delivered = deliveries.iter().filter(|d| d.ok).count();
         let needed = config.min_success.unwrap_or(deliveries.len());
         if delivered >= needed {
@@ -399,14 +423,33 @@ impl Notify {
 /// One channel, set up once per run, delivering to one recipient at a time.
 #[async_trait::async_trait]
 trait Sender: Send + Sync {
-    /// Delivers to one recipient: the status on success, the reason on failure.
-    async fn send(&self, recipient: &str) -> Result<Value, String>;
+    /// Delivers to one recipient, with the delivery's idempotency key if it has
+    /// one: the status on success, the reason on failure.
+    async fn send(&self, recipient: &str, key: Option<&str>) -> Result<Value, String>;
+}
+
+/// The idempotency key of the delivery to the recipient at `index` of `count`:
+/// the node's key when it is the only one, else `key:<index>`, so that no two
+/// deliveries of one node share a key (a receiver may scope keys wider than one
+/// URL, and one URL may be listed twice) and each keeps its own on every attempt.
+fn delivery_key(key: Option<&str>, index: usize, count: usize) -> Option<String> {
+    let key = key?;
+    Some(if count == 1 {
+        key.to_owned()
+    } else {
+        format!("{key}:{index}")
+    })
 }
 
 /// One delivery, timed: the status or the reason, each with the milliseconds it took.
-async fn deliver_one(sender: &dyn Sender, recipient: &str, timeout: Duration) -> Result<(Value, f64), (String, f64)> {
+async fn deliver_one(
+    sender: &dyn Sender,
+    recipient: &str,
+    key: Option<String>,
+    timeout: Duration,
+) -> Result<(Value, f64), (String, f64)> {
     let started = Instant::now();
-    let result = match tokio::time::timeout(timeout, sender.send(recipient)).await {
+    let result = match tokio::time::timeout(timeout, sender.send(recipient, key.as_deref())).await {
         Ok(result) => result,
         Err(_) => Err(format!(
             "timed out after {} ms (config.timeout_ms)",
@@ -426,7 +469,10 @@ impl NodeKind for Notify {
     async fn run(&self, call: NodeCall) -> Result<Value, NodeError> {
         let config = NotifyConfig::from_value(&call.config)?;
         let span = tracing::info_span!("notify", node = &*call.node_id, channel = config.channel.name());
-        let deliveries = Notify::run(self, &config).instrument(span).await?;
+        let deliveries = self
+            .run_with_key(&config, call_key(&call).as_deref())
+            .instrument(span)
+            .await?;
         serde_json::to_value(deliveries).map_err(|e| NodeError::permanent(format!("output: {e}")))
     }
 }

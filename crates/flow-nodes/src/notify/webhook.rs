@@ -1,5 +1,6 @@
 //! The `webhook` channel of `notify` (feature `http`): a JSON POST to each
-//! recipient URL, through the `http` kind's connection pool.
+//! recipient URL, through the `http` kind's connection pool, with the delivery's
+//! `Idempotency-Key` when it has one.
 
 use std::time::Duration;
 
@@ -9,7 +10,7 @@ use serde_json::{Map, Value};
 
 use super::{Notify, NotifyConfig, Sender, WebhookChannel};
 use crate::Http;
-use crate::net::{QUOTED_BODY_BYTES, body_start, parse_url, request_headers, transport_error};
+use crate::net::{QUOTED_BODY_BYTES, add_idempotency_key, body_start, parse_url, request_headers, transport_error};
 
 /// This build has the channel.
 pub(super) const UNAVAILABLE: Option<&str> = None;
@@ -76,12 +77,17 @@ struct Webhook<'a> {
 
 #[async_trait::async_trait]
 impl Sender for Webhook<'_> {
-    async fn send(&self, recipient: &str) -> Result<Value, String> {
+    async fn send(&self, recipient: &str, key: Option<&str>) -> Result<Value, String> {
         let url = parse_url(recipient)?;
+        let mut headers = self.headers.clone();
+        if let Some(key) = key {
+            add_idempotency_key(&mut headers, key, "the idempotency key (run id and node id)")
+                .map_err(|e| e.message().to_owned())?;
+        }
         let mut response = self
             .client
             .post(url)
-            .headers(self.headers.clone())
+            .headers(headers)
             .body(self.body.clone())
             .timeout(self.timeout)
             .send()

@@ -11,7 +11,10 @@ use flow_nodes::{
 };
 use serde_json::{Value, json};
 
-async fn serve(router: Router) -> String {
+mod idempotency;
+
+/// Serves `router` on a free port of 127.0.0.1; its base URL.
+pub(crate) async fn serve(router: Router) -> String {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move { axum::serve(listener, router).await });

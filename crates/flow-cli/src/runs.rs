@@ -1,0 +1,255 @@
+//! `flow runs list`, `flow runs show` and `flow resume`: journaled runs.
+
+use std::sync::Arc;
+
+use flow_engine::core::{Recovered, WorkflowSpec};
+use flow_engine::journal::{Journal, RunFilter, RunRow, SyncLevel, now_ms};
+use flow_engine::{Engine, ResumeOptions, RunStatus, Workflow};
+use serde_json::{Value, json};
+use tokio_util::sync::CancellationToken;
+
+use crate::cli::{EXIT_FAILED, EXIT_OK, EXIT_USAGE, JournalArgs, ResumeArgs, RunsListArgs, RunsShowArgs};
+use crate::progress::Display;
+use crate::run::{Outputs, cancel_on_signal, finish, open_journal};
+use crate::summary::fmt_ms;
+
+/// The journal the flags name; exit 2 without one.
+async fn journal(args: &JournalArgs) -> Result<Arc<dyn Journal>, u8> {
+    let Some(target) = args.journal.as_deref().filter(|t| !t.is_empty()) else {
+        eprintln!("error: no journal: give --journal TARGET or set FLOW_JOURNAL");
+        return Err(EXIT_USAGE);
+    };
+    let sync = args.journal_sync.parse::<SyncLevel>().unwrap_or_default();
+    flow_engine::journal::open(target, sync).await.map_err(|e| {
+        eprintln!("error: --journal: {e}");
+        EXIT_USAGE
+    })
+}
+
+/// RFC 3339 in UTC, to the millisecond.
+fn rfc3339(ms: i64) -> String {
+    let secs = ms.div_euclid(1000);
+    let millis = ms.rem_euclid(1000);
+    let days = secs.div_euclid(86_400);
+    let rem = secs.rem_euclid(86_400);
+    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{millis:03}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
+fn row_json(row: &RunRow, now: i64) -> Value {
+    let status = row.status_now(now);
+    let duration = row
+        .duration_ms
+        .unwrap_or_else(|| (row.finished_at_ms.unwrap_or(now) - row.started_at_ms).max(0) as f64);
+    json!({
+        "run_id": row.run_id,
+        "workflow": row.workflow,
+        "status": status,
+        "started_at": rfc3339(row.started_at_ms),
+        "finished_at": row.finished_at_ms.map(rfc3339),
+        "duration_ms": duration,
+        "nodes": row.counts.clone().unwrap_or(Value::Null),
+        "owner": row.owner.as_ref().map(|o| json!({ "host": o.host, "pid": o.pid })),
+    })
+}
+
+pub async fn list(args: RunsListArgs) -> u8 {
+    let journal = match journal(&args.journal).await {
+        Ok(j) => j,
+        Err(code) => return code,
+    };
+    // `running` and `interrupted` are both stored as running: the owner decides.
+    let wanted = args.status.clone();
+    let stored_status = wanted
+        .as_deref()
+        .map(|s| if s == "interrupted" { "running" } else { s });
+    let live_filter = matches!(wanted.as_deref(), Some("running" | "interrupted"));
+    let filter = RunFilter {
+        workflow: args.workflow.clone(),
+        status: stored_status.map(str::to_owned),
+        limit: if live_filter { 0 } else { args.limit },
+        before: None,
+    };
+    let rows = match journal.list(&filter).await {
+        Ok(rows) => rows,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return EXIT_FAILED;
+        }
+    };
+    let now = now_ms();
+    let rows: Vec<&RunRow> = rows
+        .iter()
+        .filter(|r| !live_filter || wanted.as_deref() == Some(r.status_now(now)))
+        .take(if args.limit == 0 { usize::MAX } else { args.limit })
+        .collect();
+    if args.json {
+        let array: Vec<Value> = rows.iter().map(|r| row_json(r, now)).collect();
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&array).unwrap_or_else(|_| "[]".into())
+        );
+        return EXIT_OK;
+    }
+    if rows.is_empty() {
+        println!("no runs");
+        return EXIT_OK;
+    }
+    println!(
+        "{:<36}  {:<20}  {:<11}  {:<24}  {:>10}  nodes",
+        "run id", "workflow", "status", "started at", "duration"
+    );
+    for row in rows {
+        let j = row_json(row, now);
+        let nodes = match &row.counts {
+            Some(Value::Object(counts)) => counts
+                .iter()
+                .map(|(k, v)| format!("{v} {k}"))
+                .collect::<Vec<_>>()
+                .join(", "),
+            _ => "-".into(),
+        };
+        println!(
+            "{:<36}  {:<20}  {:<11}  {:<24}  {:>10}  {nodes}",
+            row.run_id,
+            row.workflow,
+            row.status_now(now),
+            j["started_at"].as_str().unwrap_or(""),
+            fmt_ms(j["duration_ms"].as_f64().unwrap_or(0.0)),
+        );
+    }
+    EXIT_OK
+}
+
+pub async fn show(args: RunsShowArgs) -> u8 {
+    let journal = match journal(&args.journal).await {
+        Ok(j) => j,
+        Err(code) => return code,
+    };
+    let stored = match journal.load(&args.run_id).await {
+        Ok(Some(stored)) => stored,
+        Ok(None) => {
+            eprintln!("error: no run `{}` in the journal {}", args.run_id, journal.target());
+            return EXIT_USAGE;
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            return EXIT_FAILED;
+        }
+    };
+    let outputs = match Outputs::prepare(args.report.as_deref(), args.timeline.as_ref(), None, false) {
+        Ok(outputs) => outputs,
+        Err(code) => return code,
+    };
+    let recovered = Recovered::fold(stored.records.iter().map(|(_, r)| r));
+    let report = match &recovered.finished {
+        Some(report) => report.clone(),
+        None => {
+            let engine = Engine::new();
+            let spec: WorkflowSpec = match serde_json::from_value(recovered.document.clone()) {
+                Ok(spec) => spec,
+                Err(e) => {
+                    eprintln!("error: run `{}`: its stored workflow cannot be read: {e}", args.run_id);
+                    return EXIT_FAILED;
+                }
+            };
+            let workflow = match Workflow::compile(spec, engine.registry(), engine.limits()) {
+                Ok(w) => Arc::new(w),
+                Err(e) => {
+                    eprintln!("error: run `{}`: its stored workflow: {e}", args.run_id);
+                    return EXIT_FAILED;
+                }
+            };
+            let strategy = recovered
+                .strategy
+                .as_ref()
+                .or(workflow.strategy())
+                .map_or("parallel".to_owned(), |s| s.kind.clone());
+            let status = match stored.row.status_now(now_ms()) {
+                "running" => RunStatus::Running,
+                _ => RunStatus::Interrupted,
+            };
+            recovered.report(&workflow, &args.run_id, &strategy, status)
+        }
+    };
+    // Exit 0 whatever the run's status: it is in the report.
+    if outputs.write_all(&report) {
+        EXIT_OK
+    } else {
+        EXIT_FAILED
+    }
+}
+
+pub async fn resume(args: ResumeArgs) -> u8 {
+    let outputs = match Outputs::prepare(
+        args.report.as_deref(),
+        args.timeline.as_ref(),
+        args.events.as_ref(),
+        args.quiet,
+    ) {
+        Ok(outputs) => outputs,
+        Err(code) => return code,
+    };
+    let writer = match open_journal(&args.journal).await {
+        Ok(Some(writer)) => writer,
+        Ok(None) => {
+            eprintln!("error: no journal: give --journal TARGET or set FLOW_JOURNAL");
+            return EXIT_USAGE;
+        }
+        Err(code) => return code,
+    };
+    let engine = Engine::new();
+    let display = Display::choose(args.quiet);
+    let mut options = ResumeOptions::new().retry_failed(args.retry_failed);
+    let events = (display != Display::Quiet || outputs.has_event_log()).then(|| options.subscribe());
+    let cancel = CancellationToken::new();
+    options = options.cancel_token(cancel.clone());
+    let resumed = match engine.resume(&writer, &args.run_id, options).await {
+        Ok(resumed) => resumed,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return EXIT_USAGE;
+        }
+    };
+    tokio::spawn(cancel_on_signal(cancel));
+    crate::progress::note(&format!(
+        "flow: resuming run {} of `{}` from {}",
+        args.run_id,
+        resumed.workflow.name(),
+        writer.journal().target()
+    ));
+    finish(
+        resumed.handle,
+        events,
+        display,
+        resumed.workflow.nodes().len(),
+        outputs,
+        Some(&writer),
+    )
+    .await
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    #[test]
+    fn rfc3339_is_utc_with_milliseconds() {
+        assert_eq!(super::rfc3339(0), "1970-01-01T00:00:00.000Z");
+        assert_eq!(super::rfc3339(1_796_131_923_456), "2026-12-01T13:32:03.456Z");
+        assert_eq!(super::rfc3339(951_782_400_000), "2000-02-29T00:00:00.000Z");
+    }
+}

@@ -1,0 +1,249 @@
+//! Durable runs: recording a new run in the journal, and taking an interrupted
+//! (or failed) one over to continue it.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use flow_core::{Record, Recovered, WorkflowSpec, document_hash, document_of};
+use flow_journal::{LEASE, RunLog, Writer, now_ms};
+use tokio_util::sync::CancellationToken;
+
+use crate::driver::Restore;
+use crate::redact::Redactor;
+use crate::{Engine, Error, Result, RunHandle, RunOptions, Workflow, secrets};
+
+/// What makes a run durable: its id, its journal, and for a resumed run what
+/// it restores and how long it had gone on.
+pub(crate) struct Durable {
+    pub run_id: Arc<str>,
+    pub log: Option<RunLog>,
+    pub restore: Option<Box<Restore>>,
+    pub offset: Duration,
+}
+
+impl Durable {
+    pub(crate) fn none(run_id: Arc<str>) -> Durable {
+        Durable {
+            run_id,
+            log: None,
+            restore: None,
+            offset: Duration::ZERO,
+        }
+    }
+}
+
+/// How [`Engine::resume`] continues a run.
+#[derive(Debug, Clone, Default)]
+pub struct ResumeOptions {
+    retry_failed: bool,
+    cancel: Option<CancellationToken>,
+    events: Option<crate::EventSender>,
+}
+
+impl ResumeOptions {
+    /// Default options: continue an interrupted run.
+    pub fn new() -> Self {
+        ResumeOptions::default()
+    }
+
+    /// Also continue a run that finished `failed` or `cancelled`: its failed,
+    /// cancelled and upstream_failed nodes (and failed items) run again, what
+    /// succeeded is kept.
+    pub fn retry_failed(mut self, yes: bool) -> Self {
+        self.retry_failed = yes;
+        self
+    }
+
+    /// Cancels the run when this token is cancelled.
+    pub fn cancel_token(mut self, token: CancellationToken) -> Self {
+        self.cancel = Some(token);
+        self
+    }
+
+    /// Sends the run's events to `sender`.
+    pub fn events(mut self, sender: crate::EventSender) -> Self {
+        self.events = Some(sender);
+        self
+    }
+
+    /// Subscribes to the run's events (as [`RunOptions::subscribe`]).
+    pub fn subscribe(&mut self) -> crate::EventReceiver {
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        self.events = Some(tx);
+        rx
+    }
+}
+
+/// A run taken over from the journal, ready to drive.
+#[derive(Debug)]
+pub struct Resumed {
+    /// The workflow, compiled from the document the run started with.
+    pub workflow: Arc<Workflow>,
+    /// The handle of the run going on.
+    pub handle: RunHandle,
+}
+
+impl Engine {
+    /// Records a new run in `options`' journal, if it has one.
+    pub(crate) async fn begin(
+        &self,
+        workflow: &Arc<Workflow>,
+        options: &mut RunOptions,
+        run_id: Arc<str>,
+    ) -> Result<Durable> {
+        let Some(writer) = options.journal.take() else {
+            return Ok(Durable::none(run_id));
+        };
+        let redactor = Redactor::new(secrets(workflow).into_values());
+        let input = options.input.clone().unwrap_or_else(|| workflow.input().clone());
+        let document = document_of(workflow.spec());
+        let record = Record::RunStarted {
+            workflow: workflow.name().to_owned(),
+            hash: document_hash(&document),
+            document,
+            input: redactor.redact_value(input),
+            strategy: options.strategy_spec.clone(),
+            started_at_ms: now_ms(),
+        };
+        writer
+            .journal()
+            .create(
+                &run_id,
+                workflow.name(),
+                &record,
+                writer.owner(),
+                now_ms() + LEASE.as_millis() as i64,
+            )
+            .await?;
+        Ok(Durable {
+            log: Some(writer.run(run_id.clone(), 2)),
+            run_id,
+            restore: None,
+            offset: Duration::ZERO,
+        })
+    }
+
+    /// Takes run `run_id` over from `writer`'s journal and continues it on its
+    /// own task: what settled is not run again (outputs come from the journal),
+    /// what was in flight runs again with its next attempt, the rest runs as
+    /// usual. The workflow is the document the run started with, not today's
+    /// file.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Resume`] when there is no such run, when it finished (and
+    /// `retry_failed` is off, or it succeeded), or when another live process
+    /// holds it (of two processes that race for one run, one gets it).
+    pub async fn resume(&self, writer: &Writer, run_id: &str, options: ResumeOptions) -> Result<Resumed> {
+        let journal = writer.journal();
+        let stored = journal
+            .load(run_id)
+            .await?
+            .ok_or_else(|| Error::Resume(format!("no run `{run_id}` in the journal {}", journal.target())))?;
+        let row = &stored.row;
+        let now = now_ms();
+        match row.status_now(now) {
+            "running" => {
+                let holder = row
+                    .owner
+                    .as_ref()
+                    .map(|o| format!(" by process {} on {}", o.pid, o.host))
+                    .unwrap_or_default();
+                return Err(Error::Resume(format!(
+                    "run `{run_id}` is held{holder}, which is still running it"
+                )));
+            }
+            "interrupted" => {}
+            "succeeded" => {
+                return Err(Error::Resume(format!(
+                    "run `{run_id}` has finished (succeeded): there is nothing to resume or retry"
+                )));
+            }
+            status if !options.retry_failed => {
+                return Err(Error::Resume(format!(
+                    "run `{run_id}` has finished ({status}); `--retry-failed` runs its failed nodes again"
+                )));
+            }
+            _ => {}
+        }
+        let expected = row.owner.as_ref().map(|o| o.token.as_str());
+        if !journal
+            .claim(run_id, writer.owner(), expected, now + LEASE.as_millis() as i64)
+            .await?
+        {
+            return Err(Error::Resume(format!(
+                "run `{run_id}` was taken over by another process just now"
+            )));
+        }
+        let next_seq = stored.records.last().map_or(1, |(seq, _)| seq + 1);
+        let mut recovered = Recovered::fold(stored.records.iter().map(|(_, r)| r));
+        if options.retry_failed {
+            recovered.reset_failed();
+        }
+        let spec: WorkflowSpec = serde_json::from_value(recovered.document.clone()).map_err(|e| {
+            Error::Resume(format!(
+                "run `{run_id}`: its stored workflow document cannot be read: {e}"
+            ))
+        })?;
+        let workflow = Arc::new(Workflow::compile(spec, self.registry(), self.limits())?);
+        let (input, strategy, started_at_ms) = (
+            std::mem::take(&mut recovered.input),
+            recovered.strategy.take(),
+            recovered.started_at_ms,
+        );
+        let restore = restore(&workflow, recovered);
+        let log = writer.run(Arc::from(run_id), next_seq);
+        log.append_durable(Record::RunResumed {
+            at_ms: (now - started_at_ms).max(0) as f64,
+            retry_failed: options.retry_failed,
+        })
+        .await?;
+        let mut run_options = RunOptions::new().input(input);
+        if let Some(spec) = strategy {
+            run_options = run_options.strategy_spec(spec);
+        }
+        run_options.cancel = options.cancel;
+        run_options.events = options.events;
+        let durable = Durable {
+            run_id: Arc::from(run_id),
+            log: Some(log),
+            restore: Some(Box::new(restore)),
+            offset: Duration::from_millis((now - started_at_ms).max(0) as u64),
+        };
+        let (driver, cancel) = self.driver(&workflow, run_options, durable)?;
+        let run = driver.run();
+        Ok(Resumed {
+            workflow,
+            handle: RunHandle {
+                run_id: Arc::from(run_id),
+                cancel,
+                task: tokio::spawn(async move { Ok(run.await) }),
+            },
+        })
+    }
+}
+
+/// The journal's results by node index (ids the workflow does not know are
+/// dropped: the document is the one they were recorded with).
+fn restore(workflow: &Workflow, recovered: Recovered) -> Restore {
+    let mut restore = Restore::default();
+    for (id, report) in recovered.settled {
+        if let Some(index) = workflow.index_of(&id) {
+            restore.nodes.insert(index, report);
+        }
+    }
+    for (id, items) in recovered.items {
+        if let Some(index) = workflow.index_of(&id) {
+            restore
+                .items
+                .insert(index, items.into_iter().collect::<HashMap<_, _>>());
+        }
+    }
+    for ((id, item), flight) in recovered.in_flight {
+        if let Some(index) = workflow.index_of(&id) {
+            restore.in_flight.insert((index, item), flight);
+        }
+    }
+    restore
+}

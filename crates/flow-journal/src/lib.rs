@@ -1,0 +1,233 @@
+//! Durable runs for **flow**: every run's records (see [`flow_core::Record`]) in
+//! a journal that outlives the process.
+//!
+//! - [`Journal`] is the storage seam: append a batch of records atomically, load
+//!   a run, list runs, take and renew a run's lease. Two implementations:
+//!   [`SqliteJournal`] (one file, the embedded default) and [`PgJournal`]
+//!   (PostgreSQL, shared by several processes and machines). Each creates and
+//!   migrates its own schema.
+//! - [`Writer`] is the group commit: one dedicated thread takes every record the
+//!   engine produces, writes all that are waiting in one transaction, and then
+//!   wakes everyone who waited for them. A 10,000-node fan-out pays a handful of
+//!   fsyncs, not 10,000.
+//! - [`RunLog`] is one run's handle on the writer: records get the run's next
+//!   sequence number in the order they are appended.
+//!
+//! This crate knows the records of `flow-core`, not the engine: the engine
+//! decides what to write and when to wait.
+
+#![warn(missing_docs)]
+
+mod owner;
+mod postgres;
+mod sqlite;
+mod writer;
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use flow_core::Record;
+
+pub use owner::{Owner, this_host};
+pub use postgres::PgJournal;
+pub use sqlite::{SqliteJournal, SyncLevel};
+pub use writer::{RunLog, Writer};
+
+/// How long a run's lease lasts unless renewed: an owner gone this long is
+/// taken for dead, wherever it ran.
+pub const LEASE: std::time::Duration = std::time::Duration::from_secs(15);
+
+/// What went wrong with a journal.
+#[derive(Debug, Clone, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The target could not be opened or prepared (unwritable, not a database,
+    /// refused).
+    #[error("journal {target}: {reason}")]
+    Open {
+        /// The path or URL (without password).
+        target: String,
+        /// Why.
+        reason: String,
+    },
+    /// A read or write failed.
+    #[error("journal: {0}")]
+    Storage(String),
+    /// A stored record could not be read back.
+    #[error("journal: run {run_id}, record {seq}: {reason}")]
+    Corrupt {
+        /// The run.
+        run_id: String,
+        /// The record's sequence number.
+        seq: u64,
+        /// Why.
+        reason: String,
+    },
+    /// The writer has stopped (its thread ended or an earlier write failed).
+    #[error("journal writer stopped: {0}")]
+    Stopped(String),
+}
+
+/// A journal's result.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// A record with its place: the run and its 1-based sequence number.
+#[derive(Debug, Clone)]
+pub struct Entry {
+    /// The run.
+    pub run_id: Arc<str>,
+    /// Its sequence number within the run: 1, 2, 3... with no gap.
+    pub seq: u64,
+    /// The record.
+    pub record: Record,
+}
+
+/// A run's row: what lists show without reading its records.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RunRow {
+    /// The run's id.
+    pub run_id: String,
+    /// The workflow's name.
+    pub workflow: String,
+    /// As stored: `running` until the run finishes, then `succeeded`, `failed`
+    /// or `cancelled`. See [`RunRow::status_now`] for `interrupted`.
+    pub status: String,
+    /// Wall-clock start, ms since the Unix epoch.
+    pub started_at_ms: i64,
+    /// Wall-clock end, when finished.
+    pub finished_at_ms: Option<i64>,
+    /// The run's duration, when finished.
+    pub duration_ms: Option<f64>,
+    /// The process that holds the run, while it runs.
+    pub owner: Option<Owner>,
+    /// Until when the owner's lease holds, ms since the Unix epoch.
+    pub lease_until_ms: Option<i64>,
+    /// Nodes by status (`{"succeeded": 3, ...}`), when finished.
+    pub counts: Option<serde_json::Value>,
+}
+
+impl RunRow {
+    /// The status as a reader should see it now: a `running` run whose owner is
+    /// gone (its lease expired, or, on this machine, its process no longer
+    /// exists) is `interrupted`.
+    pub fn status_now(&self, now_ms: i64) -> &str {
+        if self.status != "running" {
+            return &self.status;
+        }
+        match (&self.owner, self.lease_until_ms) {
+            (Some(owner), Some(until)) if until >= now_ms && !owner.is_gone() => "running",
+            _ => "interrupted",
+        }
+    }
+}
+
+/// Which runs [`Journal::list`] returns, newest first.
+#[derive(Debug, Clone, Default)]
+pub struct RunFilter {
+    /// Only this workflow's runs.
+    pub workflow: Option<String>,
+    /// Only runs stored with this status (`running` covers `interrupted`).
+    pub status: Option<String>,
+    /// At most this many (0: no limit).
+    pub limit: usize,
+    /// Only runs older than this one (its start and id), for paging.
+    pub before: Option<(i64, String)>,
+}
+
+/// A run as stored: its row and its records in order.
+#[derive(Debug, Clone)]
+pub struct StoredRun {
+    /// The row.
+    pub row: RunRow,
+    /// Every record with its sequence number, in order.
+    pub records: Vec<(u64, Record)>,
+}
+
+/// Where runs are kept. Implementations make [`Journal::append`] atomic: a batch
+/// is written whole or not at all.
+#[async_trait]
+pub trait Journal: Send + Sync + std::fmt::Debug + 'static {
+    /// The path or URL, for messages (never with a password).
+    fn target(&self) -> &str;
+
+    /// Records a new run: its row, owned by `owner` until `lease_until_ms`, and
+    /// its first record (`run_started`, sequence 1).
+    async fn create(
+        &self,
+        run_id: &str,
+        workflow: &str,
+        first: &Record,
+        owner: &Owner,
+        lease_until_ms: i64,
+    ) -> Result<()>;
+
+    /// Appends records, in one transaction. A `run_finished` record also marks
+    /// its run's row finished and releases its lease.
+    async fn append(&self, entries: &[Entry]) -> Result<()>;
+
+    /// A run's row and records, `None` when there is no such run.
+    async fn load(&self, run_id: &str) -> Result<Option<StoredRun>>;
+
+    /// Runs, newest first.
+    async fn list(&self, filter: &RunFilter) -> Result<Vec<RunRow>>;
+
+    /// Takes run `run_id` for `owner` if its owner is still `expected` (the
+    /// token read before; `None` for no owner) and marks it running. Returns
+    /// whether it was taken: of two processes that race, one wins.
+    async fn claim(&self, run_id: &str, owner: &Owner, expected: Option<&str>, lease_until_ms: i64) -> Result<bool>;
+
+    /// Extends the lease of every running run `owner_token` holds.
+    async fn renew(&self, owner_token: &str, lease_until_ms: i64) -> Result<()>;
+}
+
+/// Opens the journal `target` names: a `postgres://` (or `postgresql://`) URL,
+/// or else a file path for SQLite (created if missing). The schema is created or
+/// migrated. Errors say why the target cannot be used.
+pub async fn open(target: &str, sync: SyncLevel) -> Result<Arc<dyn Journal>> {
+    if target.starts_with("postgres://") || target.starts_with("postgresql://") {
+        Ok(Arc::new(PgJournal::connect(target).await?))
+    } else {
+        Ok(Arc::new(SqliteJournal::open(target, sync)?))
+    }
+}
+
+/// Milliseconds since the Unix epoch, now.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
+/// Folds records into the row's summary counts (`{"succeeded": n, ...}`).
+fn counts(record: &Record) -> Option<(String, f64, serde_json::Value)> {
+    let Record::RunFinished {
+        status,
+        duration_ms,
+        report,
+    } = record
+    else {
+        return None;
+    };
+    let mut counts = serde_json::Map::new();
+    for (_, node) in report.nodes.iter() {
+        let slot = counts.entry(node.status.as_str()).or_insert(serde_json::Value::from(0));
+        *slot = serde_json::Value::from(slot.as_u64().unwrap_or(0) + 1);
+    }
+    Some((
+        status.as_str().to_owned(),
+        *duration_ms,
+        serde_json::Value::Object(counts),
+    ))
+}
+
+fn decode(run_id: &str, seq: u64, data: &str) -> Result<Record> {
+    serde_json::from_str(data).map_err(|e| Error::Corrupt {
+        run_id: run_id.to_owned(),
+        seq,
+        reason: e.to_string(),
+    })
+}
+
+fn encode(record: &Record) -> Result<String> {
+    serde_json::to_string(record).map_err(|e| Error::Storage(format!("encoding a {} record: {e}", record.kind())))
+}

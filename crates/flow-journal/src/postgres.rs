@@ -1,0 +1,349 @@
+//! The shared journal: PostgreSQL, for several processes and machines. Tables
+//! live in the connection's schema (`search_path`), created and migrated here
+//! under an advisory lock. A batch is one transaction and one round trip
+//! (`UNNEST` of arrays).
+
+use async_trait::async_trait;
+use flow_core::Record;
+use tokio::sync::Mutex;
+use tokio_postgres::{Client, NoTls, Row};
+
+use crate::{Entry, Error, Journal, Owner, Result, RunFilter, RunRow, StoredRun, counts, decode, encode, now_ms};
+
+const MIGRATIONS: &[&str] = &[
+    // 1: runs and their records.
+    "CREATE TABLE flow_runs (
+        run_id TEXT PRIMARY KEY,
+        workflow TEXT NOT NULL,
+        status TEXT NOT NULL,
+        started_at BIGINT NOT NULL,
+        finished_at BIGINT,
+        duration_ms DOUBLE PRECISION,
+        owner TEXT,
+        owner_host TEXT,
+        owner_pid BIGINT,
+        owner_started BIGINT,
+        lease_until BIGINT,
+        counts TEXT
+    );
+    CREATE INDEX flow_runs_by_start ON flow_runs (started_at DESC, run_id DESC);
+    CREATE INDEX flow_runs_by_workflow ON flow_runs (workflow, started_at DESC);
+    CREATE INDEX flow_runs_by_status ON flow_runs (status);
+    CREATE TABLE flow_records (
+        run_id TEXT NOT NULL,
+        seq BIGINT NOT NULL,
+        kind TEXT NOT NULL,
+        written_at BIGINT NOT NULL,
+        data TEXT NOT NULL,
+        PRIMARY KEY (run_id, seq)
+    );",
+];
+
+/// A journal in PostgreSQL.
+#[derive(Debug)]
+pub struct PgJournal {
+    target: String,
+    write: Mutex<Client>,
+    read: Client,
+}
+
+fn storage(e: tokio_postgres::Error) -> Error {
+    Error::Storage(pg_message(&e))
+}
+
+/// The server's message when there is one (tokio-postgres's `Display` says
+/// only "db error").
+fn pg_message(e: &tokio_postgres::Error) -> String {
+    match e.as_db_error() {
+        Some(db) => format!("{}: {}", db.severity(), db.message()),
+        None => {
+            let mut text = e.to_string();
+            let mut source = std::error::Error::source(e);
+            while let Some(s) = source {
+                text = format!("{text}: {s}");
+                source = s.source();
+            }
+            text
+        }
+    }
+}
+
+/// The URL without its password, for messages.
+fn shown(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            let userinfo = &url[scheme + 3..at];
+            match userinfo.split_once(':') {
+                Some((user, _)) => format!("{}{user}:***{}", &url[..scheme + 3], &url[at..]),
+                None => url.to_owned(),
+            }
+        }
+        _ => url.to_owned(),
+    }
+}
+
+async fn connect(url: &str) -> std::result::Result<Client, tokio_postgres::Error> {
+    let (client, connection) = tokio_postgres::connect(url, NoTls).await?;
+    tokio::spawn(async move {
+        if let Err(e) = connection.await {
+            tracing::warn!(error = %e, "journal connection to PostgreSQL ended");
+        }
+    });
+    Ok(client)
+}
+
+impl PgJournal {
+    /// Connects to `url` (two connections: one for the writer, one for reads)
+    /// and migrates the schema. Must be called inside a Tokio runtime, which
+    /// then drives the connections.
+    pub async fn connect(url: &str) -> Result<PgJournal> {
+        let target = shown(url);
+        let fail = |reason: String| Error::Open {
+            target: target.clone(),
+            reason,
+        };
+        let mut write = connect(url).await.map_err(|e| fail(pg_message(&e)))?;
+        migrate(&mut write).await.map_err(|e| fail(pg_message(&e)))?;
+        let read = connect(url).await.map_err(|e| fail(pg_message(&e)))?;
+        Ok(PgJournal {
+            target,
+            write: Mutex::new(write),
+            read,
+        })
+    }
+}
+
+async fn migrate(client: &mut Client) -> std::result::Result<(), tokio_postgres::Error> {
+    let tx = client.transaction().await?;
+    // One migrating process at a time, per database.
+    tx.execute("SELECT pg_advisory_xact_lock(7418093275)", &[]).await?;
+    tx.batch_execute("CREATE TABLE IF NOT EXISTS flow_schema (version INT NOT NULL)")
+        .await?;
+    let at: i32 = tx
+        .query_opt("SELECT version FROM flow_schema", &[])
+        .await?
+        .map_or(0, |r| r.get(0));
+    if at == 0 {
+        tx.execute("INSERT INTO flow_schema (version) VALUES (0)", &[]).await?;
+    }
+    for (i, sql) in MIGRATIONS.iter().enumerate().skip(at as usize) {
+        tx.batch_execute(sql).await?;
+        tx.execute("UPDATE flow_schema SET version = $1", &[&(i as i32 + 1)])
+            .await?;
+    }
+    tx.commit().await
+}
+
+const ROW_COLUMNS: &str = "run_id, workflow, status, started_at, finished_at, duration_ms, owner, owner_host, owner_pid, owner_started, lease_until, counts";
+
+fn row(r: &Row) -> RunRow {
+    let owner: Option<String> = r.get(6);
+    let counts: Option<String> = r.get(11);
+    RunRow {
+        run_id: r.get(0),
+        workflow: r.get(1),
+        status: r.get(2),
+        started_at_ms: r.get(3),
+        finished_at_ms: r.get(4),
+        duration_ms: r.get(5),
+        owner: owner.map(|token| Owner {
+            token,
+            host: r.get::<_, Option<String>>(7).unwrap_or_default(),
+            pid: r.get::<_, Option<i64>>(8).unwrap_or(0) as u32,
+            started: r.get::<_, Option<i64>>(9).unwrap_or(0) as u64,
+        }),
+        lease_until_ms: r.get(10),
+        counts: counts.and_then(|c| serde_json::from_str(&c).ok()),
+    }
+}
+
+#[async_trait]
+impl Journal for PgJournal {
+    fn target(&self) -> &str {
+        &self.target
+    }
+
+    async fn create(
+        &self,
+        run_id: &str,
+        workflow: &str,
+        first: &Record,
+        owner: &Owner,
+        lease_until_ms: i64,
+    ) -> Result<()> {
+        let data = encode(first)?;
+        let mut client = self.write.lock().await;
+        let tx = client.transaction().await.map_err(storage)?;
+        let now = now_ms();
+        tx.execute(
+            "INSERT INTO flow_runs (run_id, workflow, status, started_at, owner, owner_host, owner_pid, owner_started, lease_until)
+             VALUES ($1, $2, 'running', $3, $4, $5, $6, $7, $8)",
+            &[
+                &run_id,
+                &workflow,
+                &now,
+                &owner.token,
+                &owner.host,
+                &(owner.pid as i64),
+                &(owner.started as i64),
+                &lease_until_ms,
+            ],
+        )
+        .await
+        .map_err(storage)?;
+        tx.execute(
+            "INSERT INTO flow_records (run_id, seq, kind, written_at, data) VALUES ($1, 1, $2, $3, $4)",
+            &[&run_id, &first.kind(), &now, &data],
+        )
+        .await
+        .map_err(storage)?;
+        tx.commit().await.map_err(storage)
+    }
+
+    async fn append(&self, entries: &[Entry]) -> Result<()> {
+        let mut run_ids = Vec::with_capacity(entries.len());
+        let mut seqs = Vec::with_capacity(entries.len());
+        let mut kinds = Vec::with_capacity(entries.len());
+        let mut data = Vec::with_capacity(entries.len());
+        let mut finished = Vec::new();
+        for entry in entries {
+            run_ids.push(&*entry.run_id);
+            seqs.push(entry.seq as i64);
+            kinds.push(entry.record.kind());
+            data.push(encode(&entry.record)?);
+            if let Some(summary) = counts(&entry.record) {
+                finished.push((&*entry.run_id, summary));
+            }
+        }
+        let now = now_ms();
+        let mut client = self.write.lock().await;
+        let tx = client.transaction().await.map_err(storage)?;
+        tx.execute(
+            "INSERT INTO flow_records (run_id, seq, kind, written_at, data)
+             SELECT r, s, k, $4, d FROM UNNEST($1::text[], $2::int8[], $3::text[], $5::text[]) AS t(r, s, k, d)",
+            &[&run_ids, &seqs, &kinds, &now, &data],
+        )
+        .await
+        .map_err(storage)?;
+        for (run_id, (status, duration, counts)) in finished {
+            tx.execute(
+                "UPDATE flow_runs SET status = $2, finished_at = $3, duration_ms = $4, counts = $5,
+                 owner = NULL, owner_host = NULL, owner_pid = NULL, owner_started = NULL, lease_until = NULL
+                 WHERE run_id = $1",
+                &[&run_id, &status, &now, &duration, &counts.to_string()],
+            )
+            .await
+            .map_err(storage)?;
+        }
+        tx.commit().await.map_err(storage)
+    }
+
+    async fn load(&self, run_id: &str) -> Result<Option<StoredRun>> {
+        let found = self
+            .read
+            .query_opt(
+                &format!("SELECT {ROW_COLUMNS} FROM flow_runs WHERE run_id = $1"),
+                &[&run_id],
+            )
+            .await
+            .map_err(storage)?;
+        let Some(found) = found else { return Ok(None) };
+        let rows = self
+            .read
+            .query(
+                "SELECT seq, data FROM flow_records WHERE run_id = $1 ORDER BY seq",
+                &[&run_id],
+            )
+            .await
+            .map_err(storage)?;
+        let mut records = Vec::with_capacity(rows.len());
+        for r in rows {
+            let seq = r.get::<_, i64>(0) as u64;
+            let text: &str = r.get(1);
+            records.push((seq, decode(run_id, seq, text)?));
+        }
+        Ok(Some(StoredRun {
+            row: row(&found),
+            records,
+        }))
+    }
+
+    async fn list(&self, filter: &RunFilter) -> Result<Vec<RunRow>> {
+        let mut sql = format!("SELECT {ROW_COLUMNS} FROM flow_runs WHERE TRUE");
+        let mut args: Vec<Box<dyn tokio_postgres::types::ToSql + Sync + Send>> = Vec::new();
+        if let Some(w) = &filter.workflow {
+            args.push(Box::new(w.clone()));
+            sql.push_str(&format!(" AND workflow = ${}", args.len()));
+        }
+        if let Some(s) = &filter.status {
+            args.push(Box::new(s.clone()));
+            sql.push_str(&format!(" AND status = ${}", args.len()));
+        }
+        if let Some((at, id)) = &filter.before {
+            args.push(Box::new(*at));
+            args.push(Box::new(id.clone()));
+            let (a, b) = (args.len() - 1, args.len());
+            sql.push_str(&format!(" AND (started_at, run_id) < (${a}, ${b})"));
+        }
+        sql.push_str(" ORDER BY started_at DESC, run_id DESC");
+        if filter.limit > 0 {
+            sql.push_str(&format!(" LIMIT {}", filter.limit));
+        }
+        let params: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> = args
+            .iter()
+            .map(|a| &**a as &(dyn tokio_postgres::types::ToSql + Sync))
+            .collect();
+        let rows = self.read.query(&sql, &params).await.map_err(storage)?;
+        Ok(rows.iter().map(row).collect())
+    }
+
+    async fn claim(&self, run_id: &str, owner: &Owner, expected: Option<&str>, lease_until_ms: i64) -> Result<bool> {
+        let client = self.write.lock().await;
+        let changed = client
+            .execute(
+                "UPDATE flow_runs SET owner = $2, owner_host = $3, owner_pid = $4, owner_started = $5, lease_until = $6,
+                 status = 'running', finished_at = NULL, duration_ms = NULL, counts = NULL
+                 WHERE run_id = $1 AND owner IS NOT DISTINCT FROM $7",
+                &[
+                    &run_id,
+                    &owner.token,
+                    &owner.host,
+                    &(owner.pid as i64),
+                    &(owner.started as i64),
+                    &lease_until_ms,
+                    &expected,
+                ],
+            )
+            .await
+            .map_err(storage)?;
+        Ok(changed == 1)
+    }
+
+    async fn renew(&self, owner_token: &str, lease_until_ms: i64) -> Result<()> {
+        let client = self.write.lock().await;
+        client
+            .execute(
+                "UPDATE flow_runs SET lease_until = $2 WHERE owner = $1 AND status = 'running'",
+                &[&owner_token, &lease_until_ms],
+            )
+            .await
+            .map_err(storage)?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    #[test]
+    fn passwords_are_not_shown() {
+        assert_eq!(
+            super::shown("postgres://flow:secret@db:5432/runs"),
+            "postgres://flow:***@db:5432/runs"
+        );
+        assert_eq!(
+            super::shown("postgres://postgres@127.0.0.1/test"),
+            "postgres://postgres@127.0.0.1/test"
+        );
+    }
+}

@@ -1,0 +1,363 @@
+//! The embedded journal: one SQLite file in WAL mode. Writes go through one
+//! connection (the [`crate::Writer`] thread's batches), reads through another,
+//! so listing runs never waits for a batch.
+
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use async_trait::async_trait;
+use flow_core::Record;
+use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
+
+use crate::{Entry, Error, Journal, Owner, Result, RunFilter, RunRow, StoredRun, counts, decode, encode, now_ms};
+
+/// How hard SQLite makes each commit durable (`PRAGMA synchronous`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum SyncLevel {
+    /// fsync at every commit: a commit survives a power cut (the default).
+    #[default]
+    Full,
+    /// fsync at checkpoints only (WAL): a commit survives the process's death,
+    /// the last ones may be lost in a power cut. Faster.
+    Normal,
+}
+
+impl std::str::FromStr for SyncLevel {
+    type Err = String;
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        match s {
+            "full" => Ok(SyncLevel::Full),
+            "normal" => Ok(SyncLevel::Normal),
+            other => Err(format!("unknown sync level `{other}` (expected `full` or `normal`)")),
+        }
+    }
+}
+
+const MIGRATIONS: &[&str] = &[
+    // 1: runs and their records.
+    "CREATE TABLE flow_runs (
+        run_id TEXT PRIMARY KEY,
+        workflow TEXT NOT NULL,
+        status TEXT NOT NULL,
+        started_at INTEGER NOT NULL,
+        finished_at INTEGER,
+        duration_ms REAL,
+        owner TEXT,
+        owner_host TEXT,
+        owner_pid INTEGER,
+        owner_started INTEGER,
+        lease_until INTEGER,
+        counts TEXT
+    );
+    CREATE INDEX flow_runs_by_start ON flow_runs (started_at DESC, run_id DESC);
+    CREATE INDEX flow_runs_by_workflow ON flow_runs (workflow, started_at DESC);
+    CREATE INDEX flow_runs_by_status ON flow_runs (status);
+    CREATE TABLE flow_records (
+        run_id TEXT NOT NULL,
+        seq INTEGER NOT NULL,
+        kind TEXT NOT NULL,
+        written_at INTEGER NOT NULL,
+        data TEXT NOT NULL,
+        PRIMARY KEY (run_id, seq)
+    ) WITHOUT ROWID;",
+];
+
+/// A journal in one SQLite file (created if missing), WAL mode.
+#[derive(Debug)]
+pub struct SqliteJournal {
+    target: String,
+    write: Mutex<Connection>,
+    read: Mutex<Connection>,
+}
+
+fn storage(e: rusqlite::Error) -> Error {
+    Error::Storage(e.to_string())
+}
+
+impl SqliteJournal {
+    /// Opens (or creates) the journal at `path` and migrates its schema.
+    pub fn open(path: impl AsRef<Path>, sync: SyncLevel) -> Result<SqliteJournal> {
+        let path: PathBuf = path.as_ref().to_owned();
+        let target = path.display().to_string();
+        let fail = |reason: String| Error::Open {
+            target: target.clone(),
+            reason,
+        };
+        if path.is_dir() {
+            return Err(fail("is a directory, not a SQLite file".into()));
+        }
+        let write = connect(&path, sync).map_err(|e| fail(explain(&e)))?;
+        migrate(&write).map_err(|e| fail(explain(&e)))?;
+        let read = connect(&path, sync).map_err(|e| fail(explain(&e)))?;
+        Ok(SqliteJournal {
+            target,
+            write: Mutex::new(write),
+            read: Mutex::new(read),
+        })
+    }
+
+    fn writer(&self) -> std::sync::MutexGuard<'_, Connection> {
+        self.write.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn reader(&self) -> std::sync::MutexGuard<'_, Connection> {
+        self.read.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+fn explain(e: &rusqlite::Error) -> String {
+    match e.sqlite_error_code() {
+        Some(rusqlite::ErrorCode::NotADatabase) => "not a SQLite file".into(),
+        Some(rusqlite::ErrorCode::CannotOpen) => format!("cannot open the file ({e})"),
+        Some(rusqlite::ErrorCode::ReadOnly) => format!("the file is read-only ({e})"),
+        _ => e.to_string(),
+    }
+}
+
+fn connect(path: &Path, sync: SyncLevel) -> rusqlite::Result<Connection> {
+    let conn = Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )?;
+    conn.busy_timeout(std::time::Duration::from_secs(10))?;
+    let mode: String = conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))?;
+    if !mode.eq_ignore_ascii_case("wal") {
+        return Err(rusqlite::Error::InvalidParameterName(format!(
+            "could not switch to WAL mode (got `{mode}`)"
+        )));
+    }
+    let level = match sync {
+        SyncLevel::Full => "FULL",
+        SyncLevel::Normal => "NORMAL",
+    };
+    conn.execute_batch(&format!("PRAGMA synchronous = {level}; PRAGMA foreign_keys = OFF;"))?;
+    Ok(conn)
+}
+
+/// Applies the migrations the file has not seen (`PRAGMA user_version` counts
+/// them), each in its own immediate transaction, so two processes opening a new
+/// file at once do not both apply one.
+fn migrate(conn: &Connection) -> rusqlite::Result<()> {
+    for (i, sql) in MIGRATIONS.iter().enumerate() {
+        let version = i as i64 + 1;
+        conn.execute_batch("BEGIN IMMEDIATE")?;
+        let result = (|| {
+            let at: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+            if at < version {
+                conn.execute_batch(sql)?;
+                conn.execute_batch(&format!("PRAGMA user_version = {version}"))?;
+            }
+            Ok(())
+        })();
+        match result {
+            Ok(()) => conn.execute_batch("COMMIT")?,
+            Err(e) => {
+                let _ = conn.execute_batch("ROLLBACK");
+                return Err(e);
+            }
+        }
+    }
+    Ok(())
+}
+
+const ROW_COLUMNS: &str = "run_id, workflow, status, started_at, finished_at, duration_ms, owner, owner_host, owner_pid, owner_started, lease_until, counts";
+
+fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<RunRow> {
+    let owner: Option<String> = r.get(6)?;
+    let counts: Option<String> = r.get(11)?;
+    Ok(RunRow {
+        run_id: r.get(0)?,
+        workflow: r.get(1)?,
+        status: r.get(2)?,
+        started_at_ms: r.get(3)?,
+        finished_at_ms: r.get(4)?,
+        duration_ms: r.get(5)?,
+        owner: match owner {
+            None => None,
+            Some(token) => Some(Owner {
+                token,
+                host: r.get::<_, Option<String>>(7)?.unwrap_or_default(),
+                pid: r.get::<_, Option<i64>>(8)?.unwrap_or(0) as u32,
+                started: r.get::<_, Option<i64>>(9)?.unwrap_or(0) as u64,
+            }),
+        },
+        lease_until_ms: r.get(10)?,
+        counts: counts.and_then(|c| serde_json::from_str(&c).ok()),
+    })
+}
+
+#[async_trait]
+impl Journal for SqliteJournal {
+    fn target(&self) -> &str {
+        &self.target
+    }
+
+    async fn create(
+        &self,
+        run_id: &str,
+        workflow: &str,
+        first: &Record,
+        owner: &Owner,
+        lease_until_ms: i64,
+    ) -> Result<()> {
+        let data = encode(first)?;
+        let mut conn = self.writer();
+        let tx = conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+            .map_err(storage)?;
+        let now = now_ms();
+        tx.execute(
+            "INSERT INTO flow_runs (run_id, workflow, status, started_at, owner, owner_host, owner_pid, owner_started, lease_until)
+             VALUES (?1, ?2, 'running', ?3, ?4, ?5, ?6, ?7, ?8)",
+            params![
+                run_id,
+                workflow,
+                now,
+                owner.token,
+                owner.host,
+                owner.pid as i64,
+                owner.started as i64,
+                lease_until_ms
+            ],
+        )
+        .map_err(storage)?;
+        tx.execute(
+            "INSERT INTO flow_records (run_id, seq, kind, written_at, data) VALUES (?1, 1, ?2, ?3, ?4)",
+            params![run_id, first.kind(), now, data],
+        )
+        .map_err(storage)?;
+        tx.commit().map_err(storage)
+    }
+
+    async fn append(&self, entries: &[Entry]) -> Result<()> {
+        // Encoded before the transaction: the write lock is held for the writes only.
+        let encoded = entries.iter().map(|e| encode(&e.record)).collect::<Result<Vec<_>>>()?;
+        let mut conn = self.writer();
+        let tx = conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+            .map_err(storage)?;
+        let now = now_ms();
+        {
+            let mut insert = tx
+                .prepare_cached(
+                    "INSERT INTO flow_records (run_id, seq, kind, written_at, data) VALUES (?1, ?2, ?3, ?4, ?5)",
+                )
+                .map_err(storage)?;
+            let mut finish = tx
+                .prepare_cached(
+                    "UPDATE flow_runs SET status = ?2, finished_at = ?3, duration_ms = ?4, counts = ?5,
+                     owner = NULL, owner_host = NULL, owner_pid = NULL, owner_started = NULL, lease_until = NULL
+                     WHERE run_id = ?1",
+                )
+                .map_err(storage)?;
+            for (entry, data) in entries.iter().zip(&encoded) {
+                insert
+                    .execute(params![
+                        &*entry.run_id,
+                        entry.seq as i64,
+                        entry.record.kind(),
+                        now,
+                        data
+                    ])
+                    .map_err(storage)?;
+                if let Some((status, duration, counts)) = counts(&entry.record) {
+                    finish
+                        .execute(params![&*entry.run_id, status, now, duration, counts.to_string()])
+                        .map_err(storage)?;
+                }
+            }
+        }
+        tx.commit().map_err(storage)
+    }
+
+    async fn load(&self, run_id: &str) -> Result<Option<StoredRun>> {
+        let conn = self.reader();
+        // One read transaction: the row and the records agree.
+        conn.execute_batch("BEGIN").map_err(storage)?;
+        let result = (|| {
+            let found = conn
+                .query_row(
+                    &format!("SELECT {ROW_COLUMNS} FROM flow_runs WHERE run_id = ?1"),
+                    [run_id],
+                    row,
+                )
+                .optional()
+                .map_err(storage)?;
+            let Some(found) = found else { return Ok(None) };
+            let mut stmt = conn
+                .prepare_cached("SELECT seq, data FROM flow_records WHERE run_id = ?1 ORDER BY seq")
+                .map_err(storage)?;
+            let rows = stmt
+                .query_map([run_id], |r| Ok((r.get::<_, i64>(0)? as u64, r.get::<_, String>(1)?)))
+                .map_err(storage)?;
+            let mut records = Vec::new();
+            for r in rows {
+                let (seq, data) = r.map_err(storage)?;
+                records.push((seq, decode(run_id, seq, &data)?));
+            }
+            Ok(Some(StoredRun { row: found, records }))
+        })();
+        let _ = conn.execute_batch("COMMIT");
+        result
+    }
+
+    async fn list(&self, filter: &RunFilter) -> Result<Vec<RunRow>> {
+        let conn = self.reader();
+        let mut sql = format!("SELECT {ROW_COLUMNS} FROM flow_runs WHERE 1 = 1");
+        let mut args: Vec<rusqlite::types::Value> = Vec::new();
+        if let Some(w) = &filter.workflow {
+            args.push(w.clone().into());
+            sql.push_str(&format!(" AND workflow = ?{}", args.len()));
+        }
+        if let Some(s) = &filter.status {
+            args.push(s.clone().into());
+            sql.push_str(&format!(" AND status = ?{}", args.len()));
+        }
+        if let Some((at, id)) = &filter.before {
+            args.push((*at).into());
+            args.push(id.clone().into());
+            let (a, b) = (args.len() - 1, args.len());
+            sql.push_str(&format!(
+                " AND (started_at < ?{a} OR (started_at = ?{a} AND run_id < ?{b}))"
+            ));
+        }
+        sql.push_str(" ORDER BY started_at DESC, run_id DESC");
+        if filter.limit > 0 {
+            sql.push_str(&format!(" LIMIT {}", filter.limit));
+        }
+        let mut stmt = conn.prepare(&sql).map_err(storage)?;
+        let rows = stmt.query_map(rusqlite::params_from_iter(args), row).map_err(storage)?;
+        rows.collect::<rusqlite::Result<Vec<_>>>().map_err(storage)
+    }
+
+    async fn claim(&self, run_id: &str, owner: &Owner, expected: Option<&str>, lease_until_ms: i64) -> Result<bool> {
+        let conn = self.writer();
+        let changed = conn
+            .execute(
+                "UPDATE flow_runs SET owner = ?2, owner_host = ?3, owner_pid = ?4, owner_started = ?5, lease_until = ?6,
+                 status = 'running', finished_at = NULL, duration_ms = NULL, counts = NULL
+                 WHERE run_id = ?1 AND owner IS ?7",
+                params![
+                    run_id,
+                    owner.token,
+                    owner.host,
+                    owner.pid as i64,
+                    owner.started as i64,
+                    lease_until_ms,
+                    expected
+                ],
+            )
+            .map_err(storage)?;
+        Ok(changed == 1)
+    }
+
+    async fn renew(&self, owner_token: &str, lease_until_ms: i64) -> Result<()> {
+        let conn = self.writer();
+        conn.execute(
+            "UPDATE flow_runs SET lease_until = ?2 WHERE owner = ?1 AND status = 'running'",
+            params![owner_token, lease_until_ms],
+        )
+        .map_err(storage)?;
+        Ok(())
+    }
+}

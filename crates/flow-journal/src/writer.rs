@@ -1,0 +1,204 @@
+//! Group commit: one thread writes what every run appends, a batch per
+//! transaction, and wakes those who wait for durability.
+
+use std::sync::{Arc, Mutex};
+
+use flow_core::Record;
+use tokio::sync::{mpsc, oneshot};
+
+use crate::{Entry, Error, Journal, LEASE, Owner, Result, now_ms};
+
+/// Most records written in one transaction.
+const MAX_BATCH: usize = 8192;
+
+// Appends are nearly all the traffic: boxing them would cost an allocation each.
+#[allow(clippy::large_enum_variant)]
+enum Msg {
+    Append(Entry, Option<oneshot::Sender<Result<()>>>),
+    Flush(oneshot::Sender<Result<()>>),
+}
+
+/// The journal's single writer: a dedicated thread that batches appends from
+/// every run of the process into transactions, and renews the leases of the
+/// runs this process holds. Cheap to clone; the thread ends when the last
+/// clone is dropped.
+#[derive(Clone)]
+pub struct Writer {
+    tx: mpsc::UnboundedSender<Msg>,
+    journal: Arc<dyn Journal>,
+    owner: Arc<Owner>,
+}
+
+impl std::fmt::Debug for Writer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Writer")
+            .field("journal", &self.journal.target())
+            .field("owner", &self.owner.token)
+            .finish()
+    }
+}
+
+impl Writer {
+    /// Starts the writer thread for `journal`; runs are held as `owner`.
+    pub fn start(journal: Arc<dyn Journal>, owner: Owner) -> Result<Writer> {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let owner = Arc::new(owner);
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| Error::Stopped(e.to_string()))?;
+        let (j, token) = (journal.clone(), owner.token.clone());
+        std::thread::Builder::new()
+            .name("flow-journal".into())
+            .spawn(move || runtime.block_on(write_loop(j, token, rx)))
+            .map_err(|e| Error::Stopped(e.to_string()))?;
+        Ok(Writer { tx, journal, owner })
+    }
+
+    /// The journal written to.
+    pub fn journal(&self) -> &Arc<dyn Journal> {
+        &self.journal
+    }
+
+    /// The owner runs are held as.
+    pub fn owner(&self) -> &Owner {
+        &self.owner
+    }
+
+    /// A handle for run `run_id`, whose next record gets sequence `next_seq`.
+    pub fn run(&self, run_id: Arc<str>, next_seq: u64) -> RunLog {
+        RunLog {
+            inner: Arc::new(RunLogInner {
+                writer: self.clone(),
+                run_id,
+                seq: Mutex::new(next_seq),
+            }),
+        }
+    }
+
+    /// Waits until everything appended before is durable.
+    pub async fn flush(&self) -> Result<()> {
+        let (ack, done) = oneshot::channel();
+        self.tx
+            .send(Msg::Flush(ack))
+            .map_err(|_| Error::Stopped("the writer thread ended".into()))?;
+        done.await
+            .map_err(|_| Error::Stopped("the writer thread ended".into()))?
+    }
+}
+
+async fn write_loop(journal: Arc<dyn Journal>, token: String, mut rx: mpsc::UnboundedReceiver<Msg>) {
+    let renew_every = LEASE / 3;
+    let mut failed: Option<Error> = None;
+    let mut entries = Vec::new();
+    let mut acks = Vec::new();
+    let mut next_renewal = tokio::time::Instant::now() + renew_every;
+    loop {
+        let first = tokio::select! {
+            m = rx.recv() => m,
+            _ = tokio::time::sleep_until(next_renewal) => {
+                if failed.is_none()
+                    && let Err(e) = journal.renew(&token, now_ms() + LEASE.as_millis() as i64).await {
+                    tracing::warn!(error = %e, "renewing run leases failed");
+                }
+                next_renewal = tokio::time::Instant::now() + renew_every;
+                continue;
+            }
+        };
+        let Some(first) = first else { break };
+        let mut next = Some(first);
+        while let Some(msg) = next.take() {
+            match msg {
+                Msg::Append(entry, ack) => {
+                    entries.push(entry);
+                    acks.extend(ack);
+                }
+                Msg::Flush(ack) => acks.push(ack),
+            }
+            if entries.len() < MAX_BATCH {
+                next = rx.try_recv().ok();
+            }
+        }
+        let result = match &failed {
+            Some(e) => Err(e.clone()),
+            None if entries.is_empty() => Ok(()),
+            None => journal.append(&entries).await,
+        };
+        if let Err(e) = &result {
+            if failed.is_none() {
+                tracing::error!(error = %e, "journal write failed; later writes are refused");
+            }
+            failed = Some(match e {
+                Error::Stopped(_) => e.clone(),
+                other => Error::Stopped(other.to_string()),
+            });
+        }
+        entries.clear();
+        for ack in acks.drain(..) {
+            let _ = ack.send(result.clone());
+        }
+    }
+}
+
+/// One run's handle on the [`Writer`]: appends get the run's sequence numbers
+/// in order. Cheap to clone.
+#[derive(Clone, Debug)]
+pub struct RunLog {
+    inner: Arc<RunLogInner>,
+}
+
+#[derive(Debug)]
+struct RunLogInner {
+    writer: Writer,
+    run_id: Arc<str>,
+    seq: Mutex<u64>,
+}
+
+impl RunLog {
+    /// The run's id.
+    pub fn run_id(&self) -> &Arc<str> {
+        &self.inner.run_id
+    }
+
+    /// The writer.
+    pub fn writer(&self) -> &Writer {
+        &self.inner.writer
+    }
+
+    fn send(&self, record: Record, ack: Option<oneshot::Sender<Result<()>>>) -> Result<()> {
+        // Numbered and queued under one lock, so sequence order is queue order.
+        let mut seq = self.inner.seq.lock().unwrap_or_else(|p| p.into_inner());
+        let entry = Entry {
+            run_id: self.inner.run_id.clone(),
+            seq: *seq,
+            record,
+        };
+        self.inner
+            .writer
+            .tx
+            .send(Msg::Append(entry, ack))
+            .map_err(|_| Error::Stopped("the writer thread ended".into()))?;
+        *seq += 1;
+        Ok(())
+    }
+
+    /// Queues a record; it becomes durable with the next batch. Whatever is
+    /// appended later and waited for is durable only after this one.
+    pub fn append(&self, record: Record) {
+        // A failed send means the writer stopped: the next durable append says so.
+        let _ = self.send(record, None);
+    }
+
+    /// Appends a record and waits until it (and everything before it) is durable.
+    pub async fn append_durable(&self, record: Record) -> Result<()> {
+        let (ack, done) = oneshot::channel();
+        self.send(record, Some(ack))?;
+        done.await
+            .map_err(|_| Error::Stopped("the writer thread ended".into()))?
+    }
+
+    /// Waits until everything appended so far is durable.
+    pub async fn flush(&self) -> Result<()> {
+        self.inner.writer.flush().await
+    }
+}
