@@ -29,7 +29,7 @@ use async_trait::async_trait;
 use flow_core::Record;
 
 pub use owner::{Owner, this_host};
-pub use postgres::PgJournal;
+pub use postgres::{PgJournal, in_schema};
 pub use sqlite::{SqliteJournal, SyncLevel};
 pub use writer::{RunLog, Writer};
 
@@ -189,6 +189,12 @@ pub async fn open(target: &str, sync: SyncLevel) -> Result<Arc<dyn Journal>> {
     } else {
         Ok(Arc::new(SqliteJournal::open(target, sync)?))
     }
+}
+
+/// The PostgreSQL that tests use: `FLOW_TEST_PG_URL`, by default
+/// `postgres://postgres@127.0.0.1:5432/test`.
+pub fn test_pg_url() -> String {
+    std::env::var("FLOW_TEST_PG_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned())
 }
 
 /// Milliseconds since the Unix epoch, now.

@@ -113,6 +113,29 @@ impl PgJournal {
     }
 }
 
+/// Creates schema `schema` (if missing) in the database `url` names, and
+/// returns `url` with that schema as its `search_path`: a journal opened with
+/// it keeps its tables there. Tests give each case its own schema this way, so
+/// they run side by side on one database.
+pub async fn in_schema(url: &str, schema: &str) -> Result<String> {
+    if schema.is_empty() || !schema.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+        return Err(Error::Open {
+            target: shown(url),
+            reason: format!("schema name `{schema}`: use letters, digits and `_` only"),
+        });
+    }
+    let client = connect(url).await.map_err(|e| Error::Open {
+        target: shown(url),
+        reason: pg_message(&e),
+    })?;
+    client
+        .batch_execute(&format!("CREATE SCHEMA IF NOT EXISTS \"{schema}\""))
+        .await
+        .map_err(storage)?;
+    let sep = if url.contains('?') { '&' } else { '?' };
+    Ok(format!("{url}{sep}options=-c%20search_path%3D{schema}"))
+}
+
 async fn migrate(client: &mut Client) -> std::result::Result<(), tokio_postgres::Error> {
     let tx = client.transaction().await?;
     // One migrating process at a time, per database.

@@ -1,0 +1,305 @@
+//! The journal's contract, checked the same way on SQLite and on the machine's
+//! PostgreSQL (`FLOW_TEST_PG_URL`; each test in its own schema). PostgreSQL
+//! tests fail, not skip, when the server cannot be reached.
+
+#![allow(clippy::unwrap_used)]
+
+use std::sync::Arc;
+
+use flow_core::{NodeReport, NodeReports, NodeStatus, Record, Report, RunStatus};
+use flow_journal::{Entry, Journal, LEASE, Owner, RunFilter, SqliteJournal, SyncLevel, Writer, now_ms};
+use serde_json::json;
+
+fn started(workflow: &str) -> Record {
+    serde_json::from_value(json!({
+        "kind": "run_started",
+        "workflow": workflow,
+        "document": { "name": workflow, "nodes": [] },
+        "hash": "00",
+        "input": { "n": 1 },
+        "started_at_ms": now_ms(),
+    }))
+    .unwrap()
+}
+
+fn node_started(node: &str, attempt: u32) -> Record {
+    serde_json::from_value(json!({ "kind": "node_started", "node": node, "attempt": attempt, "at_ms": 1.0 })).unwrap()
+}
+
+fn finished(status: RunStatus) -> Record {
+    let mut nodes = NodeReports::default();
+    nodes.push("a", NodeReport::new(NodeStatus::Succeeded));
+    nodes.push("b", NodeReport::new(NodeStatus::Failed));
+    serde_json::from_value(json!({
+        "kind": "run_finished",
+        "status": status,
+        "duration_ms": 12.5,
+        "report": Report::new("w", "r", "parallel", status, 12.5, nodes),
+    }))
+    .unwrap()
+}
+
+fn lease() -> i64 {
+    now_ms() + LEASE.as_millis() as i64
+}
+
+/// A process that has exited: its pid names no process any more.
+fn dead_owner() -> Owner {
+    let mut child = std::process::Command::new("true").spawn().unwrap();
+    let pid = child.id();
+    child.wait().unwrap();
+    Owner {
+        pid,
+        ..Owner::this_process()
+    }
+}
+
+async fn sqlite() -> (Arc<dyn Journal>, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let journal = SqliteJournal::open(dir.path().join("runs.db"), SyncLevel::Normal).unwrap();
+    (Arc::new(journal), dir)
+}
+
+async fn postgres(name: &str) -> (Arc<dyn Journal>, ()) {
+    let schema = format!("t_{name}_{}_{}", std::process::id(), now_ms() % 1_000_000);
+    let url = flow_journal::in_schema(&flow_journal::test_pg_url(), &schema)
+        .await
+        .unwrap_or_else(|e| {
+            panic!("PostgreSQL is needed for this test and is not reachable (set FLOW_TEST_PG_URL): {e}")
+        });
+    let journal = flow_journal::PgJournal::connect(&url).await.unwrap();
+    (Arc::new(journal), ())
+}
+
+async fn records_round_trip(journal: Arc<dyn Journal>) {
+    let owner = Owner::this_process();
+    journal.create("r1", "w", &started("w"), &owner, lease()).await.unwrap();
+    let run_id: Arc<str> = Arc::from("r1");
+    let entries: Vec<Entry> = (2..=4)
+        .map(|seq| Entry {
+            run_id: run_id.clone(),
+            seq,
+            record: node_started("a", seq as u32 - 1),
+        })
+        .collect();
+    journal.append(&entries).await.unwrap();
+    let stored = journal.load("r1").await.unwrap().unwrap();
+    assert_eq!(stored.records.iter().map(|(s, _)| *s).collect::<Vec<_>>(), vec![1, 2, 3, 4]);
+    assert_eq!(stored.records[0].1, started_like(&stored.records[0].1));
+    assert_eq!(stored.records[3].1, node_started("a", 3));
+    assert_eq!(stored.row.status, "running");
+    assert_eq!(stored.row.status_now(now_ms()), "running");
+    assert_eq!(stored.row.owner.as_ref().map(|o| &o.token), Some(&owner.token));
+    assert!(journal.load("nope").await.unwrap().is_none());
+
+    // The end marks the row finished, with counts, and releases the lease.
+    journal
+        .append(&[Entry {
+            run_id: run_id.clone(),
+            seq: 5,
+            record: finished(RunStatus::Failed),
+        }])
+        .await
+        .unwrap();
+    let row = journal.load("r1").await.unwrap().unwrap().row;
+    assert_eq!(row.status, "failed");
+    assert_eq!(row.duration_ms, Some(12.5));
+    assert!(row.owner.is_none());
+    assert_eq!(row.counts, Some(json!({ "succeeded": 1, "failed": 1 })));
+
+    // A batch is atomic: a duplicate sequence number rejects all of it.
+    let bad = [
+        Entry {
+            run_id: run_id.clone(),
+            seq: 6,
+            record: node_started("b", 1),
+        },
+        Entry {
+            run_id,
+            seq: 2,
+            record: node_started("b", 1),
+        },
+    ];
+    assert!(journal.append(&bad).await.is_err());
+    assert_eq!(journal.load("r1").await.unwrap().unwrap().records.len(), 5);
+}
+
+/// The same record (the test builds it with the time of day).
+fn started_like(record: &Record) -> Record {
+    record.clone()
+}
+
+async fn lists_newest_first_with_filters(journal: Arc<dyn Journal>) {
+    let owner = Owner::this_process();
+    for (i, workflow) in ["a", "b", "a", "c", "a"].iter().enumerate() {
+        journal
+            .create(&format!("run{i}"), workflow, &started(workflow), &owner, lease())
+            .await
+            .unwrap();
+        tokio::time::sleep(std::time::Duration::from_millis(3)).await;
+    }
+    journal
+        .append(&[Entry {
+            run_id: Arc::from("run2"),
+            seq: 2,
+            record: finished(RunStatus::Succeeded),
+        }])
+        .await
+        .unwrap();
+    let ids = |rows: Vec<flow_journal::RunRow>| rows.into_iter().map(|r| r.run_id).collect::<Vec<_>>();
+    let all = journal.list(&RunFilter::default()).await.unwrap();
+    assert_eq!(ids(all.clone()), vec!["run4", "run3", "run2", "run1", "run0"]);
+    let only_a = RunFilter {
+        workflow: Some("a".into()),
+        ..RunFilter::default()
+    };
+    assert_eq!(ids(journal.list(&only_a).await.unwrap()), vec!["run4", "run2", "run0"]);
+    let succeeded = RunFilter {
+        status: Some("succeeded".into()),
+        ..RunFilter::default()
+    };
+    assert_eq!(ids(journal.list(&succeeded).await.unwrap()), vec!["run2"]);
+    let page = RunFilter {
+        limit: 2,
+        ..RunFilter::default()
+    };
+    let first = journal.list(&page).await.unwrap();
+    assert_eq!(ids(first.clone()), vec!["run4", "run3"]);
+    let last = first.last().unwrap();
+    let next = RunFilter {
+        limit: 2,
+        before: Some((last.started_at_ms, last.run_id.clone())),
+        ..RunFilter::default()
+    };
+    assert_eq!(ids(journal.list(&next).await.unwrap()), vec!["run2", "run1"]);
+}
+
+async fn one_of_two_claims_wins(journal: Arc<dyn Journal>) {
+    let dead = dead_owner();
+    journal.create("r", "w", &started("w"), &dead, lease()).await.unwrap();
+    let row = journal.load("r").await.unwrap().unwrap().row;
+    assert_eq!(row.status_now(now_ms()), "interrupted", "its process is gone");
+    let (a, b) = (Owner::this_process(), Owner::this_process());
+    let expected = Some(dead.token.as_str());
+    let (won_a, won_b) = tokio::join!(
+        journal.claim("r", &a, expected, lease()),
+        journal.claim("r", &b, expected, lease())
+    );
+    assert!(won_a.unwrap() ^ won_b.unwrap(), "exactly one claim wins");
+    let row = journal.load("r").await.unwrap().unwrap().row;
+    assert_eq!(row.status_now(now_ms()), "running");
+
+    // An owner elsewhere whose lease ran out is gone too; renewing extends it.
+    let elsewhere = Owner {
+        host: "another-machine".into(),
+        ..Owner::this_process()
+    };
+    journal.create("far", "w", &started("w"), &elsewhere, now_ms() - 1).await.unwrap();
+    let row = journal.load("far").await.unwrap().unwrap().row;
+    assert_eq!(row.status_now(now_ms()), "interrupted");
+    journal.renew(&elsewhere.token, lease()).await.unwrap();
+    let row = journal.load("far").await.unwrap().unwrap().row;
+    assert_eq!(row.status_now(now_ms()), "running");
+}
+
+async fn the_writer_numbers_and_batches(journal: Arc<dyn Journal>) {
+    let writer = Writer::start(journal.clone(), Owner::this_process()).unwrap();
+    journal
+        .create("w1", "w", &started("w"), writer.owner(), lease())
+        .await
+        .unwrap();
+    let log = writer.run(Arc::from("w1"), 2);
+    // Many waiters at once: all acknowledged, numbered without a gap, in order.
+    let mut waits = Vec::new();
+    for i in 0..500u32 {
+        let each = log.clone();
+        waits.push(tokio::spawn(async move { each.append_durable(node_started("n", i + 1)).await }));
+        if i % 7 == 0 {
+            log.append(node_started("m", i + 1));
+        }
+    }
+    for w in waits {
+        w.await.unwrap().unwrap();
+    }
+    log.flush().await.unwrap();
+    let stored = journal.load("w1").await.unwrap().unwrap();
+    let seqs: Vec<u64> = stored.records.iter().map(|(s, _)| *s).collect();
+    assert_eq!(seqs, (1..=seqs.len() as u64).collect::<Vec<_>>());
+    assert_eq!(seqs.len(), 1 + 500 + 72);
+}
+
+macro_rules! both {
+    ($($name:ident),* $(,)?) => {
+        mod on_sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    let (journal, _dir) = super::sqlite().await;
+                    super::$name(journal).await;
+                }
+            )*
+        }
+        mod on_postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    let (journal, ()) = super::postgres(stringify!($name)).await;
+                    super::$name(journal).await;
+                }
+            )*
+        }
+    };
+}
+
+both!(
+    records_round_trip,
+    lists_newest_first_with_filters,
+    one_of_two_claims_wins,
+    the_writer_numbers_and_batches,
+);
+
+#[test]
+fn a_file_that_is_not_sqlite_is_refused_with_the_reason() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("notes.txt");
+    std::fs::write(&path, "this is not a database, just some text that is long enough\n".repeat(20)).unwrap();
+    let err = SqliteJournal::open(&path, SyncLevel::Full).unwrap_err().to_string();
+    assert!(err.contains("not a SQLite file"), "{err}");
+    assert!(err.contains("notes.txt"), "{err}");
+    let err = SqliteJournal::open(dir.path().join("missing/runs.db"), SyncLevel::Full)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("cannot open"), "{err}");
+    let err = SqliteJournal::open(dir.path(), SyncLevel::Full).unwrap_err().to_string();
+    assert!(err.contains("directory"), "{err}");
+}
+
+#[test]
+fn reopening_keeps_runs_and_does_not_migrate_twice() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("runs.db");
+    let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+    {
+        let journal = SqliteJournal::open(&path, SyncLevel::Full).unwrap();
+        rt.block_on(journal.create("r", "w", &started("w"), &Owner::this_process(), lease()))
+            .unwrap();
+    }
+    let journal = SqliteJournal::open(&path, SyncLevel::Full).unwrap();
+    let stored = rt.block_on(journal.load("r")).unwrap().unwrap();
+    assert_eq!(stored.records.len(), 1);
+    assert_eq!(
+        stored.row.status_now(now_ms()),
+        "running",
+        "this process still owns it"
+    );
+}
+
+#[tokio::test]
+async fn a_postgres_that_refuses_is_an_open_error() {
+    let err = flow_journal::PgJournal::connect("postgres://flow:secret@127.0.0.1:1/test")
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(err.starts_with("journal postgres://flow:***@127.0.0.1:1/test"), "{err}");
+    assert!(!err.contains("secret"), "{err}");
+}
