@@ -291,14 +291,55 @@ impl Recovered {
 
     /// Forgets what failed, so a resumed run runs it again (`--retry-failed`):
     /// nodes that failed or were cancelled, and their failed or cancelled items.
-    /// Succeeded nodes and items are kept.
+    /// Succeeded nodes and items are kept. What runs again goes on with its next
+    /// attempt number, its earlier attempts kept in its report.
     pub fn reset_failed(&mut self) {
+        self.in_flight.clear();
+        for (id, report) in &self.settled {
+            if report.status == NodeStatus::Succeeded || report.items.is_some() || report.attempts == 0 {
+                continue;
+            }
+            self.in_flight.insert(
+                (id.clone(), None),
+                InFlight {
+                    attempt: report.attempts,
+                    at_ms: report.started_ms.unwrap_or(0.0),
+                    attempts: report.attempts_detail.clone(),
+                },
+            );
+        }
         self.settled
             .retain(|(_, report)| report.status == NodeStatus::Succeeded);
-        for items in self.items.values_mut() {
-            items.retain(|_, (item, _)| item.status == NodeStatus::Succeeded);
+        for (id, items) in &mut self.items {
+            items.retain(|index, (item, _)| {
+                if item.status == NodeStatus::Succeeded {
+                    return true;
+                }
+                if item.attempts > 0 {
+                    let attempts = (0..item.attempts)
+                        .map(|a| AttemptReport {
+                            started_ms: item.started_ms.unwrap_or(0.0),
+                            finished_ms: item.finished_ms.unwrap_or(0.0),
+                            error: if a + 1 == item.attempts {
+                                item.error.clone()
+                            } else {
+                                None
+                            },
+                            limit_wait_ms: None,
+                        })
+                        .collect();
+                    self.in_flight.insert(
+                        (id.clone(), Some(*index)),
+                        InFlight {
+                            attempt: item.attempts,
+                            at_ms: item.started_ms.unwrap_or(0.0),
+                            attempts,
+                        },
+                    );
+                }
+                false
+            });
         }
-        self.in_flight.clear();
         self.finished = None;
         self.cancelled = false;
     }

@@ -84,7 +84,10 @@ async fn records_round_trip(journal: Arc<dyn Journal>) {
         .collect();
     journal.append(&entries).await.unwrap();
     let stored = journal.load("r1").await.unwrap().unwrap();
-    assert_eq!(stored.records.iter().map(|(s, _)| *s).collect::<Vec<_>>(), vec![1, 2, 3, 4]);
+    assert_eq!(
+        stored.records.iter().map(|(s, _)| *s).collect::<Vec<_>>(),
+        vec![1, 2, 3, 4]
+    );
     assert_eq!(stored.records[0].1, started_like(&stored.records[0].1));
     assert_eq!(stored.records[3].1, node_started("a", 3));
     assert_eq!(stored.row.status, "running");
@@ -194,7 +197,10 @@ async fn one_of_two_claims_wins(journal: Arc<dyn Journal>) {
         host: "another-machine".into(),
         ..Owner::this_process()
     };
-    journal.create("far", "w", &started("w"), &elsewhere, now_ms() - 1).await.unwrap();
+    journal
+        .create("far", "w", &started("w"), &elsewhere, now_ms() - 1)
+        .await
+        .unwrap();
     let row = journal.load("far").await.unwrap().unwrap().row;
     assert_eq!(row.status_now(now_ms()), "interrupted");
     journal.renew(&elsewhere.token, lease()).await.unwrap();
@@ -213,7 +219,9 @@ async fn the_writer_numbers_and_batches(journal: Arc<dyn Journal>) {
     let mut waits = Vec::new();
     for i in 0..500u32 {
         let each = log.clone();
-        waits.push(tokio::spawn(async move { each.append_durable(node_started("n", i + 1)).await }));
+        waits.push(tokio::spawn(async move {
+            each.append_durable(node_started("n", i + 1)).await
+        }));
         if i % 7 == 0 {
             log.append(node_started("m", i + 1));
         }
@@ -262,7 +270,11 @@ both!(
 fn a_file_that_is_not_sqlite_is_refused_with_the_reason() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("notes.txt");
-    std::fs::write(&path, "this is not a database, just some text that is long enough\n".repeat(20)).unwrap();
+    std::fs::write(
+        &path,
+        "this is not a database, just some text that is long enough\n".repeat(20),
+    )
+    .unwrap();
     let err = SqliteJournal::open(&path, SyncLevel::Full).unwrap_err().to_string();
     assert!(err.contains("not a SQLite file"), "{err}");
     assert!(err.contains("notes.txt"), "{err}");
@@ -270,7 +282,9 @@ fn a_file_that_is_not_sqlite_is_refused_with_the_reason() {
         .unwrap_err()
         .to_string();
     assert!(err.contains("cannot open"), "{err}");
-    let err = SqliteJournal::open(dir.path(), SyncLevel::Full).unwrap_err().to_string();
+    let err = SqliteJournal::open(dir.path(), SyncLevel::Full)
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("directory"), "{err}");
 }
 
@@ -287,11 +301,7 @@ fn reopening_keeps_runs_and_does_not_migrate_twice() {
     let journal = SqliteJournal::open(&path, SyncLevel::Full).unwrap();
     let stored = rt.block_on(journal.load("r")).unwrap().unwrap();
     assert_eq!(stored.records.len(), 1);
-    assert_eq!(
-        stored.row.status_now(now_ms()),
-        "running",
-        "this process still owns it"
-    );
+    assert_eq!(stored.row.status_now(now_ms()), "running", "this process still owns it");
 }
 
 #[tokio::test]

@@ -4,6 +4,7 @@
 
 mod cancel;
 mod context;
+mod durable;
 mod for_each;
 mod props;
 mod report;

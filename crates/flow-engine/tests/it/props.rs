@@ -52,7 +52,7 @@ struct Edge {
 }
 
 #[derive(Debug, Clone)]
-struct Case {
+pub(crate) struct Case {
     nodes: Vec<Node>,
     edges: Vec<Edge>,
     flags: Vec<bool>,
@@ -97,7 +97,7 @@ fn node() -> impl Strategy<Value = Node> {
         })
 }
 
-fn case() -> impl Strategy<Value = Case> {
+pub(crate) fn case() -> impl Strategy<Value = Case> {
     (1usize..=12)
         .prop_flat_map(|n| {
             let edge = (0..n, 0..n, prop::option::weighted(0.4, (0..FLAGS, any::<bool>())));
@@ -135,7 +135,7 @@ fn id(i: usize) -> String {
     format!("n{i}")
 }
 
-fn document(case: &Case) -> String {
+pub(crate) fn document(case: &Case) -> String {
     let nodes: Vec<Value> = case
         .nodes
         .iter()
@@ -223,7 +223,7 @@ impl Case {
     }
 
     /// The run's input: the condition flags and every `for_each` node's list.
-    fn input(&self) -> Value {
+    pub(crate) fn input(&self) -> Value {
         let items: Vec<Value> = self
             .nodes
             .iter()
