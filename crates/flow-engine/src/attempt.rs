@@ -59,7 +59,7 @@ pub(crate) struct Attempts {
     pub(crate) item: Option<usize>,
     pub(crate) call: Option<NodeCall>,
     /// For a unit a resumed run takes over mid-flight: its attempts so far.
-    pub(crate) resumed: Option<InFlight>,
+    pub(crate) resumed: Option<Box<InFlight>>,
     pub(crate) limit: Option<Limit>,
     pub(crate) shared: Arc<Shared>,
 }

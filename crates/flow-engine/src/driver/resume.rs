@@ -73,7 +73,7 @@ impl Driver {
     }
 
     /// The journal's account of a unit that was cut short, if this one was.
-    pub(super) fn in_flight(&mut self, node: usize, item: Option<usize>) -> Option<InFlight> {
-        self.restore.as_mut()?.in_flight.remove(&(node, item))
+    pub(super) fn in_flight(&mut self, node: usize, item: Option<usize>) -> Option<Box<InFlight>> {
+        self.restore.as_mut()?.in_flight.remove(&(node, item)).map(Box::new)
     }
 }
