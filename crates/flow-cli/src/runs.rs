@@ -19,11 +19,23 @@ async fn journal(args: &JournalArgs) -> Result<Arc<dyn Journal>, u8> {
         eprintln!("error: no journal: give --journal TARGET or set FLOW_JOURNAL");
         return Err(EXIT_USAGE);
     };
+    missing(target)?;
     let sync = args.journal_sync.parse::<SyncLevel>().unwrap_or_default();
     flow_engine::journal::open(target, sync).await.map_err(|e| {
         eprintln!("error: --journal: {e}");
         EXIT_USAGE
     })
+}
+
+/// Reading runs never creates a journal: a SQLite path that is not there is
+/// exit 2.
+fn missing(target: &str) -> Result<(), u8> {
+    let is_url = target.starts_with("postgres://") || target.starts_with("postgresql://");
+    if !is_url && !std::path::Path::new(target).exists() {
+        eprintln!("error: --journal: there is no journal at {target}");
+        return Err(EXIT_USAGE);
+    }
+    Ok(())
 }
 
 /// RFC 3339 in UTC, to the millisecond.
@@ -204,6 +216,11 @@ pub async fn resume(args: ResumeArgs) -> u8 {
         Ok(outputs) => outputs,
         Err(code) => return code,
     };
+    if let Some(target) = args.journal.journal.as_deref()
+        && let Err(code) = missing(target)
+    {
+        return code;
+    }
     let writer = match open_journal(&args.journal).await {
         Ok(Some(writer)) => writer,
         Ok(None) => {

@@ -409,6 +409,8 @@ impl Recovered {
                     }
                 }
                 counts.total = items.len();
+                entry.attempts = items.values().map(|(item, _)| item.attempts).sum();
+                entry.started_ms = items.values().filter_map(|(item, _)| item.started_ms).reduce(f64::min);
                 entry.items = Some(counts);
                 entry.item_runs = Some(items.values().map(|(item, _)| item.clone()).collect());
             }
