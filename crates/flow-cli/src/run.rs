@@ -163,7 +163,7 @@ impl Outputs {
         eprint!("{}", crate::summary::render(report, self.quiet));
         let mut ok = true;
         if let Some(path) = &self.timeline
-            && let Err(e) = std::fs::write(path, crate::timeline::render(report))
+            && let Err(e) = std::fs::write(path, flow_view::timeline::render(report))
         {
             eprintln!("error: --timeline: cannot write {}: {e}", path.display());
             ok = false;

@@ -14,13 +14,7 @@ const STATUSES: [NodeStatus; 7] = [
     NodeStatus::Pending,
 ];
 
-pub fn fmt_ms(ms: f64) -> String {
-    if ms >= 10_000.0 {
-        format!("{:.1} s", ms / 1000.0)
-    } else {
-        format!("{ms:.1} ms")
-    }
-}
+pub use flow_view::fmt_ms;
 
 /// The summary: a table of nodes (unless `quiet` and there are many), then one line
 /// for the run.

@@ -79,6 +79,13 @@ pub enum Record {
         /// Its report entry: status, output, error, attempts.
         report: NodeReport,
     },
+    /// A `for_each` node's list was rendered: how many items it has.
+    ItemsListed {
+        /// The node's id.
+        node: String,
+        /// How many items.
+        items: usize,
+    },
     /// One item of a `for_each` node settled.
     ItemSettled {
         /// The node's id.
@@ -120,6 +127,7 @@ impl Record {
             Record::NodeStarted { .. } => "node_started",
             Record::AttemptFailed { .. } => "attempt_failed",
             Record::NodeSettled { .. } => "node_settled",
+            Record::ItemsListed { .. } => "items_listed",
             Record::ItemSettled { .. } => "item_settled",
             Record::RunCancelled { .. } => "run_cancelled",
             Record::RunResumed { .. } => "run_resumed",
@@ -176,6 +184,8 @@ pub struct Recovered {
     pub items: HashMap<String, BTreeMap<usize, (ItemRun, Value)>>,
     /// Units that had started and not settled.
     pub in_flight: HashMap<UnitKey, InFlight>,
+    /// How many items each `for_each` node's list had, by node id.
+    pub listed: HashMap<String, usize>,
     /// Whether the run was cancelled from outside.
     pub cancelled: bool,
     /// The final report, when the run finished.
@@ -243,6 +253,9 @@ impl Recovered {
                             r.settled.push((node.clone(), report.clone()));
                         }
                     }
+                }
+                Record::ItemsListed { node, items } => {
+                    r.listed.insert(node.clone(), *items);
                 }
                 Record::ItemSettled { node, item, output } => {
                     if let Some(end) = item.finished_ms {
@@ -388,6 +401,7 @@ impl Recovered {
                 }
             }
         }
+        let empty = BTreeMap::new();
         for (index, node) in workflow.nodes().iter().enumerate() {
             if matches!(state.phase(index), Phase::Settled(_)) {
                 continue;
@@ -398,7 +412,12 @@ impl Recovered {
                 entry.attempts = flight.attempt;
                 entry.started_ms = flight.attempts.first().map(|a| a.started_ms);
             }
-            if let Some(items) = self.items.get(node.id()) {
+            let id = node.id();
+            let listed = self.listed.get(id).copied();
+            if listed.is_some() || self.in_flight.keys().any(|(n, item)| n == id && item.is_some()) {
+                entry.status = NodeStatus::Running;
+            }
+            if let Some(items) = self.items.get(id).or(listed.map(|_| &empty)) {
                 entry.status = NodeStatus::Running;
                 let mut counts = ItemCounts::default();
                 for (item, _) in items.values() {
@@ -408,7 +427,7 @@ impl Recovered {
                         _ => counts.cancelled += 1,
                     }
                 }
-                counts.total = items.len();
+                counts.total = listed.unwrap_or(items.len());
                 entry.attempts = items.values().map(|(item, _)| item.attempts).sum();
                 entry.started_ms = items.values().filter_map(|(item, _)| item.started_ms).reduce(f64::min);
                 entry.items = Some(counts);

@@ -99,6 +99,12 @@ impl Driver {
             }
         };
         let total = items.len();
+        if let Some(journal) = &shared.journal {
+            journal.append(Record::ItemsListed {
+                node: shared.node_id(index).to_string(),
+                items: total,
+            });
+        }
         shared.emit(|| EventKind::ItemsListed {
             node: shared.node_id(index),
             items: total,
