@@ -40,6 +40,54 @@ pub enum Command {
     Runs(RunsCommand),
     /// Continue an interrupted run from its journal (or, with --retry-failed, a failed one).
     Resume(ResumeArgs),
+    /// Serve runs over HTTP: an API, live events and a web page, every run journaled.
+    Serve(ServeArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Address to listen on (port 0: a free port, printed at start). Beyond loopback it needs FLOW_TOKEN or --insecure.
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8080")]
+    pub listen: std::net::SocketAddr,
+    /// The folder of workflow files (.yaml, .yml, .json); SIGHUP reloads it.
+    #[arg(long, value_name = "DIR", default_value = "workflows")]
+    pub workflows: PathBuf,
+    /// Where runs are journaled: a SQLite file or a postgres:// URL.
+    #[arg(long, value_name = "TARGET", env = "FLOW_JOURNAL", default_value = "flow-runs.db")]
+    pub journal: String,
+    /// SQLite only: `full` makes every commit survive a power cut, `normal` only a crash of the process.
+    #[arg(long, value_name = "LEVEL", default_value = "full", value_parser = ["full", "normal"])]
+    pub journal_sync: String,
+    /// Listen beyond loopback without FLOW_TOKEN (anyone who can reach the port can run workflows).
+    #[arg(long)]
+    pub insecure: bool,
+    /// After SIGTERM, how long runs under way may go on before the server stops (e.g. 30s, 500ms).
+    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = parse_duration)]
+    pub grace: std::time::Duration,
+    /// Largest request body accepted, in bytes.
+    #[arg(long, value_name = "BYTES", default_value_t = 1024 * 1024)]
+    pub max_body_bytes: usize,
+    #[command(flatten)]
+    pub limits: LimitArgs,
+}
+
+/// `30s`, `500ms`, `2m`, or a number of seconds.
+fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
+    let text = text.trim();
+    let (number, unit) = match text.find(|c: char| !(c.is_ascii_digit() || c == '.')) {
+        Some(i) => (&text[..i], &text[i..]),
+        None => (text, "s"),
+    };
+    let n: f64 = number
+        .parse()
+        .map_err(|_| format!("`{text}` is not a duration (try 30s, 500ms or 2m)"))?;
+    let seconds = match unit {
+        "ms" => n / 1000.0,
+        "s" => n,
+        "m" => n * 60.0,
+        _ => return Err(format!("`{text}`: unknown unit `{unit}` (use ms, s or m)")),
+    };
+    std::time::Duration::try_from_secs_f64(seconds).map_err(|e| format!("`{text}`: {e}"))
 }
 
 #[derive(Debug, Subcommand)]
@@ -323,6 +371,7 @@ pub async fn dispatch(cli: Cli) -> u8 {
         Command::Runs(RunsCommand::List(args)) => crate::runs::list(args).await,
         Command::Runs(RunsCommand::Show(args)) => crate::runs::show(args).await,
         Command::Resume(args) => crate::runs::resume(args).await,
+        Command::Serve(args) => serve(args).await,
     }
 }
 
@@ -402,5 +451,30 @@ fn validate(args: &ValidateArgs) -> u8 {
             EXIT_OK
         }
         Err(code) => code,
+    }
+}
+
+async fn serve(args: ServeArgs) -> u8 {
+    let config = flow_serve::Config {
+        listen: args.listen,
+        workflows: args.workflows,
+        journal: args.journal,
+        sync: args.journal_sync.parse().unwrap_or_default(),
+        token: std::env::var("FLOW_TOKEN").ok(),
+        insecure: args.insecure,
+        grace: args.grace,
+        limits: args.limits.limits(),
+        max_body_bytes: args.max_body_bytes,
+    };
+    match flow_serve::serve(config).await {
+        Ok(()) => EXIT_OK,
+        Err(flow_serve::ServeError::Usage(message)) => {
+            eprintln!("error: {message}");
+            EXIT_USAGE
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            EXIT_FAILED
+        }
     }
 }

@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use flow_engine::core::{Recovered, WorkflowSpec};
-use flow_engine::journal::{Journal, RunFilter, RunRow, SyncLevel, now_ms};
+use flow_engine::journal::{Journal, RunFilter, RunRow, SyncLevel, now_ms, rfc3339};
 use flow_engine::{Engine, ResumeOptions, RunStatus, Workflow};
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
@@ -36,30 +36,6 @@ fn missing(target: &str) -> Result<(), u8> {
         return Err(EXIT_USAGE);
     }
     Ok(())
-}
-
-/// RFC 3339 in UTC, to the millisecond.
-fn rfc3339(ms: i64) -> String {
-    let secs = ms.div_euclid(1000);
-    let millis = ms.rem_euclid(1000);
-    let days = secs.div_euclid(86_400);
-    let rem = secs.rem_euclid(86_400);
-    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{millis:03}Z",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
 }
 
 fn row_json(row: &RunRow, now: i64) -> Value {
@@ -258,15 +234,4 @@ pub async fn resume(args: ResumeArgs) -> u8 {
         Some(&writer),
     )
     .await
-}
-
-#[cfg(test)]
-#[allow(clippy::unwrap_used)]
-mod tests {
-    #[test]
-    fn rfc3339_is_utc_with_milliseconds() {
-        assert_eq!(super::rfc3339(0), "1970-01-01T00:00:00.000Z");
-        assert_eq!(super::rfc3339(1_796_131_923_456), "2026-12-01T13:32:03.456Z");
-        assert_eq!(super::rfc3339(951_782_400_000), "2000-02-29T00:00:00.000Z");
-    }
 }

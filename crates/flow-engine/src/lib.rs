@@ -240,6 +240,7 @@ pub struct RunOptions {
     events: Option<EventSender>,
     strategy_spec: Option<StrategySpec>,
     journal: Option<flow_journal::Writer>,
+    run_id: Option<Arc<str>>,
 }
 
 impl RunOptions {
@@ -273,6 +274,13 @@ impl RunOptions {
     /// before anything downstream starts. See `docs/durability.md`.
     pub fn journal(mut self, writer: flow_journal::Writer) -> Self {
         self.journal = Some(writer);
+        self
+    }
+
+    /// Gives the run this id instead of a fresh UUIDv7 (a service that must
+    /// answer with the id before the run starts). Ids must be unique.
+    pub fn run_id(mut self, id: impl Into<Arc<str>>) -> Self {
+        self.run_id = Some(id.into());
         self
     }
 
@@ -448,7 +456,7 @@ impl Engine {
     /// With a journal ([`RunOptions::journal`]), the run is recorded first; an
     /// error doing so is [`Error::Journal`] and nothing runs.
     pub async fn run(&self, workflow: &Arc<Workflow>, mut options: RunOptions) -> Result<Report> {
-        let run_id = new_run_id();
+        let run_id = options.run_id.take().unwrap_or_else(new_run_id);
         let durable = self.begin(workflow, &mut options, run_id).await?;
         let (driver, _) = self.driver(workflow, options, durable)?;
         Ok(driver.run().await)
@@ -458,7 +466,7 @@ impl Engine {
     /// A journaled run is recorded on that task; [`RunHandle::wait`] reports a
     /// journal error.
     pub fn start(&self, workflow: &Arc<Workflow>, mut options: RunOptions) -> Result<RunHandle> {
-        let run_id = new_run_id();
+        let run_id = options.run_id.take().unwrap_or_else(new_run_id);
         if options.journal.is_none() {
             let (driver, cancel) = self.driver(workflow, options, Durable::none(run_id.clone()))?;
             let run = driver.run();
@@ -484,7 +492,8 @@ impl Engine {
     }
 }
 
-fn new_run_id() -> Arc<str> {
+/// A fresh run id: a UUIDv7 (time-ordered, unique across processes and machines).
+pub fn new_run_id() -> Arc<str> {
     Arc::from(uuid::Uuid::now_v7().to_string())
 }
 

@@ -178,6 +178,11 @@ pub trait Journal: Send + Sync + std::fmt::Debug + 'static {
 
     /// Extends the lease of every running run `owner_token` holds.
     async fn renew(&self, owner_token: &str, lease_until_ms: i64) -> Result<()>;
+
+    /// Binds the idempotency key `key` (of a submission) to `run_id`, unless it
+    /// is bound already: returns the run it was bound to before, `None` when
+    /// this call bound it. Of two callers with one key, one binds it.
+    async fn remember(&self, key: &str, run_id: &str) -> Result<Option<String>>;
 }
 
 /// Opens the journal `target` names: a `postgres://` (or `postgresql://`) URL,
@@ -202,6 +207,30 @@ pub fn now_ms() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as i64)
+}
+
+/// A time in ms since the Unix epoch as RFC 3339, in UTC, to the millisecond.
+pub fn rfc3339(ms: i64) -> String {
+    let secs = ms.div_euclid(1000);
+    let millis = ms.rem_euclid(1000);
+    let days = secs.div_euclid(86_400);
+    let rem = secs.rem_euclid(86_400);
+    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{millis:03}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
 }
 
 /// Folds records into the row's summary counts (`{"succeeded": n, ...}`).
@@ -236,4 +265,14 @@ fn decode(run_id: &str, seq: u64, data: &str) -> Result<Record> {
 
 fn encode(record: &Record) -> Result<String> {
     serde_json::to_string(record).map_err(|e| Error::Storage(format!("encoding a {} record: {e}", record.kind())))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn rfc3339_is_utc_with_milliseconds() {
+        assert_eq!(super::rfc3339(0), "1970-01-01T00:00:00.000Z");
+        assert_eq!(super::rfc3339(1_796_131_923_456), "2026-12-01T13:32:03.456Z");
+        assert_eq!(super::rfc3339(951_782_400_000), "2000-02-29T00:00:00.000Z");
+    }
 }

@@ -37,6 +37,12 @@ const MIGRATIONS: &[&str] = &[
         data TEXT NOT NULL,
         PRIMARY KEY (run_id, seq)
     );",
+    // 2: idempotency keys of submissions (`flow serve`).
+    "CREATE TABLE flow_keys (
+        key TEXT PRIMARY KEY,
+        run_id TEXT NOT NULL,
+        created_at BIGINT NOT NULL
+    );",
 ];
 
 /// A journal in PostgreSQL.
@@ -352,6 +358,36 @@ impl Journal for PgJournal {
             .await
             .map_err(storage)?;
         Ok(())
+    }
+
+    async fn remember(&self, key: &str, run_id: &str) -> Result<Option<String>> {
+        let client = self.write.lock().await;
+        // Insert, or read back the row another caller inserted: one statement.
+        let row = client
+            .query_one(
+                "WITH inserted AS (
+                     INSERT INTO flow_keys (key, run_id, created_at) VALUES ($1, $2, $3)
+                     ON CONFLICT (key) DO NOTHING RETURNING run_id
+                 )
+                 SELECT (SELECT run_id FROM inserted) IS NOT NULL,
+                        COALESCE((SELECT run_id FROM inserted), (SELECT run_id FROM flow_keys WHERE key = $1))",
+                &[&key, &run_id, &now_ms()],
+            )
+            .await
+            .map_err(storage)?;
+        let inserted: bool = row.get(0);
+        if inserted {
+            return Ok(None);
+        }
+        if let Some(bound) = row.get::<_, Option<String>>(1) {
+            return Ok(Some(bound));
+        }
+        // The other caller committed after this statement's snapshot was taken.
+        let row = client
+            .query_one("SELECT run_id FROM flow_keys WHERE key = $1", &[&key])
+            .await
+            .map_err(storage)?;
+        Ok(Some(row.get(0)))
     }
 }
 

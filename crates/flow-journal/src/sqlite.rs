@@ -60,6 +60,12 @@ const MIGRATIONS: &[&str] = &[
         data TEXT NOT NULL,
         PRIMARY KEY (run_id, seq)
     ) WITHOUT ROWID;",
+    // 2: idempotency keys of submissions (`flow serve`).
+    "CREATE TABLE flow_keys (
+        key TEXT PRIMARY KEY,
+        run_id TEXT NOT NULL,
+        created_at INTEGER NOT NULL
+    ) WITHOUT ROWID;",
 ];
 
 /// A journal in one SQLite file (created if missing), WAL mode.
@@ -359,5 +365,25 @@ impl Journal for SqliteJournal {
         )
         .map_err(storage)?;
         Ok(())
+    }
+
+    async fn remember(&self, key: &str, run_id: &str) -> Result<Option<String>> {
+        let mut conn = self.writer();
+        let tx = conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+            .map_err(storage)?;
+        let before: Option<String> = tx
+            .query_row("SELECT run_id FROM flow_keys WHERE key = ?1", [key], |r| r.get(0))
+            .optional()
+            .map_err(storage)?;
+        if before.is_none() {
+            tx.execute(
+                "INSERT INTO flow_keys (key, run_id, created_at) VALUES (?1, ?2, ?3)",
+                params![key, run_id, now_ms()],
+            )
+            .map_err(storage)?;
+        }
+        tx.commit().map_err(storage)?;
+        Ok(before)
     }
 }

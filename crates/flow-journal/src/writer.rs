@@ -4,7 +4,7 @@
 use std::sync::{Arc, Mutex};
 
 use flow_core::Record;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{broadcast, mpsc, oneshot};
 
 use crate::{Entry, Error, Journal, LEASE, Owner, Result, now_ms};
 
@@ -25,6 +25,7 @@ enum Msg {
 #[derive(Clone)]
 pub struct Writer {
     tx: mpsc::UnboundedSender<Msg>,
+    committed: broadcast::Sender<Arc<[Entry]>>,
     journal: Arc<dyn Journal>,
     owner: Arc<Owner>,
 }
@@ -42,17 +43,31 @@ impl Writer {
     /// Starts the writer thread for `journal`; runs are held as `owner`.
     pub fn start(journal: Arc<dyn Journal>, owner: Owner) -> Result<Writer> {
         let (tx, rx) = mpsc::unbounded_channel();
+        let (committed, _) = broadcast::channel(1024);
         let owner = Arc::new(owner);
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
             .map_err(|e| Error::Stopped(e.to_string()))?;
-        let (j, token) = (journal.clone(), owner.token.clone());
+        let (j, token, c) = (journal.clone(), owner.token.clone(), committed.clone());
         std::thread::Builder::new()
             .name("flow-journal".into())
-            .spawn(move || runtime.block_on(write_loop(j, token, rx)))
+            .spawn(move || runtime.block_on(write_loop(j, token, rx, c)))
             .map_err(|e| Error::Stopped(e.to_string()))?;
-        Ok(Writer { tx, journal, owner })
+        Ok(Writer {
+            tx,
+            committed,
+            journal,
+            owner,
+        })
+    }
+
+    /// Every batch this writer commits, as it commits it (for live views of
+    /// runs: `flow serve`'s event streams). Batches are only kept for
+    /// subscribers; a subscriber that falls more than 1024 batches behind gets
+    /// `Lagged` and should read the journal again.
+    pub fn subscribe(&self) -> broadcast::Receiver<Arc<[Entry]>> {
+        self.committed.subscribe()
     }
 
     /// The journal written to.
@@ -87,7 +102,12 @@ impl Writer {
     }
 }
 
-async fn write_loop(journal: Arc<dyn Journal>, token: String, mut rx: mpsc::UnboundedReceiver<Msg>) {
+async fn write_loop(
+    journal: Arc<dyn Journal>,
+    token: String,
+    mut rx: mpsc::UnboundedReceiver<Msg>,
+    committed: broadcast::Sender<Arc<[Entry]>>,
+) {
     let renew_every = LEASE / 3;
     let mut failed: Option<Error> = None;
     let mut entries = Vec::new();
@@ -132,6 +152,10 @@ async fn write_loop(journal: Arc<dyn Journal>, token: String, mut rx: mpsc::Unbo
                 Error::Stopped(_) => e.clone(),
                 other => Error::Stopped(other.to_string()),
             });
+        }
+        if result.is_ok() && committed.receiver_count() > 0 && !entries.is_empty() {
+            let batch: Arc<[Entry]> = entries.drain(..).collect();
+            let _ = committed.send(batch);
         }
         entries.clear();
         for ack in acks.drain(..) {

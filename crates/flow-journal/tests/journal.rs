@@ -236,6 +236,33 @@ async fn the_writer_numbers_and_batches(journal: Arc<dyn Journal>) {
     assert_eq!(seqs.len(), 1 + 500 + 72);
 }
 
+async fn a_key_binds_one_run(journal: Arc<dyn Journal>) {
+    assert_eq!(journal.remember("k", "run-a").await.unwrap(), None);
+    assert_eq!(journal.remember("k", "run-b").await.unwrap().as_deref(), Some("run-a"));
+    // Racing callers with one key: one binds it, the others get its run.
+    let results = futures_join(
+        (0..8)
+            .map(|i| {
+                let journal = journal.clone();
+                tokio::spawn(async move { journal.remember("race", &format!("run{i}")).await.unwrap() })
+            })
+            .collect(),
+    )
+    .await;
+    let bound: Vec<_> = results.iter().filter(|r| r.is_none()).collect();
+    assert_eq!(bound.len(), 1, "{results:?}");
+    let winners: std::collections::HashSet<_> = results.iter().flatten().collect();
+    assert_eq!(winners.len(), 1, "every other caller sees the same run: {results:?}");
+}
+
+async fn futures_join(handles: Vec<tokio::task::JoinHandle<Option<String>>>) -> Vec<Option<String>> {
+    let mut out = Vec::new();
+    for h in handles {
+        out.push(h.await.unwrap());
+    }
+    out
+}
+
 macro_rules! both {
     ($($name:ident),* $(,)?) => {
         mod on_sqlite {
@@ -264,6 +291,7 @@ both!(
     lists_newest_first_with_filters,
     one_of_two_claims_wins,
     the_writer_numbers_and_batches,
+    a_key_binds_one_run,
 );
 
 #[test]

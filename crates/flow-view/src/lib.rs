@@ -3,6 +3,7 @@
 
 #![warn(missing_docs)]
 
+pub mod graph;
 pub mod timeline;
 
 /// A duration for people: `12.3 ms`, or `12.3 s` from ten seconds on.

@@ -1,0 +1,218 @@
+//! `flow serve`: runs submitted over HTTP, watched live, kept in the journal,
+//! with a web page to see them.
+//!
+//! One [`Engine`] for the whole server (so `limits:` hold across every run),
+//! one journal [`Writer`] (every run is durable; runs in flight when the server
+//! died are resumed at its next start), the workflows of one folder (reloaded
+//! on SIGHUP), and axum in front: `/api/v1` (JSON, errors as RFC 9457
+//! problems), `/openapi.json`, `/metrics`, `/healthz`, and the page at `/`.
+
+#![warn(missing_docs)]
+
+mod api;
+mod app;
+mod auth;
+mod catalog;
+mod page;
+mod problem;
+mod routes;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use flow_engine::journal::{Owner, SyncLevel, Writer, now_ms};
+use flow_engine::{Engine, Limits, ResumeOptions};
+
+pub use flow_engine::journal::rfc3339;
+
+use app::App;
+use catalog::Catalog;
+
+/// How to run the server.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Where to listen (`127.0.0.1:8080`; port 0 picks a free one, printed at start).
+    pub listen: SocketAddr,
+    /// The folder of workflow files.
+    pub workflows: PathBuf,
+    /// The journal: a SQLite path or a `postgres://` URL.
+    pub journal: String,
+    /// SQLite's sync level.
+    pub sync: SyncLevel,
+    /// `FLOW_TOKEN`: when set, every API request and page needs it.
+    pub token: Option<String>,
+    /// Listen beyond loopback without a token anyway.
+    pub insecure: bool,
+    /// How long runs under way may go on after SIGTERM before the server stops
+    /// (they are left `interrupted`, resumed at the next start).
+    pub grace: Duration,
+    /// Load limits for workflow files.
+    pub limits: Limits,
+    /// Largest request body, in bytes.
+    pub max_body_bytes: usize,
+}
+
+/// Why the server did not start (exit 2) or stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    /// Bad configuration: nothing was started.
+    #[error("{0}")]
+    Usage(String),
+    /// The server failed while running.
+    #[error("{0}")]
+    Failed(String),
+}
+
+/// Checks the configuration, opens the journal, loads the workflows, resumes
+/// the runs a previous server left interrupted, and serves until SIGTERM or
+/// Ctrl-C (then lets runs under way finish for `grace`).
+pub async fn serve(config: Config) -> Result<(), ServeError> {
+    if !config.listen.ip().is_loopback() && config.token.is_none() && !config.insecure {
+        return Err(ServeError::Usage(format!(
+            "refusing to listen on {} without a token: set FLOW_TOKEN (or pass --insecure to accept anyone who can reach it)",
+            config.listen
+        )));
+    }
+    if config.token.as_deref().is_some_and(str::is_empty) {
+        return Err(ServeError::Usage("FLOW_TOKEN is set but empty".into()));
+    }
+    let engine = Engine::builder().limits(config.limits).build();
+    let catalog = Catalog::load(&engine, &config.workflows).map_err(ServeError::Usage)?;
+    let journal = flow_engine::journal::open(&config.journal, config.sync)
+        .await
+        .map_err(|e| ServeError::Usage(format!("--journal: {e}")))?;
+    let writer = Writer::start(journal, Owner::this_process()).map_err(|e| ServeError::Usage(e.to_string()))?;
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .map_err(|e| ServeError::Usage(format!("cannot listen on {}: {e}", config.listen)))?;
+    let address = listener.local_addr().map_err(|e| ServeError::Failed(e.to_string()))?;
+    let app = Arc::new(App::new(
+        engine,
+        writer,
+        catalog,
+        config.token.clone(),
+        metrics_handle(),
+    ));
+    let invalid = app.catalog().entries.values().filter(|e| e.workflow.is_none()).count();
+    eprintln!(
+        "flow serve: listening on http://{address} ({} workflows{}, journal {})",
+        app.catalog().entries.len(),
+        if invalid > 0 {
+            format!(", {invalid} invalid")
+        } else {
+            String::new()
+        },
+        app.journal.target()
+    );
+    resume_interrupted(&app).await;
+    tokio::spawn(reload_on_hangup(app.clone()));
+
+    let router = routes::router(app.clone(), config.max_body_bytes);
+    let stopping = app.stopping.clone();
+    let server = axum::serve(listener, router).with_graceful_shutdown(async move {
+        wait_for_stop().await;
+        eprintln!("flow serve: stopping: no new requests; runs under way get the grace period");
+        stopping.cancel();
+    });
+    server.await.map_err(|e| ServeError::Failed(e.to_string()))?;
+    // Runs under way finish, up to the grace period; the rest stay in the
+    // journal as `interrupted` and are resumed at the next start.
+    let deadline = tokio::time::Instant::now() + config.grace;
+    while app.in_flight() > 0 && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let left = app.in_flight();
+    if left > 0 {
+        eprintln!("flow serve: {left} runs still under way are left for the next start");
+    }
+    let _ = app.writer.flush().await;
+    Ok(())
+}
+
+/// Runs whose process died (`interrupted`) are taken over and continued.
+async fn resume_interrupted(app: &Arc<App>) {
+    let filter = flow_engine::journal::RunFilter {
+        status: Some("running".into()),
+        ..Default::default()
+    };
+    let rows = match app.journal.list(&filter).await {
+        Ok(rows) => rows,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot list runs to resume");
+            return;
+        }
+    };
+    let now = now_ms();
+    for row in rows.iter().filter(|r| r.status_now(now) == "interrupted") {
+        match app.engine.resume(&app.writer, &row.run_id, ResumeOptions::new()).await {
+            Ok(resumed) => {
+                eprintln!("flow serve: resuming run {} of `{}`", row.run_id, row.workflow);
+                app.track(&row.workflow, resumed.handle);
+            }
+            Err(e) => tracing::warn!(run_id = %row.run_id, error = %e, "not resumed"),
+        }
+    }
+}
+
+/// Reads the workflows folder again. Runs under way keep the version they
+/// started with (they hold their own `Arc<Workflow>`).
+pub(crate) fn reload(app: &App) -> Result<(), String> {
+    let dir = app.catalog().dir.clone();
+    let catalog = Catalog::load(&app.engine, &dir)?;
+    let invalid = catalog.entries.values().filter(|e| e.workflow.is_none()).count();
+    *app.catalog.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(catalog);
+    tracing::info!(invalid, "workflows reloaded");
+    Ok(())
+}
+
+#[cfg(unix)]
+async fn reload_on_hangup(app: Arc<App>) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let Ok(mut hangup) = signal(SignalKind::hangup()) else {
+        return;
+    };
+    while hangup.recv().await.is_some() {
+        match reload(&app) {
+            Ok(()) => eprintln!("flow serve: workflows reloaded"),
+            Err(e) => eprintln!("flow serve: reload failed: {e}"),
+        }
+    }
+}
+
+#[cfg(not(unix))]
+async fn reload_on_hangup(_: Arc<App>) {}
+
+async fn wait_for_stop() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        if let Ok(mut term) = signal(SignalKind::terminate()) {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+            return;
+        }
+    }
+    let _ = tokio::signal::ctrl_c().await;
+}
+
+/// The process's Prometheus recorder, installed once.
+fn metrics_handle() -> Option<metrics_exporter_prometheus::PrometheusHandle> {
+    static HANDLE: std::sync::OnceLock<Option<metrics_exporter_prometheus::PrometheusHandle>> =
+        std::sync::OnceLock::new();
+    HANDLE
+        .get_or_init(|| {
+            let buckets = [
+                0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
+            ];
+            metrics_exporter_prometheus::PrometheusBuilder::new()
+                .set_buckets(&buckets)
+                .ok()?
+                .install_recorder()
+                .ok()
+        })
+        .clone()
+}

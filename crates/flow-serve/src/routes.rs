@@ -1,0 +1,203 @@
+//! The router: the API (token-checked, errors as problems), the pages, the
+//! login form, the assets, `/healthz`, `/openapi.json` and `/metrics`.
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{DefaultBodyLimit, Form, Path, Query, Request, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use serde::Deserialize;
+
+use crate::api;
+use crate::app::App;
+use crate::auth;
+use crate::page;
+use crate::problem::Problem;
+
+pub fn router(app: Arc<App>, max_body_bytes: usize) -> Router {
+    let api = Router::new()
+        .route("/api/v1/workflows", get(api::workflows))
+        .route("/api/v1/workflows/reload", post(api::reload))
+        .route("/api/v1/workflows/{name}/runs", post(api::submit))
+        .route("/api/v1/runs", get(api::runs))
+        .route("/api/v1/runs/{id}", get(api::run))
+        .route("/api/v1/runs/{id}/events", get(api::events))
+        .route("/api/v1/runs/{id}/timeline.svg", get(api::timeline))
+        .route("/api/v1/runs/{id}/cancel", post(api::cancel))
+        .route("/api/v1/runs/{id}/retry", post(api::retry))
+        .route("/api/{*rest}", axum::routing::any(api::unknown))
+        .route("/metrics", get(api::metrics_text))
+        .layer(middleware::from_fn_with_state(app.clone(), auth::api))
+        .layer(middleware::from_fn(problems));
+    let pages = Router::new()
+        .route("/", get(runs_page))
+        .route("/runs/{id}", get(run_page))
+        .route("/workflows", get(workflows_page))
+        .layer(middleware::from_fn_with_state(app.clone(), auth::page));
+    Router::new()
+        .merge(api)
+        .merge(pages)
+        .route("/login", get(login_form).post(login))
+        .route("/assets/app.js", get(app_js))
+        .route("/assets/style.css", get(style_css))
+        .route("/healthz", get(api::healthz))
+        .route("/openapi.json", get(api::openapi))
+        .fallback(not_found)
+        .layer(DefaultBodyLimit::max(max_body_bytes))
+        .with_state(app)
+}
+
+/// Every error the API gives is a problem: rejections of axum's extractors
+/// (a bad path or query, a wrong method) come as text and are wrapped here.
+async fn problems(request: Request, next: Next) -> Response {
+    let response = next.run(request).await;
+    let status = response.status();
+    let is_problem = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/problem+json"));
+    if !(status.is_client_error() || status.is_server_error()) || is_problem {
+        return response;
+    }
+    let body = axum::body::to_bytes(response.into_body(), 64 * 1024)
+        .await
+        .unwrap_or_default();
+    let detail = String::from_utf8_lossy(&body).trim().to_owned();
+    let title = match status {
+        StatusCode::METHOD_NOT_ALLOWED => "Method not allowed",
+        StatusCode::PAYLOAD_TOO_LARGE => "Body too large",
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => "Unsupported media type",
+        s if s.is_server_error() => "Internal error",
+        _ => "Bad request",
+    };
+    let detail = if detail.is_empty() {
+        status.canonical_reason().unwrap_or("error").to_owned()
+    } else {
+        detail
+    };
+    Problem::new(status, title, detail).into_response()
+}
+
+async fn not_found(request: Request) -> Response {
+    let path = request.uri().path().to_owned();
+    (StatusCode::NOT_FOUND, Html(page::not_found_page(&path))).into_response()
+}
+
+#[derive(Debug, Deserialize)]
+struct PageQuery {
+    workflow: Option<String>,
+    status: Option<String>,
+}
+
+async fn runs_page(
+    State(app): State<Arc<App>>,
+    query: Result<Query<PageQuery>, axum::extract::rejection::QueryRejection>,
+) -> Response {
+    let query = query.map(|Query(q)| q).unwrap_or(PageQuery {
+        workflow: None,
+        status: None,
+    });
+    let list = api::ListQuery {
+        workflow: query.workflow.clone(),
+        status: query.status.clone(),
+        limit: Some("50".into()),
+        cursor: None,
+    };
+    let runs = match api::list_runs(&app, &list).await {
+        Ok(list) => list.runs,
+        Err(problem) => return problem.into_response(),
+    };
+    let names: Vec<String> = app.catalog().entries.keys().cloned().collect();
+    Html(page::runs_page(
+        &runs,
+        &names,
+        query.workflow.as_deref().filter(|s| !s.is_empty()),
+        query.status.as_deref().filter(|s| !s.is_empty()),
+    ))
+    .into_response()
+}
+
+async fn run_page(State(app): State<Arc<App>>, Path(id): Path<String>) -> Response {
+    match app.report(&id).await {
+        Ok((_, report, workflow)) => {
+            let graph = match &workflow {
+                Some(workflow) => {
+                    let status = |id: &str| report.node(id).map(|n| n.status.as_str().to_owned());
+                    flow_view::graph::svg(workflow, &status)
+                }
+                None => String::new(),
+            };
+            let live = matches!(report.status, flow_core::RunStatus::Running) || app.live(&id).is_some();
+            Html(page::run_page(&report, &graph, live)).into_response()
+        }
+        Err(problem) if problem.status == StatusCode::NOT_FOUND => {
+            (StatusCode::NOT_FOUND, Html(page::not_found_page(&format!("run {id}")))).into_response()
+        }
+        Err(problem) => problem.into_response(),
+    }
+}
+
+async fn workflows_page(State(app): State<Arc<App>>) -> Response {
+    let list: Vec<serde_json::Value> = app
+        .catalog()
+        .info()
+        .iter()
+        .filter_map(|w| serde_json::to_value(w).ok())
+        .collect();
+    Html(page::workflows_page(&list)).into_response()
+}
+
+async fn login_form() -> Response {
+    Html(page::login_page(None)).into_response()
+}
+
+#[derive(Debug, Deserialize)]
+struct Login {
+    token: String,
+}
+
+/// The login form: the right token sets an HttpOnly cookie holding it.
+async fn login(
+    State(app): State<Arc<App>>,
+    form: Result<Form<Login>, axum::extract::rejection::FormRejection>,
+) -> Response {
+    let Ok(Form(login)) = form else {
+        return (
+            StatusCode::BAD_REQUEST,
+            Html(page::login_page(Some("Enter the token."))),
+        )
+            .into_response();
+    };
+    let Some(token) = &app.token else {
+        return Redirect::to("/").into_response();
+    };
+    if !auth::matches(token, &login.token) {
+        return (
+            StatusCode::UNAUTHORIZED,
+            Html(page::login_page(Some("That is not the token."))),
+        )
+            .into_response();
+    }
+    let mut response = Response::builder()
+        .status(StatusCode::SEE_OTHER)
+        .header(header::LOCATION, "/")
+        .body(Body::empty())
+        .unwrap_or_default();
+    let cookie = format!("{}={}; Path=/; HttpOnly; SameSite=Strict", auth::COOKIE, login.token);
+    if let Ok(value) = HeaderValue::from_str(&cookie) {
+        response.headers_mut().insert(header::SET_COOKIE, value);
+    }
+    response
+}
+
+async fn app_js() -> Response {
+    ([(header::CONTENT_TYPE, "text/javascript; charset=utf-8")], page::APP_JS).into_response()
+}
+
+async fn style_css() -> Response {
+    ([(header::CONTENT_TYPE, "text/css; charset=utf-8")], page::STYLE_CSS).into_response()
+}
