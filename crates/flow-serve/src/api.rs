@@ -210,16 +210,26 @@ pub async fn submit(
             return Ok(response);
         }
     }
+    // Recorded before the answer: the run's URL finds it at once.
     let handle = app
         .engine
-        .start(&workflow, options.run_id(run_id.clone()))
-        .map_err(|e| Problem::unprocessable(e.to_string()))?;
+        .start_recorded(&workflow, options.run_id(run_id.clone()))
+        .await
+        .map_err(|e| match e {
+            flow_engine::Error::Journal(e) => Problem::from(e),
+            other => Problem::unprocessable(other.to_string()),
+        })?;
     let live = app.track(&name, handle);
     let mut body = serde_json::to_value(started(&run_id, "running")).unwrap_or(Value::Null);
     if let Some(wait) = wait {
         let mut done = live.done.clone();
-        let ended = tokio::time::timeout(wait, done.wait_for(Option::is_some)).await;
-        if let Ok(Ok(report)) = ended
+        // A stopping server answers at once: a waiting request must not hold
+        // it past its grace period.
+        let ended = tokio::select! {
+            ended = tokio::time::timeout(wait, done.wait_for(Option::is_some)) => ended.ok(),
+            () = app.stopping.cancelled() => None,
+        };
+        if let Some(Ok(report)) = ended
             && let Some(report) = report.as_ref()
         {
             body = report_with_url(report);
@@ -418,21 +428,33 @@ pub async fn events(State(app): Shared, Path(id): Path<String>, headers: HeaderM
         .ok_or_else(|| Problem::not_found(format!("no run `{id}`")))?;
     let (tx, mut rx) = tokio::sync::mpsc::channel::<Event>(256);
     let journal = app.journal.clone();
+    let stopping = app.stopping.clone();
     tokio::spawn(async move {
         let mut sent = after;
         let mut history = stored.records;
         loop {
-            for (seq, record) in history.drain(..) {
+            let last = history.len();
+            for (i, (seq, record)) in history.drain(..).enumerate() {
+                // The run's end is its last `run_finished`: a retried run goes on after one.
+                let end = matches!(record, Record::RunFinished { .. }) && i + 1 == last;
                 if seq <= sent {
+                    // The client saw the end already (`Last-Event-ID`): nothing more comes.
+                    if end {
+                        return;
+                    }
                     continue;
                 }
                 sent = seq;
-                let end = matches!(record, Record::RunFinished { .. });
                 if tx.send(event(seq, &record)).await.is_err() || end {
                     return;
                 }
             }
-            match live.recv().await {
+            // A stopping server ends its streams: they must not hold it past its grace period.
+            let next = tokio::select! {
+                next = live.recv() => next,
+                () = stopping.cancelled() => return,
+            };
+            match next {
                 Ok(batch) => history.extend(
                     batch
                         .iter()
