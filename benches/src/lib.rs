@@ -121,17 +121,29 @@ pub fn time_runs_with(
     input: Option<&Value>,
     iters: u64,
 ) -> Duration {
+    let input = input.cloned();
+    time_runs_options(rt, engine, workflow, iters, move || match &input {
+        Some(input) => RunOptions::new().input(input.clone()),
+        None => RunOptions::new(),
+    })
+}
+
+/// Runs `workflow` `iters` times as [`time_runs`] does, each run with the
+/// options `options` makes (before its clock starts).
+pub fn time_runs_options(
+    rt: &tokio::runtime::Runtime,
+    engine: &Engine,
+    workflow: &Arc<Workflow>,
+    iters: u64,
+    options: impl Fn() -> RunOptions + Send + 'static,
+) -> Duration {
     let engine = engine.clone();
     let workflow = workflow.clone();
-    let input = input.cloned();
     rt.block_on(async move {
         let task = tokio::spawn(async move {
             let mut total = Duration::ZERO;
             for _ in 0..iters {
-                let options = match &input {
-                    Some(input) => RunOptions::new().input(input.clone()),
-                    None => RunOptions::new(),
-                };
+                let options = options();
                 let start = Instant::now();
                 let report = engine.run(&workflow, options).await;
                 total += start.elapsed();
@@ -266,6 +278,198 @@ pub fn time_dagx(rt: &tokio::runtime::Runtime, shape: Shape, n: usize, iters: u6
                 if let Err(e) = result {
                     panic!("dagx run failed: {e}");
                 }
+            }
+            total
+        });
+        task.await.unwrap_or_default()
+    })
+}
+
+/// Where a benched run is journaled (the `journal` bench).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// No journal: the plain engine.
+    Off,
+    /// SQLite, `synchronous=FULL` (fsync at every commit).
+    SqliteFull,
+    /// SQLite, `synchronous=NORMAL` (WAL, fsync at checkpoints).
+    SqliteNormal,
+    /// PostgreSQL ([`flow_engine::journal::test_pg_url`]).
+    Postgres,
+}
+
+impl Backend {
+    /// Every backend, the plain engine first.
+    pub const ALL: [Backend; 4] = [
+        Backend::Off,
+        Backend::SqliteFull,
+        Backend::SqliteNormal,
+        Backend::Postgres,
+    ];
+
+    /// The name used in bench ids.
+    pub fn name(self) -> &'static str {
+        match self {
+            Backend::Off => "none",
+            Backend::SqliteFull => "sqlite_full",
+            Backend::SqliteNormal => "sqlite_normal",
+            Backend::Postgres => "postgres",
+        }
+    }
+}
+
+/// The journals of one bench process: fresh SQLite files in a folder of the
+/// temp dir, and PostgreSQL schemas named after the process, one per case.
+/// [`BenchJournals::remove`] deletes both.
+#[derive(Debug)]
+pub struct BenchJournals {
+    dir: std::path::PathBuf,
+    pg_url: String,
+    tag: String,
+    schemas: Vec<String>,
+}
+
+impl BenchJournals {
+    /// Makes the folder and checks that PostgreSQL answers: a bench that needs
+    /// it fails at once, saying so, rather than skipping it.
+    pub fn new(rt: &tokio::runtime::Runtime) -> BenchJournals {
+        let millis = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis());
+        let tag = format!("{}_{}", std::process::id(), millis % 100_000_000);
+        let dir = std::env::temp_dir().join(format!("flow-bench-journal-{tag}"));
+        if let Err(e) = std::fs::create_dir_all(&dir) {
+            panic!("cannot create {}: {e}", dir.display());
+        }
+        let pg_url = flow_engine::journal::test_pg_url();
+        let probe = rt.block_on(async {
+            let (client, connection) = tokio_postgres::connect(&pg_url, tokio_postgres::NoTls).await?;
+            let task = tokio::spawn(connection);
+            let answer = client.simple_query("SELECT 1").await.map(drop);
+            drop(client);
+            let _ = task.await;
+            answer
+        });
+        if let Err(e) = probe {
+            panic!(
+                "\n\nthe journal bench needs PostgreSQL and cannot reach it at {pg_url} ({e}).\n\
+                 Start it, or point FLOW_TEST_PG_URL at one (postgres://user@host:port/db).\n"
+            );
+        }
+        BenchJournals {
+            dir,
+            pg_url,
+            tag,
+            schemas: Vec::new(),
+        }
+    }
+
+    /// A writer on a fresh, empty journal for case `case` (letters, digits and
+    /// `_`), or `None` for [`Backend::Off`]. Panics with the reason when the
+    /// journal cannot be opened.
+    pub fn writer(
+        &mut self,
+        rt: &tokio::runtime::Runtime,
+        backend: Backend,
+        case: &str,
+    ) -> Option<flow_engine::journal::Writer> {
+        use flow_engine::journal::{self, Owner, SyncLevel, Writer};
+        let opened = match backend {
+            Backend::Off => return None,
+            Backend::SqliteFull | Backend::SqliteNormal => {
+                let sync = if backend == Backend::SqliteFull {
+                    SyncLevel::Full
+                } else {
+                    SyncLevel::Normal
+                };
+                let path = self.dir.join(format!("{case}_{}.db", backend.name()));
+                journal::SqliteJournal::open(&path, sync).map(|j| Arc::new(j) as Arc<dyn journal::Journal>)
+            }
+            Backend::Postgres => {
+                let schema = format!("flow_bench_{}_{case}", self.tag);
+                self.schemas.push(schema.clone());
+                rt.block_on(async {
+                    let url = journal::in_schema(&self.pg_url, &schema).await?;
+                    journal::PgJournal::connect(&url)
+                        .await
+                        .map(|j| Arc::new(j) as Arc<dyn journal::Journal>)
+                })
+            }
+        };
+        let writer = opened.and_then(|j| Writer::start(j, Owner::this_process()));
+        match writer {
+            Ok(w) => Some(w),
+            Err(e) => panic!("the {} journal for `{case}`: {e}", backend.name()),
+        }
+    }
+
+    /// Deletes the SQLite files and drops the PostgreSQL schemas (call once
+    /// the writers are dropped), unless `FLOW_BENCH_KEEP_JOURNALS` is set: then
+    /// it says where they are, to look into.
+    pub fn remove(self, rt: &tokio::runtime::Runtime) {
+        if std::env::var_os("FLOW_BENCH_KEEP_JOURNALS").is_some() {
+            eprintln!(
+                "journals kept: SQLite files in {}, PostgreSQL schemas {} at {}",
+                self.dir.display(),
+                self.schemas.join(", "),
+                self.pg_url
+            );
+            return;
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+        if self.schemas.is_empty() {
+            return;
+        }
+        let dropped = rt.block_on(async {
+            let (client, connection) = tokio_postgres::connect(&self.pg_url, tokio_postgres::NoTls).await?;
+            let task = tokio::spawn(connection);
+            let mut result = Ok(());
+            for schema in &self.schemas {
+                result = result.and(
+                    client
+                        .simple_query(&format!("DROP SCHEMA IF EXISTS \"{schema}\" CASCADE"))
+                        .await
+                        .map(drop),
+                );
+            }
+            drop(client);
+            let _ = task.await;
+            result
+        });
+        if let Err(e) = dropped {
+            eprintln!("could not drop the bench's PostgreSQL schemas: {e}");
+        }
+    }
+}
+
+/// As [`time_runs`], each run journaled by `writer` when there is one.
+pub fn time_runs_journaled(
+    rt: &tokio::runtime::Runtime,
+    engine: &Engine,
+    workflow: &Arc<Workflow>,
+    writer: Option<&flow_engine::journal::Writer>,
+    iters: u64,
+) -> Duration {
+    let writer = writer.cloned();
+    time_runs_options(rt, engine, workflow, iters, move || match &writer {
+        Some(w) => RunOptions::new().journal(w.clone()),
+        None => RunOptions::new(),
+    })
+}
+
+/// The timer's own cost in a chain of sleeps: `steps` `tokio::time::sleep`s of
+/// `ms` one after another, from inside a task (what a chain of `delay` nodes
+/// would take with no orchestration at all).
+pub fn time_tokio_sleeps(rt: &tokio::runtime::Runtime, steps: usize, ms: u64, iters: u64) -> Duration {
+    rt.block_on(async move {
+        let task = tokio::spawn(async move {
+            let mut total = Duration::ZERO;
+            for _ in 0..iters {
+                let start = Instant::now();
+                for _ in 0..steps {
+                    tokio::time::sleep(Duration::from_millis(ms)).await;
+                }
+                total += start.elapsed();
             }
             total
         });

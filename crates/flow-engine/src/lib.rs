@@ -490,6 +490,27 @@ impl Engine {
         });
         Ok(RunHandle { run_id, cancel, task })
     }
+
+    /// As [`Engine::start`], but a journaled run is recorded before this
+    /// returns (an error doing so is [`Error::Journal`] and nothing runs): a
+    /// reader of the journal finds the run as soon as its handle is given.
+    pub async fn start_recorded(&self, workflow: &Arc<Workflow>, mut options: RunOptions) -> Result<RunHandle> {
+        let run_id = options.run_id.take().unwrap_or_else(new_run_id);
+        // Checked first, so a bad strategy leaves nothing in the journal.
+        match &options.strategy_spec {
+            Some(spec) => self.build_strategy(spec)?,
+            None => self.strategy_for(workflow, &options)?,
+        };
+        let cancel = options.cancel.get_or_insert_with(CancellationToken::new).clone();
+        let durable = self.begin(workflow, &mut options, run_id.clone()).await?;
+        let (driver, _) = self.driver(workflow, options, durable)?;
+        let run = driver.run();
+        Ok(RunHandle {
+            run_id,
+            cancel,
+            task: tokio::spawn(async move { Ok(run.await) }),
+        })
+    }
 }
 
 /// A fresh run id: a UUIDv7 (time-ordered, unique across processes and machines).

@@ -256,11 +256,18 @@ fn counts(record: &Record) -> Option<(String, f64, serde_json::Value)> {
 }
 
 fn decode(run_id: &str, seq: u64, data: &str) -> Result<Record> {
-    serde_json::from_str(data).map_err(|e| Error::Corrupt {
-        run_id: run_id.to_owned(),
-        seq,
-        reason: e.to_string(),
-    })
+    // Without serde_json's limit of 128 levels: a record nests its values
+    // (an input, an output) a few levels deeper than they were, and what
+    // `encode` wrote must read back, or the run could never be read again.
+    let mut de = serde_json::Deserializer::from_str(data);
+    de.disable_recursion_limit();
+    <Record as serde::Deserialize>::deserialize(&mut de)
+        .and_then(|record| de.end().map(|()| record))
+        .map_err(|e| Error::Corrupt {
+            run_id: run_id.to_owned(),
+            seq,
+            reason: e.to_string(),
+        })
 }
 
 fn encode(record: &Record) -> Result<String> {

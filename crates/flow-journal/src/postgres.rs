@@ -50,6 +50,8 @@ const MIGRATIONS: &[&str] = &[
 pub struct PgJournal {
     target: String,
     write: Mutex<Client>,
+    /// The batch insert, prepared once on the write connection.
+    insert: tokio_postgres::Statement,
     read: Client,
 }
 
@@ -110,10 +112,12 @@ impl PgJournal {
         };
         let mut write = connect(url).await.map_err(|e| fail(pg_message(&e)))?;
         migrate(&mut write).await.map_err(|e| fail(pg_message(&e)))?;
+        let insert = write.prepare(INSERT).await.map_err(|e| fail(pg_message(&e)))?;
         let read = connect(url).await.map_err(|e| fail(pg_message(&e)))?;
         Ok(PgJournal {
             target,
             write: Mutex::new(write),
+            insert,
             read,
         })
     }
@@ -162,6 +166,10 @@ async fn migrate(client: &mut Client) -> std::result::Result<(), tokio_postgres:
     }
     tx.commit().await
 }
+
+/// A batch of records: one statement, whole or not at all.
+const INSERT: &str = "INSERT INTO flow_records (run_id, seq, kind, written_at, data)
+     SELECT r, s, k, $4, d FROM UNNEST($1::text[], $2::int8[], $3::text[], $5::text[]) AS t(r, s, k, d)";
 
 const ROW_COLUMNS: &str = "run_id, workflow, status, started_at, finished_at, duration_ms, owner, owner_host, owner_pid, owner_started, lease_until, counts";
 
@@ -246,14 +254,18 @@ impl Journal for PgJournal {
         }
         let now = now_ms();
         let mut client = self.write.lock().await;
+        if finished.is_empty() {
+            // One statement is atomic by itself: no BEGIN and COMMIT round trips.
+            client
+                .execute(&self.insert, &[&run_ids, &seqs, &kinds, &now, &data])
+                .await
+                .map_err(storage)?;
+            return Ok(());
+        }
         let tx = client.transaction().await.map_err(storage)?;
-        tx.execute(
-            "INSERT INTO flow_records (run_id, seq, kind, written_at, data)
-             SELECT r, s, k, $4, d FROM UNNEST($1::text[], $2::int8[], $3::text[], $5::text[]) AS t(r, s, k, d)",
-            &[&run_ids, &seqs, &kinds, &now, &data],
-        )
-        .await
-        .map_err(storage)?;
+        tx.execute(&self.insert, &[&run_ids, &seqs, &kinds, &now, &data])
+            .await
+            .map_err(storage)?;
         for (run_id, (status, duration, counts)) in finished {
             tx.execute(
                 "UPDATE flow_runs SET status = $2, finished_at = $3, duration_ms = $4, counts = $5,

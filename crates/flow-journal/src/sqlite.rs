@@ -59,7 +59,7 @@ const MIGRATIONS: &[&str] = &[
         written_at INTEGER NOT NULL,
         data TEXT NOT NULL,
         PRIMARY KEY (run_id, seq)
-    ) WITHOUT ROWID;",
+    );",
     // 2: idempotency keys of submissions (`flow serve`).
     "CREATE TABLE flow_keys (
         key TEXT PRIMARY KEY,

@@ -10,6 +10,10 @@ use crate::{Entry, Error, Journal, LEASE, Owner, Result, now_ms};
 
 /// Most records written in one transaction.
 const MAX_BATCH: usize = 8192;
+/// How long a batch nobody waits for may wait for one somebody will: a node's
+/// settle is followed, microseconds later, by its downstream's start, which
+/// waits; both then share one commit.
+const LINGER: std::time::Duration = std::time::Duration::from_millis(1);
 
 // Appends are nearly all the traffic: boxing them would cost an allocation each.
 #[allow(clippy::large_enum_variant)]
@@ -127,16 +131,25 @@ async fn write_loop(
         };
         let Some(first) = first else { break };
         let mut next = Some(first);
-        while let Some(msg) = next.take() {
-            match msg {
-                Msg::Append(entry, ack) => {
-                    entries.push(entry);
-                    acks.extend(ack);
+        loop {
+            while let Some(msg) = next.take() {
+                match msg {
+                    Msg::Append(entry, ack) => {
+                        entries.push(entry);
+                        acks.extend(ack);
+                    }
+                    Msg::Flush(ack) => acks.push(ack),
                 }
-                Msg::Flush(ack) => acks.push(ack),
+                if entries.len() < MAX_BATCH {
+                    next = rx.try_recv().ok();
+                }
             }
-            if entries.len() < MAX_BATCH {
-                next = rx.try_recv().ok();
+            if !acks.is_empty() || entries.len() >= MAX_BATCH {
+                break;
+            }
+            match tokio::time::timeout(LINGER, rx.recv()).await {
+                Ok(Some(msg)) => next = Some(msg),
+                Ok(None) | Err(_) => break,
             }
         }
         let result = match &failed {

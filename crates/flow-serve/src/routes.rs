@@ -30,6 +30,9 @@ pub fn router(app: Arc<App>, max_body_bytes: usize) -> Router {
         .route("/api/v1/runs/{id}/cancel", post(api::cancel))
         .route("/api/v1/runs/{id}/retry", post(api::retry))
         .route("/api/{*rest}", axum::routing::any(api::unknown))
+        // `{*rest}` matches no empty rest: `/api` and `/api/` are unknown API paths too.
+        .route("/api", axum::routing::any(api::unknown))
+        .route("/api/", axum::routing::any(api::unknown))
         .route("/metrics", get(api::metrics_text))
         .layer(middleware::from_fn_with_state(app.clone(), auth::api))
         .layer(middleware::from_fn(problems));
