@@ -10,9 +10,9 @@
   var COLOURS = {
     succeeded: ['#2e9e55', '#ffffff'],
     failed: ['#d64541', '#ffffff'],
-    cancelled: ['#f0a030', '#202124'],
+    cancelled: ['#9aa0a6', '#202124'],
     upstream_failed: ['#f0a030', '#202124'],
-    skipped: ['#9aa0a6', '#202124'],
+    skipped: ['#dadce0', '#202124'],
     running: ['#1a73e8', '#ffffff'],
     pending: ['#f1f3f4', '#202124']
   };

@@ -163,7 +163,13 @@ impl App {
             "running" => RunStatus::Running,
             _ => RunStatus::Interrupted,
         };
-        let report = recovered.report(&workflow, run_id, &strategy, status);
+        let mut report = recovered.report(&workflow, run_id, &strategy, status);
+        if status == RunStatus::Running {
+            // Under way: its duration so far, not its last record's time.
+            report.duration_ms = report
+                .duration_ms
+                .max((now_ms() - recovered.started_at_ms).max(0) as f64);
+        }
         Ok((stored.row, report, Some(workflow)))
     }
 }
