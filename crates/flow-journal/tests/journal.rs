@@ -60,7 +60,7 @@ async fn sqlite() -> (Arc<dyn Journal>, tempfile::TempDir) {
     (Arc::new(journal), dir)
 }
 
-async fn postgres(name: &str) -> (Arc<dyn Journal>, ()) {
+async fn postgres(name: &str) -> (Arc<dyn Journal>, String) {
     let schema = format!("t_{name}_{}_{}", std::process::id(), now_ms() % 1_000_000);
     let url = flow_journal::in_schema(&flow_journal::test_pg_url(), &schema)
         .await
@@ -68,7 +68,19 @@ async fn postgres(name: &str) -> (Arc<dyn Journal>, ()) {
             panic!("PostgreSQL is needed for this test and is not reachable (set FLOW_TEST_PG_URL): {e}")
         });
     let journal = flow_journal::PgJournal::connect(&url).await.unwrap();
-    (Arc::new(journal), ())
+    (Arc::new(journal), schema)
+}
+
+/// Drops a test's schema (left behind when the test failed, to look at).
+async fn drop_schema(schema: &str) {
+    let (client, connection) = tokio_postgres::connect(&flow_journal::test_pg_url(), tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(connection);
+    client
+        .batch_execute(&format!("DROP SCHEMA IF EXISTS \"{schema}\" CASCADE"))
+        .await
+        .unwrap();
 }
 
 async fn records_round_trip(journal: Arc<dyn Journal>) {
@@ -278,8 +290,9 @@ macro_rules! both {
             $(
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn $name() {
-                    let (journal, ()) = super::postgres(stringify!($name)).await;
+                    let (journal, schema) = super::postgres(stringify!($name)).await;
                     super::$name(journal).await;
+                    super::drop_schema(&schema).await;
                 }
             )*
         }
