@@ -10,6 +10,7 @@ mod auth;
 mod events;
 mod fuzz;
 mod lifecycle;
+mod limits;
 mod reload;
 mod support;
 mod workflows;
