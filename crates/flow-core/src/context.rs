@@ -52,6 +52,7 @@ struct Inner {
     env: minijinja::Value,
     secrets: BTreeMap<String, String>,
     slots: Box<[OnceLock<Settled>]>,
+    run_id: Arc<str>,
 }
 
 /// The shared, growing context of one run. Cloning is cheap (one `Arc`).
@@ -74,6 +75,12 @@ impl Context {
     /// are the values that `env.NAME` reads; pass only the names the workflow
     /// declares. Only a [`ContextWriter`] records results.
     pub fn new(workflow: Arc<Workflow>, input: Value, secrets: BTreeMap<String, String>) -> Self {
+        Context::for_run(workflow, input, secrets, Arc::from(""))
+    }
+
+    /// As [`Context::new`], for run `run_id` (which [`crate::NodeCall::run_id`]
+    /// and its idempotency key read).
+    pub fn for_run(workflow: Arc<Workflow>, input: Value, secrets: BTreeMap<String, String>, run_id: Arc<str>) -> Self {
         let slots = (0..workflow.nodes().len()).map(|_| OnceLock::new()).collect();
         Context {
             inner: Arc::new(Inner {
@@ -83,8 +90,14 @@ impl Context {
                 env: to_view(&secrets),
                 secrets,
                 slots,
+                run_id,
             }),
         }
+    }
+
+    /// The run's id (empty for a context made outside a run).
+    pub fn run_id(&self) -> &str {
+        &self.inner.run_id
     }
 
     /// The workflow this context belongs to.
@@ -155,6 +168,13 @@ impl ContextWriter {
     pub fn new(workflow: Arc<Workflow>, input: Value, secrets: BTreeMap<String, String>) -> Self {
         ContextWriter {
             context: Context::new(workflow, input, secrets),
+        }
+    }
+
+    /// As [`ContextWriter::new`], for run `run_id`.
+    pub fn for_run(workflow: Arc<Workflow>, input: Value, secrets: BTreeMap<String, String>, run_id: Arc<str>) -> Self {
+        ContextWriter {
+            context: Context::for_run(workflow, input, secrets, run_id),
         }
     }
 

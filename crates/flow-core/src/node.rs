@@ -61,8 +61,6 @@ pub struct NodeCall {
     pub context: Context,
     /// For an item of a `for_each` node, its 0-based position in the list.
     pub item: Option<usize>,
-    /// The run's id (a UUIDv7), empty outside a run.
-    pub run_id: Arc<str>,
 }
 
 impl NodeCall {
@@ -74,8 +72,12 @@ impl NodeCall {
             attempt: 1,
             context,
             item: None,
-            run_id: Arc::from(""),
         }
+    }
+
+    /// The run's id (a UUIDv7), from the context; empty outside a run.
+    pub fn run_id(&self) -> &str {
+        self.context.run_id()
     }
 
     /// The key that names this node's side effect across retries and resumes:
@@ -84,8 +86,8 @@ impl NodeCall {
     /// so a receiver that remembers keys applies the effect once.
     pub fn idempotency_key(&self) -> String {
         match self.item {
-            None => format!("{}:{}", self.run_id, self.node_id),
-            Some(index) => format!("{}:{}:{index}", self.run_id, self.node_id),
+            None => format!("{}:{}", self.run_id(), self.node_id),
+            Some(index) => format!("{}:{}:{index}", self.run_id(), self.node_id),
         }
     }
 }
@@ -97,7 +99,7 @@ impl fmt::Debug for NodeCall {
             .field("config", &self.config)
             .field("attempt", &self.attempt)
             .field("item", &self.item)
-            .field("run_id", &self.run_id)
+            .field("run_id", &self.run_id())
             .finish_non_exhaustive()
     }
 }

@@ -119,14 +119,16 @@ impl Attempts {
             let started = shared.now_ms();
             if let Some(journal) = &shared.journal {
                 // Durable before the side effect begins: a run resumed after a
-                // crash knows this attempt may have happened.
+                // crash knows this attempt may have happened. Boxed: a record is
+                // large, and would otherwise make every node's future larger,
+                // journaled or not.
                 let record = Record::NodeStarted {
                     node: node.id().to_owned(),
                     item: self.item,
                     attempt,
                     at_ms: started,
                 };
-                if let Err(e) = journal.append_durable(record).await {
+                if let Err(e) = Box::pin(journal.append_durable(record)).await {
                     let error = NodeError::permanent(format!("not started: {e}"));
                     return self.finished(Err(error), attempts);
                 }

@@ -235,7 +235,7 @@ impl Driver {
         let redactor = Redactor::new(secrets.values().cloned());
         let span = tracing::info_span!("run", run_id = &*run_id, workflow = workflow.name());
         Driver {
-            writer: ContextWriter::new(workflow.clone(), input, secrets),
+            writer: ContextWriter::for_run(workflow.clone(), input, secrets, run_id.clone()),
             state: RunState::new(&workflow),
             entries: workflow
                 .nodes()
@@ -409,8 +409,7 @@ impl Driver {
                 return;
             }
         };
-        let mut call = NodeCall::new(self.shared.node_id(index), config, self.context().clone());
-        call.run_id = self.shared.run_id.clone();
+        let call = NodeCall::new(self.shared.node_id(index), config, self.context().clone());
         let resumed = self.in_flight(index, None);
         self.launch(Attempts {
             node: index,

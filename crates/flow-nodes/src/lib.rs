@@ -85,7 +85,7 @@ pub fn register_builtin(registry: &mut Registry) {
 /// call belongs to a run: a call built outside an engine has an empty `run_id`,
 /// so no key that could match another's.
 pub(crate) fn call_key(call: &NodeCall) -> Option<String> {
-    (!call.run_id.is_empty()).then(|| call.idempotency_key())
+    (!call.run_id().is_empty()).then(|| call.idempotency_key())
 }
 
 /// The `http` kind in a build without the `http` feature: still known, so that

@@ -229,7 +229,6 @@ impl Driver {
         };
         let mut call = NodeCall::new(node.id_arc().clone(), config, self.writer.context().clone());
         call.item = Some(index);
-        call.run_id = shared.run_id.clone();
         let resumed = self.in_flight(node_index, Some(index));
         self.launch(Attempts {
             node: node_index,

@@ -43,10 +43,8 @@ fn call(node: &str, run_id: &str, config: Value) -> NodeCall {
     registry.register("noop", Noop);
     let text = r#"{ "name": "t", "nodes": [{ "id": "a", "kind": "noop" }] }"#;
     let workflow = Workflow::from_str(text, Format::Json, &registry, &Limits::default()).unwrap();
-    let context = Context::new(Arc::new(workflow), Value::Null, BTreeMap::new());
-    let mut call = NodeCall::new(node.into(), Arc::new(config), context);
-    call.run_id = run_id.into();
-    call
+    let context = Context::for_run(Arc::new(workflow), Value::Null, BTreeMap::new(), run_id.into());
+    NodeCall::new(node.into(), Arc::new(config), context)
 }
 
 /// Runs `call` through `kind` and returns the keys the server saw, then forgets them.
