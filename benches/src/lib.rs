@@ -403,6 +403,31 @@ impl BenchJournals {
         }
     }
 
+    /// Where case `case` of `backend` is journaled by a process that opens the
+    /// journal itself (as `flow serve --journal TARGET` does): the path of a
+    /// fresh SQLite file, or a PostgreSQL URL on a fresh schema of its own.
+    /// `None` for [`Backend::Off`]. Panics with the reason when the schema
+    /// cannot be made.
+    pub fn target(&mut self, rt: &tokio::runtime::Runtime, backend: Backend, case: &str) -> Option<String> {
+        match backend {
+            Backend::Off => None,
+            Backend::SqliteFull | Backend::SqliteNormal => Some(
+                self.dir
+                    .join(format!("{case}_{}.db", backend.name()))
+                    .to_string_lossy()
+                    .into_owned(),
+            ),
+            Backend::Postgres => {
+                let schema = format!("flow_bench_{}_{case}", self.tag);
+                self.schemas.push(schema.clone());
+                match rt.block_on(flow_engine::journal::in_schema(&self.pg_url, &schema)) {
+                    Ok(url) => Some(url),
+                    Err(e) => panic!("the postgres journal for `{case}`: {e}"),
+                }
+            }
+        }
+    }
+
     /// Deletes the SQLite files and drops the PostgreSQL schemas (call once
     /// the writers are dropped), unless `FLOW_BENCH_KEEP_JOURNALS` is set: then
     /// it says where they are, to look into.
@@ -475,4 +500,43 @@ pub fn time_tokio_sleeps(rt: &tokio::runtime::Runtime, steps: usize, ms: u64, it
         });
         task.await.unwrap_or_default()
     })
+}
+
+/// The folder cargo builds into: `CARGO_TARGET_DIR`, or the workspace's
+/// `target/`. The benches that write figures for `cargo xtask bench` write
+/// them to its `flow-bench/`.
+pub fn target_dir() -> std::path::PathBuf {
+    match std::env::var_os("CARGO_TARGET_DIR") {
+        Some(dir) => std::path::PathBuf::from(dir),
+        None => std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .parent()
+            .map_or_else(|| std::path::PathBuf::from("target"), |root| root.join("target")),
+    }
+}
+
+/// The release `flow` binary, for the benches that start it as a process:
+/// `FLOW_BENCH_BIN` when set, else `target/release/flow`, built (or found up
+/// to date) now with `cargo build --release -p flow-cli`. Panics with the
+/// reason when it cannot be built.
+pub fn flow_binary() -> std::path::PathBuf {
+    if let Some(bin) = std::env::var_os("FLOW_BENCH_BIN") {
+        return std::path::PathBuf::from(bin);
+    }
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let status = std::process::Command::new(&cargo)
+        .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
+        .args(["build", "--release", "--package", "flow-cli", "--bin", "flow"])
+        .status();
+    match status {
+        Ok(s) if s.success() => {}
+        Ok(s) => panic!("`cargo build --release -p flow-cli` failed ({s})"),
+        Err(e) => panic!("cannot run {}: {e}", cargo.to_string_lossy()),
+    }
+    let bin = target_dir()
+        .join("release")
+        .join(format!("flow{}", std::env::consts::EXE_SUFFIX));
+    if !bin.is_file() {
+        panic!("no flow binary at {} after building it", bin.display());
+    }
+    bin
 }

@@ -6,7 +6,7 @@ use std::process::Command;
 
 use serde_json::Value;
 
-const BENCHES: [(&str, &str); 6] = [
+const BENCHES: [(&str, &str); 7] = [
     ("seed_demo", "the seed demo: 5 http calls at 200 ms under each strategy"),
     ("engine", "engine overhead per node against bare tokio and dagx"),
     ("strategy", "flow-strategy alone against join_all"),
@@ -16,6 +16,17 @@ const BENCHES: [(&str, &str); 6] = [
         "journal",
         "durable runs: the journal's cost per node (SQLite, PostgreSQL) and a 40-step chain of 10 ms nodes",
     ),
+    (
+        "serve",
+        "flow serve under load: 64 clients submitting a 3-node workflow, then a burst of 1,000 (SQLite, PostgreSQL)",
+    ),
+];
+
+/// The serve bench's journals: its `backend` name and the label.
+const SERVE_JOURNALS: [(&str, &str); 3] = [
+    ("sqlite_full", "SQLite `synchronous=FULL`"),
+    ("sqlite_normal", "SQLite `synchronous=NORMAL`"),
+    ("postgres", "PostgreSQL"),
 ];
 
 /// The journal bench's backends: criterion function name, label, and the
@@ -248,6 +259,7 @@ fn summarise(criterion: &Path, flow_bench: &Path, quick: bool) -> String {
     );
 
     journal(&mut s, criterion, quick);
+    serve(&mut s, flow_bench);
 
     let _ = writeln!(s, "## flow-strategy alone: N ready futures (per future)\n");
     let _ = writeln!(s, "| N | join_all | sequential | parallel | all-settled |");
@@ -388,4 +400,204 @@ fn journal(s: &mut String, criterion: &Path, quick: bool) {
         s,
         "\nThe shape of Windmill's orchestrator benchmark (best engine 1.2 s, others 2-116 s). The targets allow under 1 ms of orchestration per step.\n"
     );
+}
+
+/// The serve bench (`serve.json`): runs a second and submit latency under load
+/// per journal, the targets, and the burst.
+fn serve(s: &mut String, flow_bench: &Path) {
+    let Some(json) = std::fs::read_to_string(flow_bench.join("serve.json"))
+        .ok()
+        .and_then(|t| serde_json::from_str::<Value>(&t).ok())
+    else {
+        let _ = writeln!(
+            s,
+            "## flow serve under load\n\n(no serve.json: the serve bench did not run)\n"
+        );
+        return;
+    };
+    let num = |v: &Value, path: &str| v.pointer(path).and_then(Value::as_f64);
+    let clients = num(&json, "/clients").unwrap_or(f64::NAN);
+    let seconds = num(&json, "/seconds").unwrap_or(f64::NAN);
+    let target_rate = num(&json, "/target_runs_per_second").unwrap_or(f64::NAN);
+    let target_p99 = num(&json, "/target_p99_ms").unwrap_or(f64::NAN);
+    let burst_n = num(&json, "/burst").unwrap_or(f64::NAN);
+    let ms = |v: Option<f64>| v.map_or("-".to_owned(), |m| format!("{m:.1} ms"));
+    let _ = writeln!(
+        s,
+        "## flow serve under load: {clients} clients submitting a 3-node workflow for {seconds} s\n"
+    );
+    let _ = writeln!(
+        s,
+        "| journal | runs/s | p50 | p99 | max | 1 client p50 | target (≥ {target_rate:.0}/s, p99 ≤ {target_p99:.0} ms) | all finished, none lost, none twice | CPU: server / clients / rest (cores) |"
+    );
+    let _ = writeln!(s, "|---|---:|---:|---:|---:|---:|---|---|---|");
+    let backends = json
+        .get("backends")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    let find = |name: &str| {
+        backends
+            .iter()
+            .find(|b| b.get("backend").and_then(Value::as_str) == Some(name))
+    };
+    for (name, label) in SERVE_JOURNALS {
+        let Some(b) = find(name) else {
+            let _ = writeln!(s, "| {label} | - | - | - | - | - | - | - | - |");
+            continue;
+        };
+        let rate = num(b, "/load/runs_per_second");
+        let p99 = num(b, "/load/p99_ms");
+        let met = match b.pointer("/load/target_met").and_then(Value::as_bool) {
+            Some(true) => "yes".to_owned(),
+            _ => {
+                let mut short = Vec::new();
+                if let Some(r) = rate.filter(|r| *r < target_rate) {
+                    short.push(format!("{:.0}% of the rate", r / target_rate * 100.0));
+                }
+                if let Some(p) = p99.filter(|p| *p > target_p99) {
+                    short.push(format!("p99 {:.1}x", p / target_p99));
+                }
+                format!("**no** ({})", short.join(", "))
+            }
+        };
+        let checked = check_cell(b.pointer("/load/check"), num(b, "/load/errors"));
+        let cpu = match (
+            num(b, "/load/cpu/server_cores"),
+            num(b, "/load/cpu/clients_cores"),
+            num(b, "/load/cpu/rest_cores"),
+        ) {
+            (Some(a), Some(c), Some(r)) => format!("{a:.2} / {c:.2} / {r:.2}"),
+            _ => "-".to_owned(),
+        };
+        let _ = writeln!(
+            s,
+            "| {label} | {} | {} | {} | {} | {} | {met} | {checked} | {cpu} |",
+            rate.map_or("-".to_owned(), |r| format!("{r:.0}")),
+            ms(num(b, "/load/p50_ms")),
+            ms(p99),
+            ms(num(b, "/load/max_ms")),
+            ms(num(b, "/single_client/p50_ms")),
+        );
+    }
+    let _ = writeln!(
+        s,
+        "\nA submit is answered once the run's start is durable in the journal. The clients, the server and the database share the machine's cores. Hatchet publishes 100-2,000 runs/s on an 8-CPU database.\n"
+    );
+    let _ = writeln!(s, "Burst: {burst_n} submits fired at once.\n");
+    let _ = writeln!(
+        s,
+        "| journal | 201s | all answered in | p50 | p99 | all finished, none lost, none twice | met |"
+    );
+    let _ = writeln!(s, "|---|---:|---:|---:|---:|---|---|");
+    for (name, label) in SERVE_JOURNALS {
+        let Some(b) = find(name) else {
+            let _ = writeln!(s, "| {label} | - | - | - | - | - | - |");
+            continue;
+        };
+        let created = num(b, "/burst/created").unwrap_or(0.0);
+        let _ = writeln!(
+            s,
+            "| {label} | {created:.0} / {burst_n} | {} | {} | {} | {} | {} |",
+            ms(num(b, "/burst/wall_ms")),
+            ms(num(b, "/burst/p50_ms")),
+            ms(num(b, "/burst/p99_ms")),
+            check_cell(b.pointer("/burst/check"), Some(burst_n - created)),
+            if b.pointer("/burst/ok").and_then(Value::as_bool) == Some(true) {
+                "yes"
+            } else {
+                "**no**"
+            }
+        );
+    }
+    let _ = writeln!(s);
+}
+
+/// A serve check as a cell: `yes: N runs, all succeeded within T s`, or what failed.
+fn check_cell(check: Option<&Value>, errors: Option<f64>) -> String {
+    let Some(check) = check else {
+        return "-".to_owned();
+    };
+    let n = |k: &str| check.get(k).and_then(Value::as_f64).unwrap_or(f64::NAN);
+    if let Some(e) = check.get("error").and_then(Value::as_str) {
+        return format!("**no**: {e}");
+    }
+    let within = n("finished_within_ms") / 1e3;
+    let mut cell = if check.get("ok").and_then(Value::as_bool) == Some(true) {
+        format!(
+            "yes: {:.0} runs listed, all succeeded within {within:.1} s of the last submit",
+            n("listed")
+        )
+    } else {
+        format!(
+            "**no**: {:.0} created, {:.0} listed, {:.0} succeeded, {:.0} missing, {:.0} unexpected, {:.0} listed twice",
+            n("created"),
+            n("listed"),
+            n("succeeded"),
+            n("missing"),
+            n("unexpected"),
+            n("listed_twice")
+        )
+    };
+    if let Some(e) = errors.filter(|e| *e > 0.0) {
+        let _ = write!(cell, "; **failed submits: {e:.0}**");
+    }
+    cell
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn serve_summary_reads_the_bench_json() {
+        let dir = std::env::temp_dir().join(format!("xtask-serve-summary-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("a temp dir");
+        let check = |n: u64| {
+            serde_json::json!({
+                "ok": true, "created": n, "unique_ids": n, "listed": n, "listed_twice": 0,
+                "succeeded": n, "missing": 0, "unexpected": 0, "not_succeeded": [],
+                "finished_within_ms": 250.0,
+            })
+        };
+        let json = serde_json::json!({
+            "quick": false, "clients": 64, "seconds": 10, "burst": 1000,
+            "target_runs_per_second": 2000.0, "target_p99_ms": 20.0,
+            "backends": [
+                {
+                    "backend": "sqlite_full",
+                    "single_client": { "p50_ms": 1.2 },
+                    "load": {
+                        "runs_per_second": 2500.0, "p50_ms": 10.0, "p99_ms": 15.0, "max_ms": 30.0,
+                        "errors": 0, "target_met": true, "check": check(25_000),
+                        "cpu": { "server_cores": 1.0, "clients_cores": 0.5, "rest_cores": 0.3 },
+                    },
+                    "burst": { "created": 1000, "wall_ms": 500.0, "p50_ms": 250.0, "p99_ms": 490.0, "check": check(26_000), "ok": true },
+                },
+                {
+                    "backend": "postgres",
+                    "single_client": { "p50_ms": 2.0 },
+                    "load": {
+                        "runs_per_second": 600.0, "p50_ms": 100.0, "p99_ms": 150.0, "max_ms": 160.0,
+                        "errors": 2, "target_met": false,
+                        "check": { "ok": false, "created": 6000, "listed": 5999, "succeeded": 5999, "missing": 1, "unexpected": 0, "listed_twice": 0 },
+                    },
+                    "burst": { "created": 999, "wall_ms": 1200.0, "check": check(7000), "ok": false },
+                },
+            ],
+        });
+        std::fs::write(dir.join("serve.json"), json.to_string()).expect("serve.json");
+        let mut s = String::new();
+        serve(&mut s, &dir);
+        let _ = std::fs::remove_dir_all(&dir);
+        println!("{s}");
+        assert!(s.contains(
+            "| SQLite `synchronous=FULL` | 2500 | 10.0 ms | 15.0 ms | 30.0 ms | 1.2 ms | yes | yes: 25000 runs listed"
+        ));
+        assert!(s.contains("| SQLite `synchronous=NORMAL` | - |"));
+        assert!(s.contains("**no** (30% of the rate, p99 7.5x)"));
+        assert!(s.contains("1 missing"));
+        assert!(s.contains("**failed submits: 2**"));
+        assert!(s.contains("| PostgreSQL | 999 / 1000 |"));
+    }
 }
