@@ -421,7 +421,11 @@ fn serve(s: &mut String, flow_bench: &Path) {
     let target_rate = num(&json, "/target_runs_per_second").unwrap_or(f64::NAN);
     let target_p99 = num(&json, "/target_p99_ms").unwrap_or(f64::NAN);
     let burst_n = num(&json, "/burst").unwrap_or(f64::NAN);
-    let ms = |v: Option<f64>| v.map_or("-".to_owned(), |m| format!("{m:.1} ms"));
+    let ms = |v: Option<f64>| match v {
+        Some(m) if m < 10.0 => format!("{m:.2} ms"),
+        Some(m) => format!("{m:.1} ms"),
+        None => "-".to_owned(),
+    };
     let _ = writeln!(
         s,
         "## flow serve under load: {clients} clients submitting a 3-node workflow for {seconds} s\n"
@@ -592,7 +596,7 @@ mod tests {
         let _ = std::fs::remove_dir_all(&dir);
         println!("{s}");
         assert!(s.contains(
-            "| SQLite `synchronous=FULL` | 2500 | 10.0 ms | 15.0 ms | 30.0 ms | 1.2 ms | yes | yes: 25000 runs listed"
+            "| SQLite `synchronous=FULL` | 2500 | 10.0 ms | 15.0 ms | 30.0 ms | 1.20 ms | yes | yes: 25000 runs listed"
         ));
         assert!(s.contains("| SQLite `synchronous=NORMAL` | - |"));
         assert!(s.contains("**no** (30% of the rate, p99 7.5x)"));
