@@ -329,18 +329,7 @@ impl Recovered {
                     return true;
                 }
                 if item.attempts > 0 {
-                    let attempts = (0..item.attempts)
-                        .map(|a| AttemptReport {
-                            started_ms: item.started_ms.unwrap_or(0.0),
-                            finished_ms: item.finished_ms.unwrap_or(0.0),
-                            error: if a + 1 == item.attempts {
-                                item.error.clone()
-                            } else {
-                                None
-                            },
-                            limit_wait_ms: None,
-                        })
-                        .collect();
+                    let attempts = item.attempt_reports();
                     self.in_flight.insert(
                         (id.clone(), Some(*index)),
                         InFlight {

@@ -215,6 +215,25 @@ pub struct ItemRun {
     pub error: Option<String>,
 }
 
+impl ItemRun {
+    /// The item's attempts as far as its entry tells: its count, each over the
+    /// item's span, the last with its error.
+    pub fn attempt_reports(&self) -> Vec<AttemptReport> {
+        (0..self.attempts)
+            .map(|a| AttemptReport {
+                started_ms: self.started_ms.unwrap_or(0.0),
+                finished_ms: self.finished_ms.unwrap_or(0.0),
+                error: if a + 1 == self.attempts {
+                    self.error.clone()
+                } else {
+                    None
+                },
+                limit_wait_ms: None,
+            })
+            .collect()
+    }
+}
+
 impl NodeReport {
     /// An entry with `status` and nothing else: no attempt, no output.
     pub fn new(status: NodeStatus) -> Self {

@@ -15,7 +15,7 @@
 use std::fmt::Write as _;
 
 use flow_core::{ItemCounts, NodeReport, NodeStatus, Report, RunStatus};
-use flow_view::fmt_ms;
+use flow_view::{fmt_ms, truncate};
 use serde_json::Value;
 
 /// The script of the live parts.
@@ -73,16 +73,6 @@ fn encode(text: &str) -> String {
         }
     }
     out
-}
-
-fn truncate(text: &str, max_chars: usize) -> String {
-    if text.chars().count() <= max_chars {
-        text.to_owned()
-    } else {
-        let mut cut: String = text.chars().take(max_chars.saturating_sub(1)).collect();
-        cut.push('…');
-        cut
-    }
 }
 
 /// The longest prefix of `text` of at most `max` bytes that ends on a char boundary.

@@ -18,6 +18,8 @@ use std::fmt::Write as _;
 
 use flow_core::{Edge, Workflow};
 
+use crate::{escape, truncate};
+
 /// Nodes drawn at most (level by level); the note under the graph counts the others.
 pub const MAX_NODES: usize = 200;
 /// Edges drawn at most (between drawn nodes).
@@ -48,34 +50,6 @@ pub fn colours(status: &str) -> (&'static str, &'static str) {
         "skipped" => ("#dadce0", "#202124"),
         "running" => ("#1a73e8", "#ffffff"),
         _ => ("#f1f3f4", "#202124"),
-    }
-}
-
-/// XML text and attribute values.
-fn escape(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&apos;"),
-            // Control characters are not allowed in XML 1.0.
-            c if (c as u32) < 0x20 && c != '\t' => out.push(' '),
-            c => out.push(c),
-        }
-    }
-    out
-}
-
-fn truncate(text: &str, max_chars: usize) -> String {
-    if text.chars().count() <= max_chars {
-        text.to_owned()
-    } else {
-        let mut cut: String = text.chars().take(max_chars.saturating_sub(1)).collect();
-        cut.push('…');
-        cut
     }
 }
 

@@ -13,7 +13,7 @@ use std::fmt::Write as _;
 
 use flow_core::{ItemRun, NodeReport, NodeStatus, Report};
 
-use crate::fmt_ms;
+use crate::{escape, fmt_ms, truncate};
 
 /// Rows drawn at most; the note under the chart counts the others.
 pub const MAX_ROWS: usize = 400;
@@ -77,34 +77,6 @@ fn tick_label(value: f64, step: f64) -> String {
     } else {
         let decimals = (-step.log10().floor()) as usize;
         format!("{value:.decimals$}")
-    }
-}
-
-/// XML text and attribute values.
-fn escape(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&apos;"),
-            // Control characters are not allowed in XML 1.0.
-            c if (c as u32) < 0x20 && c != '\t' => out.push(' '),
-            c => out.push(c),
-        }
-    }
-    out
-}
-
-fn truncate(text: &str, max_chars: usize) -> String {
-    if text.chars().count() <= max_chars {
-        text.to_owned()
-    } else {
-        let mut cut: String = text.chars().take(max_chars.saturating_sub(1)).collect();
-        cut.push('…');
-        cut
     }
 }
 

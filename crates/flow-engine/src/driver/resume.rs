@@ -2,7 +2,7 @@
 //! through the same state machine, so everything they decided (edges taken,
 //! nodes skipped) is decided again the same way.
 
-use flow_core::{AttemptReport, InFlight, NodeError, NodeStatus};
+use flow_core::{InFlight, NodeError, NodeStatus};
 
 use super::Driver;
 
@@ -54,18 +54,7 @@ impl Driver {
             _ => Err(NodeError::permanent(item.error.clone().unwrap_or_default())),
         };
         // The item's attempts as the report keeps them: their count and span.
-        let attempts = (0..item.attempts)
-            .map(|a| AttemptReport {
-                started_ms: item.started_ms.unwrap_or(0.0),
-                finished_ms: item.finished_ms.unwrap_or(0.0),
-                error: if a + 1 == item.attempts {
-                    item.error.clone()
-                } else {
-                    None
-                },
-                limit_wait_ms: None,
-            })
-            .collect();
+        let attempts = item.attempt_reports();
         self.replaying = true;
         self.complete_item(node, index, result, item.status == NodeStatus::Cancelled, attempts);
         self.replaying = false;
