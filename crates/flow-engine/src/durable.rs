@@ -176,6 +176,14 @@ impl Engine {
                 "run `{run_id}` was taken over by another process just now"
             )));
         }
+        // Read again now that the run is ours: a write of the previous owner
+        // that was still in flight (a killed client's statement runs on in
+        // its PostgreSQL backend) has landed before the claim, or lands
+        // nothing (the journal fences it off).
+        let stored = journal
+            .load(run_id)
+            .await?
+            .ok_or_else(|| Error::Resume(format!("run `{run_id}` vanished from the journal {}", journal.target())))?;
         let next_seq = stored.records.last().map_or(1, |(seq, _)| seq + 1);
         let mut recovered = Recovered::fold(stored.records.iter().map(|(_, r)| r));
         if options.retry_failed {

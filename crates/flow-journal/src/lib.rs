@@ -63,6 +63,13 @@ pub enum Error {
         /// Why.
         reason: String,
     },
+    /// Run `run_id` is held by another process now (it took the run over when
+    /// this one seemed gone): this process's records of it are not written.
+    #[error("journal: run {run_id} was taken over by another process; this one no longer writes it")]
+    Lost {
+        /// The run.
+        run_id: String,
+    },
     /// The writer has stopped (its thread ended or an earlier write failed).
     #[error("journal writer stopped: {0}")]
     Stopped(String),
@@ -161,9 +168,14 @@ pub trait Journal: Send + Sync + std::fmt::Debug + 'static {
         lease_until_ms: i64,
     ) -> Result<()>;
 
-    /// Appends records, in one transaction. A `run_finished` record also marks
-    /// its run's row finished and releases its lease.
-    async fn append(&self, entries: &[Entry]) -> Result<()>;
+    /// Appends records, in one transaction, for the runs `owner` (a token)
+    /// holds: the records of a run it does not hold (any more: another process
+    /// took it over) are not written, and those runs are returned. A takeover
+    /// and a write in flight are ordered: what a write wrote before the
+    /// takeover, the new owner reads; after it, nothing is written. A
+    /// `run_finished` record also marks its run's row finished and releases
+    /// its lease.
+    async fn append(&self, owner: &str, entries: &[Entry]) -> Result<Vec<Arc<str>>>;
 
     /// A run's row and records, `None` when there is no such run.
     async fn load(&self, run_id: &str) -> Result<Option<StoredRun>>;
@@ -231,6 +243,19 @@ pub fn rfc3339(ms: i64) -> String {
         rem % 3600 / 60,
         rem % 60
     )
+}
+
+/// The runs of a batch (`runs`, sorted) that are not among those `held`.
+fn refused<'a>(runs: Vec<&Arc<str>>, held: impl Iterator<Item = &'a str>) -> Vec<Arc<str>> {
+    let mut held: Vec<&str> = held.collect();
+    if held.len() == runs.len() {
+        return Vec::new();
+    }
+    held.sort_unstable();
+    runs.into_iter()
+        .filter(|r| held.binary_search(&&***r).is_err())
+        .cloned()
+        .collect()
 }
 
 /// Folds records into the row's summary counts (`{"succeeded": n, ...}`).

@@ -8,7 +8,11 @@ use flow_core::Record;
 use tokio::sync::Mutex;
 use tokio_postgres::{Client, NoTls, Row};
 
-use crate::{Entry, Error, Journal, Owner, Result, RunFilter, RunRow, StoredRun, counts, decode, encode, now_ms};
+use std::sync::Arc;
+
+use crate::{
+    Entry, Error, Journal, Owner, Result, RunFilter, RunRow, StoredRun, counts, decode, encode, now_ms, refused,
+};
 
 const MIGRATIONS: &[&str] = &[
     // 1: runs and their records.
@@ -167,9 +171,21 @@ async fn migrate(client: &mut Client) -> std::result::Result<(), tokio_postgres:
     tx.commit().await
 }
 
-/// A batch of records: one statement, whole or not at all.
-const INSERT: &str = "INSERT INTO flow_records (run_id, seq, kind, written_at, data)
-     SELECT r, s, k, $4, d FROM UNNEST($1::text[], $2::int8[], $3::text[], $5::text[]) AS t(r, s, k, d)";
+/// A batch of records: one statement, whole or not at all. Only the records of
+/// runs still held by the writing owner (`$7`) are written: the rows are locked
+/// (`FOR SHARE`) for the statement's transaction, so a takeover (`claim`, an
+/// `UPDATE` of the owner) waits for a write in flight and a write after the
+/// takeover writes nothing. That fences off a process that lost its runs, and
+/// the statement a killed client left running in its server backend. Returns
+/// the runs that were held.
+const INSERT: &str = "WITH held AS (
+         SELECT run_id FROM flow_runs WHERE run_id = ANY($6::text[]) AND owner = $7 FOR SHARE
+     ), written AS (
+         INSERT INTO flow_records (run_id, seq, kind, written_at, data)
+         SELECT r, s, k, $4, d FROM UNNEST($1::text[], $2::int8[], $3::text[], $5::text[]) AS t(r, s, k, d)
+         WHERE r IN (SELECT run_id FROM held)
+     )
+     SELECT run_id FROM held";
 
 const ROW_COLUMNS: &str = "run_id, workflow, status, started_at, finished_at, duration_ms, owner, owner_host, owner_pid, owner_started, lease_until, counts";
 
@@ -237,46 +253,52 @@ impl Journal for PgJournal {
         tx.commit().await.map_err(storage)
     }
 
-    async fn append(&self, entries: &[Entry]) -> Result<()> {
+    async fn append(&self, owner: &str, entries: &[Entry]) -> Result<Vec<Arc<str>>> {
         let mut run_ids = Vec::with_capacity(entries.len());
         let mut seqs = Vec::with_capacity(entries.len());
         let mut kinds = Vec::with_capacity(entries.len());
         let mut data = Vec::with_capacity(entries.len());
+        let mut runs: Vec<&Arc<str>> = Vec::new();
         let mut finished = Vec::new();
         for entry in entries {
             run_ids.push(&*entry.run_id);
             seqs.push(entry.seq as i64);
             kinds.push(entry.record.kind());
             data.push(encode(&entry.record)?);
+            if runs.last() != Some(&&entry.run_id) {
+                runs.push(&entry.run_id);
+            }
             if let Some(summary) = counts(&entry.record) {
                 finished.push((&*entry.run_id, summary));
             }
         }
+        runs.sort_unstable();
+        runs.dedup();
+        let distinct: Vec<&str> = runs.iter().map(|r| &***r).collect();
         let now = now_ms();
         let mut client = self.write.lock().await;
-        if finished.is_empty() {
+        let params: [&(dyn tokio_postgres::types::ToSql + Sync); 7] =
+            [&run_ids, &seqs, &kinds, &now, &data, &distinct, &owner];
+        let held = if finished.is_empty() {
             // One statement is atomic by itself: no BEGIN and COMMIT round trips.
-            client
-                .execute(&self.insert, &[&run_ids, &seqs, &kinds, &now, &data])
+            client.query(&self.insert, &params).await.map_err(storage)?
+        } else {
+            let tx = client.transaction().await.map_err(storage)?;
+            let held = tx.query(&self.insert, &params).await.map_err(storage)?;
+            for (run_id, (status, duration, counts)) in finished {
+                tx.execute(
+                    "UPDATE flow_runs SET status = $2, finished_at = $3, duration_ms = $4, counts = $5,
+                     owner = NULL, owner_host = NULL, owner_pid = NULL, owner_started = NULL, lease_until = NULL
+                     WHERE run_id = $1 AND owner = $6",
+                    &[&run_id, &status, &now, &duration, &counts.to_string(), &owner],
+                )
                 .await
                 .map_err(storage)?;
-            return Ok(());
-        }
-        let tx = client.transaction().await.map_err(storage)?;
-        tx.execute(&self.insert, &[&run_ids, &seqs, &kinds, &now, &data])
-            .await
-            .map_err(storage)?;
-        for (run_id, (status, duration, counts)) in finished {
-            tx.execute(
-                "UPDATE flow_runs SET status = $2, finished_at = $3, duration_ms = $4, counts = $5,
-                 owner = NULL, owner_host = NULL, owner_pid = NULL, owner_started = NULL, lease_until = NULL
-                 WHERE run_id = $1",
-                &[&run_id, &status, &now, &duration, &counts.to_string()],
-            )
-            .await
-            .map_err(storage)?;
-        }
-        tx.commit().await.map_err(storage)
+            }
+            tx.commit().await.map_err(storage)?;
+            held
+        };
+        Ok(refused(runs, held.iter().map(|r| r.get::<_, &str>(0))))
     }
 
     async fn load(&self, run_id: &str) -> Result<Option<StoredRun>> {

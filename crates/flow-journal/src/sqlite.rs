@@ -3,13 +3,15 @@
 //! so listing runs never waits for a batch.
 
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use flow_core::Record;
 use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 
-use crate::{Entry, Error, Journal, Owner, Result, RunFilter, RunRow, StoredRun, counts, decode, encode, now_ms};
+use crate::{
+    Entry, Error, Journal, Owner, Result, RunFilter, RunRow, StoredRun, counts, decode, encode, now_ms, refused,
+};
 
 /// How hard SQLite makes each commit durable (`PRAGMA synchronous`).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -235,14 +237,36 @@ impl Journal for SqliteJournal {
         tx.commit().map_err(storage)
     }
 
-    async fn append(&self, entries: &[Entry]) -> Result<()> {
+    async fn append(&self, owner: &str, entries: &[Entry]) -> Result<Vec<Arc<str>>> {
         // Encoded before the transaction: the write lock is held for the writes only.
         let encoded = entries.iter().map(|e| encode(&e.record)).collect::<Result<Vec<_>>>()?;
+        let mut runs: Vec<&Arc<str>> = Vec::new();
+        for entry in entries {
+            if runs.last() != Some(&&entry.run_id) {
+                runs.push(&entry.run_id);
+            }
+        }
+        runs.sort_unstable();
+        runs.dedup();
         let mut conn = self.writer();
         let tx = conn
             .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
             .map_err(storage)?;
         let now = now_ms();
+        let held = {
+            // The write lock orders this with any takeover: a run is written
+            // only while `owner` holds it.
+            let mut holds = tx
+                .prepare_cached("SELECT 1 FROM flow_runs WHERE run_id = ?1 AND owner = ?2")
+                .map_err(storage)?;
+            let mut held = Vec::with_capacity(runs.len());
+            for run in &runs {
+                if holds.exists(params![&***run, owner]).map_err(storage)? {
+                    held.push(&***run);
+                }
+            }
+            held
+        };
         {
             let mut insert = tx
                 .prepare_cached(
@@ -256,7 +280,11 @@ impl Journal for SqliteJournal {
                      WHERE run_id = ?1",
                 )
                 .map_err(storage)?;
+            let all_held = held.len() == runs.len();
             for (entry, data) in entries.iter().zip(&encoded) {
+                if !all_held && !held.contains(&&*entry.run_id) {
+                    continue;
+                }
                 insert
                     .execute(params![
                         &*entry.run_id,
@@ -273,7 +301,8 @@ impl Journal for SqliteJournal {
                 }
             }
         }
-        tx.commit().map_err(storage)
+        tx.commit().map_err(storage)?;
+        Ok(refused(runs, held.into_iter()))
     }
 
     async fn load(&self, run_id: &str) -> Result<Option<StoredRun>> {

@@ -15,11 +15,15 @@ const MAX_BATCH: usize = 8192;
 /// waits; both then share one commit.
 const LINGER: std::time::Duration = std::time::Duration::from_millis(1);
 
+/// Where a waiter for durability hears the outcome.
+type Ack = oneshot::Sender<Result<()>>;
+
 // Appends are nearly all the traffic: boxing them would cost an allocation each.
 #[allow(clippy::large_enum_variant)]
 enum Msg {
-    Append(Entry, Option<oneshot::Sender<Result<()>>>),
-    Flush(oneshot::Sender<Result<()>>),
+    Append(Entry, Option<Ack>),
+    /// Everything before is durable; with a run, that run's records were written.
+    Flush(Option<Arc<str>>, Ack),
 }
 
 /// The journal's single writer: a dedicated thread that batches appends from
@@ -99,7 +103,7 @@ impl Writer {
     pub async fn flush(&self) -> Result<()> {
         let (ack, done) = oneshot::channel();
         self.tx
-            .send(Msg::Flush(ack))
+            .send(Msg::Flush(None, ack))
             .map_err(|_| Error::Stopped("the writer thread ended".into()))?;
         done.await
             .map_err(|_| Error::Stopped("the writer thread ended".into()))?
@@ -114,8 +118,10 @@ async fn write_loop(
 ) {
     let renew_every = LEASE / 3;
     let mut failed: Option<Error> = None;
+    // Runs another process took over: their records are dropped from now on.
+    let mut lost: Vec<Arc<str>> = Vec::new();
     let mut entries = Vec::new();
-    let mut acks = Vec::new();
+    let mut acks: Vec<(Option<Arc<str>>, Ack)> = Vec::new();
     let mut next_renewal = tokio::time::Instant::now() + renew_every;
     loop {
         let first = tokio::select! {
@@ -135,10 +141,14 @@ async fn write_loop(
             while let Some(msg) = next.take() {
                 match msg {
                     Msg::Append(entry, ack) => {
-                        entries.push(entry);
-                        acks.extend(ack);
+                        if let Some(ack) = ack {
+                            acks.push((Some(entry.run_id.clone()), ack));
+                        }
+                        if lost.is_empty() || !lost.contains(&entry.run_id) {
+                            entries.push(entry);
+                        }
                     }
-                    Msg::Flush(ack) => acks.push(ack),
+                    Msg::Flush(run, ack) => acks.push((run, ack)),
                 }
                 if entries.len() < MAX_BATCH {
                     next = rx.try_recv().ok();
@@ -154,25 +164,43 @@ async fn write_loop(
         }
         let result = match &failed {
             Some(e) => Err(e.clone()),
-            None if entries.is_empty() => Ok(()),
-            None => journal.append(&entries).await,
+            None if entries.is_empty() => Ok(Vec::new()),
+            None => journal.append(&token, &entries).await,
         };
-        if let Err(e) = &result {
-            if failed.is_none() {
-                tracing::error!(error = %e, "journal write failed; later writes are refused");
+        let result = match result {
+            Ok(refused) => {
+                for run_id in refused {
+                    tracing::error!(run_id = %run_id, "a run was taken over by another process; its records are no longer written here");
+                    entries.retain(|e| e.run_id != run_id);
+                    lost.push(run_id);
+                }
+                Ok(())
             }
-            failed = Some(match e {
-                Error::Stopped(_) => e.clone(),
-                other => Error::Stopped(other.to_string()),
-            });
-        }
+            Err(e) => {
+                if failed.is_none() {
+                    tracing::error!(error = %e, "journal write failed; later writes are refused");
+                }
+                let stopped = match e {
+                    Error::Stopped(_) => e,
+                    other => Error::Stopped(other.to_string()),
+                };
+                failed = Some(stopped.clone());
+                Err(stopped)
+            }
+        };
         if result.is_ok() && committed.receiver_count() > 0 && !entries.is_empty() {
             let batch: Arc<[Entry]> = entries.drain(..).collect();
             let _ = committed.send(batch);
         }
         entries.clear();
-        for ack in acks.drain(..) {
-            let _ = ack.send(result.clone());
+        for (run, ack) in acks.drain(..) {
+            let answer = match (&result, run) {
+                (Ok(()), Some(run)) if lost.contains(&run) => Err(Error::Lost {
+                    run_id: run.to_string(),
+                }),
+                (result, _) => result.clone(),
+            };
+            let _ = ack.send(answer);
         }
     }
 }
@@ -202,7 +230,7 @@ impl RunLog {
         &self.inner.writer
     }
 
-    fn send(&self, record: Record, ack: Option<oneshot::Sender<Result<()>>>) -> Result<()> {
+    fn send(&self, record: Record, ack: Option<Ack>) -> Result<()> {
         // Numbered and queued under one lock, so sequence order is queue order.
         let mut seq = self.inner.seq.lock().unwrap_or_else(|p| p.into_inner());
         let entry = Entry {
@@ -235,7 +263,19 @@ impl RunLog {
     }
 
     /// Waits until everything appended so far is durable.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Lost`] when another process took the run over, so that not
+    /// everything was written.
     pub async fn flush(&self) -> Result<()> {
-        self.inner.writer.flush().await
+        let (ack, done) = oneshot::channel();
+        self.inner
+            .writer
+            .tx
+            .send(Msg::Flush(Some(self.inner.run_id.clone()), ack))
+            .map_err(|_| Error::Stopped("the writer thread ended".into()))?;
+        done.await
+            .map_err(|_| Error::Stopped("the writer thread ended".into()))?
     }
 }

@@ -94,7 +94,7 @@ async fn records_round_trip(journal: Arc<dyn Journal>) {
             record: node_started("a", seq as u32 - 1),
         })
         .collect();
-    journal.append(&entries).await.unwrap();
+    journal.append(&owner.token, &entries).await.unwrap();
     let stored = journal.load("r1").await.unwrap().unwrap();
     assert_eq!(
         stored.records.iter().map(|(s, _)| *s).collect::<Vec<_>>(),
@@ -107,13 +107,32 @@ async fn records_round_trip(journal: Arc<dyn Journal>) {
     assert_eq!(stored.row.owner.as_ref().map(|o| &o.token), Some(&owner.token));
     assert!(journal.load("nope").await.unwrap().is_none());
 
-    // The end marks the row finished, with counts, and releases the lease.
-    journal
-        .append(&[Entry {
+    // A batch is atomic: a duplicate sequence number rejects all of it.
+    let bad = [
+        Entry {
             run_id: run_id.clone(),
             seq: 5,
-            record: finished(RunStatus::Failed),
-        }])
+            record: node_started("b", 1),
+        },
+        Entry {
+            run_id: run_id.clone(),
+            seq: 2,
+            record: node_started("b", 1),
+        },
+    ];
+    assert!(journal.append(&owner.token, &bad).await.is_err());
+    assert_eq!(journal.load("r1").await.unwrap().unwrap().records.len(), 4);
+
+    // The end marks the row finished, with counts, and releases the lease.
+    journal
+        .append(
+            &owner.token,
+            &[Entry {
+                run_id: run_id.clone(),
+                seq: 5,
+                record: finished(RunStatus::Failed),
+            }],
+        )
         .await
         .unwrap();
     let row = journal.load("r1").await.unwrap().unwrap().row;
@@ -121,21 +140,13 @@ async fn records_round_trip(journal: Arc<dyn Journal>) {
     assert_eq!(row.duration_ms, Some(12.5));
     assert!(row.owner.is_none());
     assert_eq!(row.counts, Some(json!({ "succeeded": 1, "failed": 1 })));
-
-    // A batch is atomic: a duplicate sequence number rejects all of it.
-    let bad = [
-        Entry {
-            run_id: run_id.clone(),
-            seq: 6,
-            record: node_started("b", 1),
-        },
-        Entry {
-            run_id,
-            seq: 2,
-            record: node_started("b", 1),
-        },
-    ];
-    assert!(journal.append(&bad).await.is_err());
+    // A finished run is held by nobody: nothing more is written to it.
+    let late = [Entry {
+        run_id,
+        seq: 6,
+        record: node_started("c", 1),
+    }];
+    assert_eq!(journal.append(&owner.token, &late).await.unwrap().len(), 1);
     assert_eq!(journal.load("r1").await.unwrap().unwrap().records.len(), 5);
 }
 
@@ -154,11 +165,14 @@ async fn lists_newest_first_with_filters(journal: Arc<dyn Journal>) {
         tokio::time::sleep(std::time::Duration::from_millis(3)).await;
     }
     journal
-        .append(&[Entry {
-            run_id: Arc::from("run2"),
-            seq: 2,
-            record: finished(RunStatus::Succeeded),
-        }])
+        .append(
+            &owner.token,
+            &[Entry {
+                run_id: Arc::from("run2"),
+                seq: 2,
+                record: finished(RunStatus::Succeeded),
+            }],
+        )
         .await
         .unwrap();
     let ids = |rows: Vec<flow_journal::RunRow>| rows.into_iter().map(|r| r.run_id).collect::<Vec<_>>();
@@ -248,6 +262,58 @@ async fn the_writer_numbers_and_batches(journal: Arc<dyn Journal>) {
     assert_eq!(seqs.len(), 1 + 500 + 72);
 }
 
+async fn a_takeover_fences_off_the_old_owner(journal: Arc<dyn Journal>) {
+    let writer = Writer::start(journal.clone(), Owner::this_process()).unwrap();
+    let old = writer.owner().token.clone();
+    for run in ["x", "y"] {
+        journal
+            .create(run, "w", &started("w"), writer.owner(), lease())
+            .await
+            .unwrap();
+    }
+    let (x, y) = (writer.run(Arc::from("x"), 2), writer.run(Arc::from("y"), 2));
+    x.append_durable(node_started("a", 1)).await.unwrap();
+    y.append_durable(node_started("a", 1)).await.unwrap();
+
+    // Another process takes `x` over (it took this one for dead).
+    let other = Owner::this_process();
+    assert!(journal.claim("x", &other, Some(&old), lease()).await.unwrap());
+    let err = x.append_durable(node_started("b", 1)).await.unwrap_err();
+    assert!(
+        matches!(&err, flow_journal::Error::Lost { run_id } if run_id == "x"),
+        "{err}"
+    );
+    x.append(node_started("c", 1));
+    assert!(matches!(x.flush().await, Err(flow_journal::Error::Lost { .. })));
+    // The writer goes on with the runs it still holds.
+    y.append_durable(node_started("b", 1)).await.unwrap();
+    y.flush().await.unwrap();
+    writer.flush().await.unwrap();
+    assert_eq!(journal.load("x").await.unwrap().unwrap().records.len(), 2);
+    assert_eq!(journal.load("y").await.unwrap().unwrap().records.len(), 3);
+
+    // One batch for both: only the held run's records are written, the other is named.
+    let batch = [
+        Entry {
+            run_id: Arc::from("y"),
+            seq: 4,
+            record: node_started("c", 1),
+        },
+        Entry {
+            run_id: Arc::from("x"),
+            seq: 3,
+            record: node_started("c", 1),
+        },
+    ];
+    let refused = journal.append(&old, &batch).await.unwrap();
+    assert_eq!(refused, vec![Arc::<str>::from("x")]);
+    assert_eq!(journal.load("y").await.unwrap().unwrap().records.len(), 4);
+    // The new owner continues `x` where it stood.
+    let refused = journal.append(&other.token, &batch[1..]).await.unwrap();
+    assert!(refused.is_empty());
+    assert_eq!(journal.load("x").await.unwrap().unwrap().records.len(), 3);
+}
+
 async fn a_key_binds_one_run(journal: Arc<dyn Journal>) {
     assert_eq!(journal.remember("k", "run-a").await.unwrap(), None);
     assert_eq!(journal.remember("k", "run-b").await.unwrap().as_deref(), Some("run-a"));
@@ -304,6 +370,7 @@ both!(
     lists_newest_first_with_filters,
     one_of_two_claims_wins,
     the_writer_numbers_and_batches,
+    a_takeover_fences_off_the_old_owner,
     a_key_binds_one_run,
 );
 

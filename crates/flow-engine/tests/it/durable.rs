@@ -105,8 +105,9 @@ async fn resume_after(
     let journal = open(dir, &format!("cut{cut}.db"));
     let run_id = whole.report.run_id.as_str();
     let lease = now_ms() + LEASE.as_millis() as i64;
+    let owner = dead_owner();
     journal
-        .create(run_id, "prop", &whole.records[0], &dead_owner(), lease)
+        .create(run_id, "prop", &whole.records[0], &owner, lease)
         .await
         .map_err(|e| e.to_string())?;
     let entries: Vec<Entry> = whole.records[1..cut]
@@ -119,7 +120,10 @@ async fn resume_after(
         })
         .collect();
     if !entries.is_empty() {
-        journal.append(&entries).await.map_err(|e| e.to_string())?;
+        journal
+            .append(&owner.token, &entries)
+            .await
+            .map_err(|e| e.to_string())?;
     }
     probe.reset();
     let resumed = engine
