@@ -42,6 +42,56 @@ pub enum Command {
     Resume(ResumeArgs),
     /// Serve runs over HTTP: an API, live events and a web page, every run journaled.
     Serve(ServeArgs),
+    /// Run node attempts that coordinators (`--dispatch queue`) put in the PostgreSQL queue.
+    Worker(WorkerArgs),
+    /// Look at the workers of a PostgreSQL queue.
+    #[command(subcommand)]
+    Workers(WorkersCommand),
+}
+
+/// Where node attempts run.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, ValueEnum)]
+pub enum Dispatch {
+    /// In this process.
+    #[default]
+    Local,
+    /// On `flow worker` processes, through the PostgreSQL journal's queue.
+    Queue,
+}
+
+#[derive(Debug, Args)]
+pub struct WorkerArgs {
+    /// The PostgreSQL journal whose queue to work for (postgres://...).
+    #[arg(long, value_name = "URL", env = "FLOW_JOURNAL")]
+    pub journal: Option<String>,
+    /// Attempts run at once.
+    #[arg(long, value_name = "N", default_value_t = 16, value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    pub concurrency: u32,
+    /// Only take tasks of these node kinds (comma-separated, e.g. http,notify).
+    #[arg(long, value_name = "KINDS", value_delimiter = ',')]
+    pub kinds: Option<Vec<String>>,
+    /// How long a claim holds without renewal: a worker that dies holds its tasks this long (e.g. 10s).
+    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = parse_duration)]
+    pub claim_ttl: std::time::Duration,
+    /// After SIGTERM or Ctrl-C, how long attempts under way may go on before they go back to the queue.
+    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = parse_duration)]
+    pub grace: std::time::Duration,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum WorkersCommand {
+    /// Workers that have not stopped: where they run, what they take, what they run now.
+    List(WorkersListArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct WorkersListArgs {
+    /// The PostgreSQL journal (postgres://...).
+    #[arg(long, value_name = "URL", env = "FLOW_JOURNAL")]
+    pub journal: Option<String>,
+    /// Print a JSON array instead of a table.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Args)]
@@ -67,6 +117,9 @@ pub struct ServeArgs {
     /// Largest request body accepted, in bytes.
     #[arg(long, value_name = "BYTES", default_value_t = 1024 * 1024)]
     pub max_body_bytes: usize,
+    /// Where node attempts run: here (local), or on `flow worker`s through the PostgreSQL journal (queue).
+    #[arg(long, value_name = "WHERE", value_enum, default_value_t = Dispatch::Local)]
+    pub dispatch: Dispatch,
     #[command(flatten)]
     pub limits: LimitArgs,
 }
@@ -162,6 +215,9 @@ pub struct ResumeArgs {
     /// Write every event of the resumed part of the run to PATH, one JSON object per line.
     #[arg(long, value_name = "PATH")]
     pub events: Option<PathBuf>,
+    /// Where node attempts run: here (local), or on `flow worker`s through the PostgreSQL journal (queue).
+    #[arg(long, value_name = "WHERE", value_enum, default_value_t = Dispatch::Local)]
+    pub dispatch: Dispatch,
 }
 
 #[derive(Debug, Args)]
@@ -278,6 +334,9 @@ pub struct RunArgs {
     pub events: Option<PathBuf>,
     #[command(flatten)]
     pub journal: JournalArgs,
+    /// Where node attempts run: here (local), or on `flow worker`s through the PostgreSQL journal (queue).
+    #[arg(long, value_name = "WHERE", value_enum, default_value_t = Dispatch::Local)]
+    pub dispatch: Dispatch,
     #[command(flatten)]
     pub limits: LimitArgs,
 }
@@ -372,6 +431,8 @@ pub async fn dispatch(cli: Cli) -> u8 {
         Command::Runs(RunsCommand::Show(args)) => crate::runs::show(args).await,
         Command::Resume(args) => crate::runs::resume(args).await,
         Command::Serve(args) => serve(args).await,
+        Command::Worker(args) => crate::worker::work(args).await,
+        Command::Workers(WorkersCommand::List(args)) => crate::worker::list(args).await,
     }
 }
 
@@ -465,6 +526,7 @@ async fn serve(args: ServeArgs) -> u8 {
         grace: args.grace,
         limits: args.limits.limits(),
         max_body_bytes: args.max_body_bytes,
+        queue: args.dispatch == Dispatch::Queue,
     };
     match flow_serve::serve(config).await {
         Ok(()) => EXIT_OK,

@@ -12,6 +12,7 @@ mod run;
 mod runs;
 mod summary;
 mod timeline;
+mod worker;
 
 use std::process::ExitCode;
 

@@ -57,6 +57,17 @@ pub async fn run(args: RunArgs) -> u8 {
     if let Some(writer) = &writer {
         options = options.journal(writer.clone());
     }
+    let engine = match crate::worker::engine_for(
+        Engine::builder().limits(args.limits.limits()),
+        args.dispatch,
+        args.journal.journal.as_deref(),
+        writer.as_ref(),
+    )
+    .await
+    {
+        Ok(engine) => engine,
+        Err(code) => return code,
+    };
     let display = Display::choose(args.quiet);
     let events = (display != Display::Quiet || outputs.event_log.is_some()).then(|| options.subscribe());
 
@@ -318,7 +329,7 @@ pub async fn cancel_on_signal(cancel: CancellationToken) {
 }
 
 #[cfg(unix)]
-async fn wait_for_signal() {
+pub async fn wait_for_signal() {
     use tokio::signal::unix::{SignalKind, signal};
     let Ok(mut term) = signal(SignalKind::terminate()) else {
         let _ = tokio::signal::ctrl_c().await;
@@ -331,6 +342,6 @@ async fn wait_for_signal() {
 }
 
 #[cfg(not(unix))]
-async fn wait_for_signal() {
+pub async fn wait_for_signal() {
     let _ = tokio::signal::ctrl_c().await;
 }

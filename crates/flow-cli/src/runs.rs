@@ -205,7 +205,17 @@ pub async fn resume(args: ResumeArgs) -> u8 {
         }
         Err(code) => return code,
     };
-    let engine = Engine::new();
+    let engine = match crate::worker::engine_for(
+        Engine::builder(),
+        args.dispatch,
+        args.journal.journal.as_deref(),
+        Some(&writer),
+    )
+    .await
+    {
+        Ok(engine) => engine,
+        Err(code) => return code,
+    };
     let display = Display::choose(args.quiet);
     let mut options = ResumeOptions::new().retry_failed(args.retry_failed);
     let events = (display != Display::Quiet || outputs.has_event_log()).then(|| options.subscribe());

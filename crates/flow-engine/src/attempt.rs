@@ -162,7 +162,22 @@ impl Attempts {
                 return self.finished(Err(error), attempts);
             };
             call.attempt = attempt;
-            let work = AssertUnwindSafe(kind.run(call)).catch_unwind().instrument(span.clone());
+            let work = match &shared.dispatcher {
+                None => kind.run(call),
+                Some(dispatcher) => {
+                    let task = crate::Task {
+                        run_id: shared.run_id.clone(),
+                        node: node.id_arc().clone(),
+                        kind: Arc::from(node.kind_name()),
+                        item: self.item,
+                        attempt,
+                        idempotency_key: call.idempotency_key(),
+                        timeout,
+                    };
+                    dispatcher.dispatch(task, call)
+                }
+            };
+            let work = AssertUnwindSafe(work).catch_unwind().instrument(span.clone());
             let outcome = tokio::select! {
                 biased;
                 r = with_timeout(work, timeout) => Some(r),

@@ -168,6 +168,8 @@ pub(crate) struct Shared {
     pub(crate) journal: Option<RunLog>,
     /// How long the run had gone on before this process took it (a resumed run).
     offset: Duration,
+    /// Where attempts run, when not in this process.
+    pub(crate) dispatcher: Option<Arc<dyn crate::Dispatcher>>,
 }
 
 impl Shared {
@@ -204,6 +206,7 @@ pub(crate) struct DriverParts {
     pub journal: Option<RunLog>,
     pub restore: Option<Box<Restore>>,
     pub offset: Duration,
+    pub dispatcher: Option<Arc<dyn crate::Dispatcher>>,
 }
 
 pub(crate) fn ms(d: Duration) -> f64 {
@@ -225,6 +228,7 @@ impl Driver {
             journal,
             restore,
             offset,
+            dispatcher,
         } = parts;
         let cap = strategy.max_concurrency().map_or(usize::MAX, |n| n.get());
         let ready = if cap == usize::MAX {
@@ -260,6 +264,7 @@ impl Driver {
                 limits,
                 journal,
                 offset,
+                dispatcher,
             }),
             user_token: cancel,
             admit_at: None,

@@ -106,18 +106,12 @@ impl Engine {
             strategy: options.strategy_spec.clone(),
             started_at_ms: now_ms(),
         };
-        writer
-            .journal()
-            .create(
-                &run_id,
-                workflow.name(),
-                &record,
-                writer.owner(),
-                now_ms() + LEASE.as_millis() as i64,
-            )
-            .await?;
+        // Created by its first record, in the writer's next commit with
+        // whatever else is waiting: a server's new runs share their commits.
+        let log = writer.run(run_id.clone(), 1);
+        log.append_durable(record).await?;
         Ok(Durable {
-            log: Some(writer.run(run_id.clone(), 2)),
+            log: Some(log),
             run_id,
             restore: None,
             offset: Duration::ZERO,
@@ -175,6 +169,12 @@ impl Engine {
             return Err(Error::Resume(format!(
                 "run `{run_id}` was taken over by another process just now"
             )));
+        }
+        if let Some(dispatcher) = &self.inner_dispatcher() {
+            dispatcher
+                .adopt(run_id)
+                .await
+                .map_err(|e| Error::Resume(format!("run `{run_id}`: stopping its previous owner's tasks: {e}")))?;
         }
         // Read again now that the run is ours: a write of the previous owner
         // that was still in flight (a killed client's statement runs on in

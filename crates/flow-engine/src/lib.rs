@@ -30,6 +30,7 @@
 #![warn(missing_docs)]
 
 mod attempt;
+mod dispatch;
 mod driver;
 mod durable;
 mod event;
@@ -52,6 +53,7 @@ pub use flow_core::{
 };
 pub use flow_strategy::{self as strategy, OptionProblem, Options, Strategy, StrategyFactory, StrategyRegistry};
 
+pub use dispatch::{Dispatcher, Task};
 use driver::{Driver, DriverParts};
 use durable::Durable;
 pub use durable::{ResumeOptions, Resumed};
@@ -91,6 +93,7 @@ pub struct EngineBuilder {
     shared_limits: BTreeMap<String, LimitSpec>,
     limits: Limits,
     strategy: Option<Arc<dyn Strategy>>,
+    dispatcher: Option<Arc<dyn Dispatcher>>,
 }
 
 impl Default for EngineBuilder {
@@ -101,6 +104,7 @@ impl Default for EngineBuilder {
             shared_limits: BTreeMap::new(),
             limits: Limits::default(),
             strategy: None,
+            dispatcher: None,
         }
     }
 }
@@ -161,6 +165,13 @@ impl EngineBuilder {
         self
     }
 
+    /// Hands every node attempt of every run to `dispatcher` instead of
+    /// running it in this process (see [`Dispatcher`]).
+    pub fn dispatcher(mut self, dispatcher: Arc<dyn Dispatcher>) -> Self {
+        self.dispatcher = Some(dispatcher);
+        self
+    }
+
     /// The engine.
     pub fn build(self) -> Engine {
         let mut registry = self.registry;
@@ -187,6 +198,7 @@ impl EngineBuilder {
                 limits: self.limits,
                 strategy: self.strategy,
                 limiters: Limiters::default(),
+                dispatcher: self.dispatcher,
             }),
         }
     }
@@ -207,6 +219,7 @@ struct Inner {
     limits: Limits,
     strategy: Option<Arc<dyn Strategy>>,
     limiters: Limiters,
+    dispatcher: Option<Arc<dyn Dispatcher>>,
 }
 
 /// Loads and runs workflows. Cheap to clone; clones share the registry and the
@@ -350,6 +363,11 @@ impl Engine {
         &self.inner.registry
     }
 
+    /// Where this engine's attempts run, when not in this process.
+    pub(crate) fn inner_dispatcher(&self) -> Option<Arc<dyn Dispatcher>> {
+        self.inner.dispatcher.clone()
+    }
+
     /// The strategy kinds this engine knows.
     pub fn strategies(&self) -> &StrategyRegistry {
         &self.inner.strategies
@@ -447,6 +465,7 @@ impl Engine {
             journal: durable.log,
             restore: durable.restore,
             offset: durable.offset,
+            dispatcher: self.inner.dispatcher.clone(),
         });
         Ok((driver, cancel))
     }

@@ -29,7 +29,7 @@ use async_trait::async_trait;
 use flow_core::Record;
 
 pub use owner::{Owner, this_host};
-pub use postgres::{PgJournal, in_schema};
+pub use postgres::{PgJournal, connect as pg_connect, in_schema, pg_message, shown as shown_url};
 pub use sqlite::{SqliteJournal, SyncLevel};
 pub use writer::{RunLog, Writer};
 
@@ -168,14 +168,18 @@ pub trait Journal: Send + Sync + std::fmt::Debug + 'static {
         lease_until_ms: i64,
     ) -> Result<()>;
 
-    /// Appends records, in one transaction, for the runs `owner` (a token)
-    /// holds: the records of a run it does not hold (any more: another process
-    /// took it over) are not written, and those runs are returned. A takeover
-    /// and a write in flight are ordered: what a write wrote before the
-    /// takeover, the new owner reads; after it, nothing is written. A
-    /// `run_finished` record also marks its run's row finished and releases
-    /// its lease.
-    async fn append(&self, owner: &str, entries: &[Entry]) -> Result<Vec<Arc<str>>>;
+    /// Appends records, in one transaction, for the runs `owner` holds: the
+    /// records of a run it does not hold (any more: another process took it
+    /// over) are not written, and those runs are returned. A takeover and a
+    /// write in flight are ordered: what a write wrote before the takeover,
+    /// the new owner reads; after it, nothing is written.
+    ///
+    /// A `run_started` record with sequence 1 creates its run, held by
+    /// `owner` for [`LEASE`] (as [`Journal::create`] does, in the same
+    /// transaction as the rest: a server's new runs share one commit). A
+    /// `run_finished` record marks its run's row finished and releases its
+    /// lease.
+    async fn append(&self, owner: &Owner, entries: &[Entry]) -> Result<Vec<Arc<str>>>;
 
     /// A run's row and records, `None` when there is no such run.
     async fn load(&self, run_id: &str) -> Result<Option<StoredRun>>;
@@ -243,6 +247,14 @@ pub fn rfc3339(ms: i64) -> String {
         rem % 3600 / 60,
         rem % 60
     )
+}
+
+/// The workflow of the run `entry` creates: a `run_started` record numbered 1.
+fn creates(entry: &Entry) -> Option<&str> {
+    match &entry.record {
+        Record::RunStarted { workflow, .. } if entry.seq == 1 => Some(workflow),
+        _ => None,
+    }
 }
 
 /// The runs of a batch (`runs`, sorted) that are not among those `held`.

@@ -11,7 +11,8 @@ use tokio_postgres::{Client, NoTls, Row};
 use std::sync::Arc;
 
 use crate::{
-    Entry, Error, Journal, Owner, Result, RunFilter, RunRow, StoredRun, counts, decode, encode, now_ms, refused,
+    Entry, Error, Journal, LEASE, Owner, Result, RunFilter, RunRow, StoredRun, counts, creates, decode, encode, now_ms,
+    refused,
 };
 
 const MIGRATIONS: &[&str] = &[
@@ -56,6 +57,8 @@ pub struct PgJournal {
     write: Mutex<Client>,
     /// The batch insert, prepared once on the write connection.
     insert: tokio_postgres::Statement,
+    /// The rows of the runs a batch finishes, prepared once.
+    finish: tokio_postgres::Statement,
     read: Client,
 }
 
@@ -65,7 +68,7 @@ fn storage(e: tokio_postgres::Error) -> Error {
 
 /// The server's message when there is one (tokio-postgres's `Display` says
 /// only "db error").
-fn pg_message(e: &tokio_postgres::Error) -> String {
+pub fn pg_message(e: &tokio_postgres::Error) -> String {
     match e.as_db_error() {
         Some(db) => format!("{}: {}", db.severity(), db.message()),
         None => {
@@ -81,7 +84,7 @@ fn pg_message(e: &tokio_postgres::Error) -> String {
 }
 
 /// The URL without its password, for messages.
-fn shown(url: &str) -> String {
+pub fn shown(url: &str) -> String {
     match (url.find("://"), url.rfind('@')) {
         (Some(scheme), Some(at)) if at > scheme => {
             let userinfo = &url[scheme + 3..at];
@@ -94,7 +97,9 @@ fn shown(url: &str) -> String {
     }
 }
 
-async fn connect(url: &str) -> std::result::Result<Client, tokio_postgres::Error> {
+/// A connection to `url` whose messages a task of the current runtime reads
+/// (notifications are not delivered: see `tokio_postgres::Connection`).
+pub async fn connect(url: &str) -> std::result::Result<Client, tokio_postgres::Error> {
     let (client, connection) = tokio_postgres::connect(url, NoTls).await?;
     tokio::spawn(async move {
         if let Err(e) = connection.await {
@@ -117,11 +122,13 @@ impl PgJournal {
         let mut write = connect(url).await.map_err(|e| fail(pg_message(&e)))?;
         migrate(&mut write).await.map_err(|e| fail(pg_message(&e)))?;
         let insert = write.prepare(INSERT).await.map_err(|e| fail(pg_message(&e)))?;
+        let finish = write.prepare(FINISH).await.map_err(|e| fail(pg_message(&e)))?;
         let read = connect(url).await.map_err(|e| fail(pg_message(&e)))?;
         Ok(PgJournal {
             target,
             write: Mutex::new(write),
             insert,
+            finish,
             read,
         })
     }
@@ -177,15 +184,30 @@ async fn migrate(client: &mut Client) -> std::result::Result<(), tokio_postgres:
 /// `UPDATE` of the owner) waits for a write in flight and a write after the
 /// takeover writes nothing. That fences off a process that lost its runs, and
 /// the statement a killed client left running in its server backend. Returns
-/// the runs that were held.
-const INSERT: &str = "WITH held AS (
+/// the runs that were held (or created).
+///
+/// The runs the batch creates (`$8`, with their workflows `$9`) are inserted
+/// by the same statement, held by the writer (`$10`..`$12`) until `$13`.
+const INSERT: &str = "WITH created AS (
+         INSERT INTO flow_runs (run_id, workflow, status, started_at, owner, owner_host, owner_pid, owner_started, lease_until)
+         SELECT c, w, 'running', $4, $7, $10, $11, $12, $13 FROM UNNEST($8::text[], $9::text[]) AS n(c, w)
+         RETURNING run_id
+     ), held AS (
          SELECT run_id FROM flow_runs WHERE run_id = ANY($6::text[]) AND owner = $7 FOR SHARE
      ), written AS (
          INSERT INTO flow_records (run_id, seq, kind, written_at, data)
          SELECT r, s, k, $4, d FROM UNNEST($1::text[], $2::int8[], $3::text[], $5::text[]) AS t(r, s, k, d)
-         WHERE r IN (SELECT run_id FROM held)
+         WHERE r IN (SELECT run_id FROM held) OR r IN (SELECT run_id FROM created)
      )
-     SELECT run_id FROM held";
+     SELECT run_id FROM held UNION ALL SELECT run_id FROM created";
+
+/// The rows of the runs a batch finishes (those `$6` still holds), in one
+/// statement after the batch's [`INSERT`]: finished, their counts, their lease
+/// released.
+const FINISH: &str = "UPDATE flow_runs f SET status = u.st, finished_at = $3, duration_ms = u.du, counts = u.co,
+         owner = NULL, owner_host = NULL, owner_pid = NULL, owner_started = NULL, lease_until = NULL
+     FROM UNNEST($1::text[], $2::text[], $4::float8[], $5::text[]) AS u(r, st, du, co)
+     WHERE f.run_id = u.r AND f.owner = $6";
 
 const ROW_COLUMNS: &str = "run_id, workflow, status, started_at, finished_at, duration_ms, owner, owner_host, owner_pid, owner_started, lease_until, counts";
 
@@ -253,7 +275,9 @@ impl Journal for PgJournal {
         tx.commit().await.map_err(storage)
     }
 
-    async fn append(&self, owner: &str, entries: &[Entry]) -> Result<Vec<Arc<str>>> {
+    async fn append(&self, owner: &Owner, entries: &[Entry]) -> Result<Vec<Arc<str>>> {
+        let mut created = Vec::new();
+        let mut workflows = Vec::new();
         let mut run_ids = Vec::with_capacity(entries.len());
         let mut seqs = Vec::with_capacity(entries.len());
         let mut kinds = Vec::with_capacity(entries.len());
@@ -268,6 +292,10 @@ impl Journal for PgJournal {
             if runs.last() != Some(&&entry.run_id) {
                 runs.push(&entry.run_id);
             }
+            if let Some(workflow) = creates(entry) {
+                created.push(&*entry.run_id);
+                workflows.push(workflow);
+            }
             if let Some(summary) = counts(&entry.record) {
                 finished.push((&*entry.run_id, summary));
             }
@@ -277,24 +305,45 @@ impl Journal for PgJournal {
         let distinct: Vec<&str> = runs.iter().map(|r| &***r).collect();
         let now = now_ms();
         let mut client = self.write.lock().await;
-        let params: [&(dyn tokio_postgres::types::ToSql + Sync); 7] =
-            [&run_ids, &seqs, &kinds, &now, &data, &distinct, &owner];
+        let (pid, started) = (owner.pid as i64, owner.started as i64);
+        let lease_until = now + LEASE.as_millis() as i64;
+        let params: [&(dyn tokio_postgres::types::ToSql + Sync); 13] = [
+            &run_ids,
+            &seqs,
+            &kinds,
+            &now,
+            &data,
+            &distinct,
+            &owner.token,
+            &created,
+            &workflows,
+            &owner.host,
+            &pid,
+            &started,
+            &lease_until,
+        ];
         let held = if finished.is_empty() {
             // One statement is atomic by itself: no BEGIN and COMMIT round trips.
             client.query(&self.insert, &params).await.map_err(storage)?
         } else {
             let tx = client.transaction().await.map_err(storage)?;
             let held = tx.query(&self.insert, &params).await.map_err(storage)?;
+            let mut ids = Vec::with_capacity(finished.len());
+            let mut statuses = Vec::with_capacity(finished.len());
+            let mut durations = Vec::with_capacity(finished.len());
+            let mut counted = Vec::with_capacity(finished.len());
             for (run_id, (status, duration, counts)) in finished {
-                tx.execute(
-                    "UPDATE flow_runs SET status = $2, finished_at = $3, duration_ms = $4, counts = $5,
-                     owner = NULL, owner_host = NULL, owner_pid = NULL, owner_started = NULL, lease_until = NULL
-                     WHERE run_id = $1 AND owner = $6",
-                    &[&run_id, &status, &now, &duration, &counts.to_string(), &owner],
-                )
-                .await
-                .map_err(storage)?;
+                ids.push(run_id);
+                statuses.push(status);
+                durations.push(duration);
+                counted.push(counts.to_string());
             }
+            tx.execute(
+                &self.finish,
+                &[&ids, &statuses, &now, &durations, &counted, &owner.token],
+            )
+            .await
+            .map_err(storage)?;
             tx.commit().await.map_err(storage)?;
             held
         };

@@ -10,7 +10,8 @@ use flow_core::Record;
 use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 
 use crate::{
-    Entry, Error, Journal, Owner, Result, RunFilter, RunRow, StoredRun, counts, decode, encode, now_ms, refused,
+    Entry, Error, Journal, LEASE, Owner, Result, RunFilter, RunRow, StoredRun, counts, creates, decode, encode, now_ms,
+    refused,
 };
 
 /// How hard SQLite makes each commit durable (`PRAGMA synchronous`).
@@ -194,6 +195,35 @@ fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<RunRow> {
     })
 }
 
+/// A new run's row, held by `owner` until `lease_until`.
+fn insert_run(
+    tx: &rusqlite::Transaction<'_>,
+    run_id: &str,
+    workflow: &str,
+    now: i64,
+    owner: &Owner,
+    lease_until: i64,
+) -> Result<()> {
+    tx.prepare_cached(
+        "INSERT INTO flow_runs (run_id, workflow, status, started_at, owner, owner_host, owner_pid, owner_started, lease_until)
+         VALUES (?1, ?2, 'running', ?3, ?4, ?5, ?6, ?7, ?8)",
+    )
+    .and_then(|mut insert| {
+        insert.execute(params![
+            run_id,
+            workflow,
+            now,
+            owner.token,
+            owner.host,
+            owner.pid as i64,
+            owner.started as i64,
+            lease_until
+        ])
+    })
+    .map(|_| ())
+    .map_err(storage)
+}
+
 #[async_trait]
 impl Journal for SqliteJournal {
     fn target(&self) -> &str {
@@ -214,21 +244,7 @@ impl Journal for SqliteJournal {
             .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
             .map_err(storage)?;
         let now = now_ms();
-        tx.execute(
-            "INSERT INTO flow_runs (run_id, workflow, status, started_at, owner, owner_host, owner_pid, owner_started, lease_until)
-             VALUES (?1, ?2, 'running', ?3, ?4, ?5, ?6, ?7, ?8)",
-            params![
-                run_id,
-                workflow,
-                now,
-                owner.token,
-                owner.host,
-                owner.pid as i64,
-                owner.started as i64,
-                lease_until_ms
-            ],
-        )
-        .map_err(storage)?;
+        insert_run(&tx, run_id, workflow, now, owner, lease_until_ms)?;
         tx.execute(
             "INSERT INTO flow_records (run_id, seq, kind, written_at, data) VALUES (?1, 1, ?2, ?3, ?4)",
             params![run_id, first.kind(), now, data],
@@ -237,7 +253,7 @@ impl Journal for SqliteJournal {
         tx.commit().map_err(storage)
     }
 
-    async fn append(&self, owner: &str, entries: &[Entry]) -> Result<Vec<Arc<str>>> {
+    async fn append(&self, owner: &Owner, entries: &[Entry]) -> Result<Vec<Arc<str>>> {
         // Encoded before the transaction: the write lock is held for the writes only.
         let encoded = entries.iter().map(|e| encode(&e.record)).collect::<Result<Vec<_>>>()?;
         let mut runs: Vec<&Arc<str>> = Vec::new();
@@ -253,6 +269,13 @@ impl Journal for SqliteJournal {
             .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
             .map_err(storage)?;
         let now = now_ms();
+        let mut created = Vec::new();
+        for entry in entries {
+            if let Some(workflow) = creates(entry) {
+                insert_run(&tx, &entry.run_id, workflow, now, owner, now + LEASE.as_millis() as i64)?;
+                created.push(&*entry.run_id);
+            }
+        }
         let held = {
             // The write lock orders this with any takeover: a run is written
             // only while `owner` holds it.
@@ -261,7 +284,7 @@ impl Journal for SqliteJournal {
                 .map_err(storage)?;
             let mut held = Vec::with_capacity(runs.len());
             for run in &runs {
-                if holds.exists(params![&***run, owner]).map_err(storage)? {
+                if created.contains(&&***run) || holds.exists(params![&***run, owner.token]).map_err(storage)? {
                     held.push(&***run);
                 }
             }

@@ -57,10 +57,10 @@ impl Writer {
             .enable_all()
             .build()
             .map_err(|e| Error::Stopped(e.to_string()))?;
-        let (j, token, c) = (journal.clone(), owner.token.clone(), committed.clone());
+        let (j, o, c) = (journal.clone(), owner.clone(), committed.clone());
         std::thread::Builder::new()
             .name("flow-journal".into())
-            .spawn(move || runtime.block_on(write_loop(j, token, rx, c)))
+            .spawn(move || runtime.block_on(write_loop(j, o, rx, c)))
             .map_err(|e| Error::Stopped(e.to_string()))?;
         Ok(Writer {
             tx,
@@ -112,7 +112,7 @@ impl Writer {
 
 async fn write_loop(
     journal: Arc<dyn Journal>,
-    token: String,
+    owner: Arc<Owner>,
     mut rx: mpsc::UnboundedReceiver<Msg>,
     committed: broadcast::Sender<Arc<[Entry]>>,
 ) {
@@ -128,7 +128,7 @@ async fn write_loop(
             m = rx.recv() => m,
             _ = tokio::time::sleep_until(next_renewal) => {
                 if failed.is_none()
-                    && let Err(e) = journal.renew(&token, now_ms() + LEASE.as_millis() as i64).await {
+                    && let Err(e) = journal.renew(&owner.token, now_ms() + LEASE.as_millis() as i64).await {
                     tracing::warn!(error = %e, "renewing run leases failed");
                 }
                 next_renewal = tokio::time::Instant::now() + renew_every;
@@ -165,7 +165,7 @@ async fn write_loop(
         let result = match &failed {
             Some(e) => Err(e.clone()),
             None if entries.is_empty() => Ok(Vec::new()),
-            None => journal.append(&token, &entries).await,
+            None => journal.append(&owner, &entries).await,
         };
         let result = match result {
             Ok(refused) => {

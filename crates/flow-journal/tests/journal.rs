@@ -94,7 +94,7 @@ async fn records_round_trip(journal: Arc<dyn Journal>) {
             record: node_started("a", seq as u32 - 1),
         })
         .collect();
-    journal.append(&owner.token, &entries).await.unwrap();
+    journal.append(&owner, &entries).await.unwrap();
     let stored = journal.load("r1").await.unwrap().unwrap();
     assert_eq!(
         stored.records.iter().map(|(s, _)| *s).collect::<Vec<_>>(),
@@ -120,13 +120,13 @@ async fn records_round_trip(journal: Arc<dyn Journal>) {
             record: node_started("b", 1),
         },
     ];
-    assert!(journal.append(&owner.token, &bad).await.is_err());
+    assert!(journal.append(&owner, &bad).await.is_err());
     assert_eq!(journal.load("r1").await.unwrap().unwrap().records.len(), 4);
 
     // The end marks the row finished, with counts, and releases the lease.
     journal
         .append(
-            &owner.token,
+            &owner,
             &[Entry {
                 run_id: run_id.clone(),
                 seq: 5,
@@ -146,7 +146,7 @@ async fn records_round_trip(journal: Arc<dyn Journal>) {
         seq: 6,
         record: node_started("c", 1),
     }];
-    assert_eq!(journal.append(&owner.token, &late).await.unwrap().len(), 1);
+    assert_eq!(journal.append(&owner, &late).await.unwrap().len(), 1);
     assert_eq!(journal.load("r1").await.unwrap().unwrap().records.len(), 5);
 }
 
@@ -166,7 +166,7 @@ async fn lists_newest_first_with_filters(journal: Arc<dyn Journal>) {
     }
     journal
         .append(
-            &owner.token,
+            &owner,
             &[Entry {
                 run_id: Arc::from("run2"),
                 seq: 2,
@@ -264,7 +264,7 @@ async fn the_writer_numbers_and_batches(journal: Arc<dyn Journal>) {
 
 async fn a_takeover_fences_off_the_old_owner(journal: Arc<dyn Journal>) {
     let writer = Writer::start(journal.clone(), Owner::this_process()).unwrap();
-    let old = writer.owner().token.clone();
+    let old = writer.owner().clone();
     for run in ["x", "y"] {
         journal
             .create(run, "w", &started("w"), writer.owner(), lease())
@@ -277,7 +277,7 @@ async fn a_takeover_fences_off_the_old_owner(journal: Arc<dyn Journal>) {
 
     // Another process takes `x` over (it took this one for dead).
     let other = Owner::this_process();
-    assert!(journal.claim("x", &other, Some(&old), lease()).await.unwrap());
+    assert!(journal.claim("x", &other, Some(&old.token), lease()).await.unwrap());
     let err = x.append_durable(node_started("b", 1)).await.unwrap_err();
     assert!(
         matches!(&err, flow_journal::Error::Lost { run_id } if run_id == "x"),
@@ -309,9 +309,74 @@ async fn a_takeover_fences_off_the_old_owner(journal: Arc<dyn Journal>) {
     assert_eq!(refused, vec![Arc::<str>::from("x")]);
     assert_eq!(journal.load("y").await.unwrap().unwrap().records.len(), 4);
     // The new owner continues `x` where it stood.
-    let refused = journal.append(&other.token, &batch[1..]).await.unwrap();
+    let refused = journal.append(&other, &batch[1..]).await.unwrap();
     assert!(refused.is_empty());
     assert_eq!(journal.load("x").await.unwrap().unwrap().records.len(), 3);
+}
+
+async fn a_first_record_creates_its_run(journal: Arc<dyn Journal>) {
+    let owner = Owner::this_process();
+    // Two new runs and their next records, in one batch.
+    let batch: Vec<Entry> = ["n1", "n2"]
+        .iter()
+        .flat_map(|run| {
+            let run_id: Arc<str> = Arc::from(*run);
+            [
+                Entry {
+                    run_id: run_id.clone(),
+                    seq: 1,
+                    record: started("w"),
+                },
+                Entry {
+                    run_id,
+                    seq: 2,
+                    record: node_started("a", 1),
+                },
+            ]
+        })
+        .collect();
+    assert!(journal.append(&owner, &batch).await.unwrap().is_empty());
+    for run in ["n1", "n2"] {
+        let stored = journal.load(run).await.unwrap().unwrap();
+        assert_eq!(stored.records.len(), 2);
+        assert_eq!(stored.row.workflow, "w");
+        assert_eq!(stored.row.owner.as_ref().map(|o| &o.token), Some(&owner.token));
+        assert!(stored.row.lease_until_ms.unwrap() > now_ms());
+        assert_eq!(stored.row.status_now(now_ms()), "running");
+    }
+    // A large batch of many runs: every run whole and in order.
+    let many: Vec<Entry> = (0..40)
+        .flat_map(|i| {
+            let run_id: Arc<str> = Arc::from(format!("m{i}"));
+            (1..=3).map(move |seq| Entry {
+                run_id: run_id.clone(),
+                seq,
+                record: if seq == 1 {
+                    started("w")
+                } else {
+                    node_started("a", seq as u32)
+                },
+            })
+        })
+        .collect();
+    assert!(journal.append(&owner, &many).await.unwrap().is_empty());
+    for i in 0..40 {
+        let stored = journal.load(&format!("m{i}")).await.unwrap().unwrap();
+        let seqs: Vec<u64> = stored.records.iter().map(|(s, _)| *s).collect();
+        assert_eq!(seqs, vec![1, 2, 3]);
+        assert_eq!(stored.records[2].1, node_started("a", 3));
+    }
+    // Creating a run that exists fails the whole batch.
+    let again = [
+        Entry {
+            run_id: Arc::from("n3"),
+            seq: 1,
+            record: started("w"),
+        },
+        batch[0].clone(),
+    ];
+    assert!(journal.append(&owner, &again).await.is_err());
+    assert!(journal.load("n3").await.unwrap().is_none());
 }
 
 async fn a_key_binds_one_run(journal: Arc<dyn Journal>) {
@@ -371,6 +436,7 @@ both!(
     one_of_two_claims_wins,
     the_writer_numbers_and_batches,
     a_takeover_fences_off_the_old_owner,
+    a_first_record_creates_its_run,
     a_key_binds_one_run,
 );
 

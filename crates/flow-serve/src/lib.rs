@@ -52,6 +52,9 @@ pub struct Config {
     pub limits: Limits,
     /// Largest request body, in bytes.
     pub max_body_bytes: usize,
+    /// Run node attempts on `flow worker`s through the PostgreSQL queue
+    /// (`--dispatch queue`) instead of in this process.
+    pub queue: bool,
 }
 
 /// Why the server did not start (exit 2) or stopped.
@@ -67,6 +70,11 @@ pub enum ServeError {
 
 /// Checks the configuration, opens the journal, loads the workflows, resumes
 /// the runs a previous server left interrupted, and serves until SIGTERM or
+/// Whether `target` names a PostgreSQL journal.
+pub fn is_postgres(target: &str) -> bool {
+    target.starts_with("postgres://") || target.starts_with("postgresql://")
+}
+
 /// Ctrl-C (then lets runs under way finish for `grace`).
 pub async fn serve(config: Config) -> Result<(), ServeError> {
     if !config.listen.ip().is_loopback() && config.token.is_none() && !config.insecure {
@@ -78,12 +86,25 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
     if config.token.as_deref().is_some_and(str::is_empty) {
         return Err(ServeError::Usage("FLOW_TOKEN is set but empty".into()));
     }
-    let engine = Engine::builder().limits(config.limits).build();
-    let catalog = Catalog::load(&engine, &config.workflows).map_err(ServeError::Usage)?;
+    if config.queue && !is_postgres(&config.journal) {
+        return Err(ServeError::Usage(
+            "--dispatch queue needs a PostgreSQL journal (--journal postgres://...): workers reach the queue through it"
+                .into(),
+        ));
+    }
     let journal = flow_engine::journal::open(&config.journal, config.sync)
         .await
         .map_err(|e| ServeError::Usage(format!("--journal: {e}")))?;
     let writer = Writer::start(journal, Owner::this_process()).map_err(|e| ServeError::Usage(e.to_string()))?;
+    let mut engine = Engine::builder().limits(config.limits);
+    if config.queue {
+        let queue = flow_dist::Queue::connect(&config.journal, &writer.owner().token)
+            .await
+            .map_err(|e| ServeError::Usage(format!("--dispatch queue: {e}")))?;
+        engine = engine.dispatcher(Arc::new(queue));
+    }
+    let engine = engine.build();
+    let catalog = Catalog::load(&engine, &config.workflows).map_err(ServeError::Usage)?;
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .map_err(|e| ServeError::Usage(format!("cannot listen on {}: {e}", config.listen)))?;

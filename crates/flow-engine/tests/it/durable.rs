@@ -120,10 +120,7 @@ async fn resume_after(
         })
         .collect();
     if !entries.is_empty() {
-        journal
-            .append(&owner.token, &entries)
-            .await
-            .map_err(|e| e.to_string())?;
+        journal.append(&owner, &entries).await.map_err(|e| e.to_string())?;
     }
     probe.reset();
     let resumed = engine

@@ -1,0 +1,369 @@
+//! The coordinator's side: attempts become rows of `flow_tasks`, outcomes
+//! come back through `NOTIFY`.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use flow_core::{NodeCall, NodeError};
+use flow_engine::{Dispatcher, Task};
+use serde_json::{Value, json};
+use tokio::sync::{mpsc, oneshot};
+
+use crate::secrets::{self, Secrets};
+use crate::{Error, Result, connect, listening, now_ms, schema, storage};
+
+/// Most rows inserted (or cancelled) by one statement.
+const BATCH: usize = 1024;
+/// How often outcomes are also looked for without a notification.
+const SWEEP: Duration = Duration::from_secs(1);
+
+/// The PostgreSQL queue, as a [`Dispatcher`]: give it to
+/// [`flow_engine::EngineBuilder::dispatcher`] and every attempt of every run
+/// of that engine runs on a [`Worker`](crate::Worker). Cheap to clone.
+#[derive(Clone)]
+pub struct Queue {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    target: String,
+    coordinator: String,
+    ops: mpsc::UnboundedSender<Op>,
+    waiting: Mutex<HashMap<String, oneshot::Sender<Value>>>,
+}
+
+impl std::fmt::Debug for Queue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Queue")
+            .field("target", &self.inner.target)
+            .field("coordinator", &self.inner.coordinator)
+            .finish_non_exhaustive()
+    }
+}
+
+struct Row {
+    id: String,
+    run_id: String,
+    node: String,
+    item: Option<i64>,
+    attempt: i32,
+    kind: String,
+    config: String,
+    key: String,
+    timeout_ms: Option<i64>,
+}
+
+enum Op {
+    Insert(Row, oneshot::Sender<Result<()>>),
+    Cancel(String),
+    /// Cancels every open task of a run (another coordinator took it over).
+    Abandon(String, oneshot::Sender<Result<()>>),
+}
+
+impl Queue {
+    /// Connects to `url` (the journal's database), creates the queue's tables
+    /// if needed, and starts the tasks that insert attempts and wait for
+    /// outcomes. `coordinator` names this process in the rows it inserts (the
+    /// journal writer's owner token). Must be called inside a Tokio runtime.
+    pub async fn connect(url: &str, coordinator: &str) -> Result<Queue> {
+        let mut client = connect(url).await?;
+        schema::migrate(&mut client).await?;
+        let (listener, notes) = listening(url, &["flow_task_done"]).await?;
+        let (ops, rx) = mpsc::unbounded_channel();
+        let inner = Arc::new(Inner {
+            target: flow_journal::shown_url(url),
+            coordinator: coordinator.to_owned(),
+            ops,
+            waiting: Mutex::new(HashMap::new()),
+        });
+        tokio::spawn(write_loop(client, rx, inner.coordinator.clone()));
+        tokio::spawn(outcome_loop(listener, notes, Arc::downgrade(&inner)));
+        Ok(Queue { inner })
+    }
+
+    /// Cancels the open tasks of run `run_id` (queued or being worked on),
+    /// which a coordinator that died left behind: call it before taking the
+    /// run over. Workers running one drop it.
+    pub async fn abandon(&self, run_id: &str) -> Result<()> {
+        let (ack, done) = oneshot::channel();
+        self.inner
+            .ops
+            .send(Op::Abandon(run_id.to_owned(), ack))
+            .map_err(|_| stopped())?;
+        done.await.map_err(|_| stopped())?
+    }
+}
+
+fn stopped() -> Error {
+    Error::Storage("the queue's connection has ended".into())
+}
+
+/// Cancels the task when the attempt is dropped before its outcome came.
+struct Pending {
+    inner: Arc<Inner>,
+    id: String,
+    armed: bool,
+}
+
+impl Drop for Pending {
+    fn drop(&mut self) {
+        if self.armed {
+            self.inner
+                .waiting
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .remove(&self.id);
+            let _ = self.inner.ops.send(Op::Cancel(std::mem::take(&mut self.id)));
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl Dispatcher for Queue {
+    async fn dispatch(&self, task: Task, call: NodeCall) -> Result<Value, NodeError> {
+        let secrets: Secrets = secrets::of_context(&call.context);
+        let config = secrets::mask(&call.config, &secrets).to_string();
+        let id = uuid::Uuid::now_v7().to_string();
+        let (tx, outcome) = oneshot::channel();
+        self.inner
+            .waiting
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(id.clone(), tx);
+        let mut pending = Pending {
+            inner: self.inner.clone(),
+            id: id.clone(),
+            armed: true,
+        };
+        let (ack, inserted) = oneshot::channel();
+        let row = Row {
+            id,
+            run_id: task.run_id.to_string(),
+            node: task.node.to_string(),
+            item: task.item.map(|i| i as i64),
+            attempt: task.attempt as i32,
+            kind: task.kind.to_string(),
+            config,
+            key: task.idempotency_key,
+            timeout_ms: task.timeout.map(|t| t.as_millis() as i64),
+        };
+        let queued = match self.inner.ops.send(Op::Insert(row, ack)) {
+            Ok(()) => inserted.await.unwrap_or_else(|_| Err(stopped())),
+            Err(_) => Err(stopped()),
+        };
+        if let Err(e) = queued {
+            // Not queued: retryable, like any infrastructure failure.
+            return Err(NodeError::new(format!("not queued: {e}")));
+        }
+        let outcome = outcome
+            .await
+            .map_err(|_| NodeError::new("the queue's connection ended before the outcome came"))?;
+        pending.armed = false;
+        decode(&outcome, &secrets)
+    }
+
+    async fn adopt(&self, run_id: &str) -> Result<(), String> {
+        self.abandon(run_id).await.map_err(|e| e.to_string())
+    }
+}
+
+/// A worker's outcome: `{"output": ...}` or `{"error": "...", "retryable": bool}`.
+pub(crate) fn encode(result: &Result<Value, NodeError>, secrets: &Secrets) -> String {
+    match result {
+        Ok(output) => json!({ "output": secrets::mask(output, secrets) }).to_string(),
+        Err(e) => {
+            let message = secrets::mask(&Value::String(e.message().to_owned()), secrets);
+            json!({ "error": message, "retryable": e.is_retryable() }).to_string()
+        }
+    }
+}
+
+fn decode(outcome: &Value, secrets: &Secrets) -> Result<Value, NodeError> {
+    if let Some(output) = outcome.get("output") {
+        return Ok(secrets::unmask(output, secrets));
+    }
+    let message = match outcome.get("error").map(|m| secrets::unmask(m, secrets)) {
+        Some(Value::String(m)) => m,
+        _ => format!("a worker's outcome could not be read: {outcome}"),
+    };
+    if outcome.get("retryable").and_then(Value::as_bool).unwrap_or(false) {
+        Err(NodeError::new(message))
+    } else {
+        Err(NodeError::permanent(message))
+    }
+}
+
+const INSERT: &str = "WITH t AS (
+        INSERT INTO flow_tasks (id, run_id, node, item, attempt, kind, config, idempotency_key, timeout_ms,
+                                coordinator, state, created_at)
+        SELECT u.id, u.run_id, u.node, u.item, u.attempt, u.kind, u.config, u.key, u.timeout_ms, $10, 'queued', $11
+        FROM UNNEST($1::text[], $2::text[], $3::text[], $4::int8[], $5::int4[], $6::text[], $7::text[], $8::text[],
+                    $9::int8[]) AS u(id, run_id, node, item, attempt, kind, config, key, timeout_ms)
+        RETURNING kind
+    )
+    SELECT pg_notify('flow_task_new', k) FROM (SELECT DISTINCT kind AS k FROM t) d";
+
+const CANCEL: &str = "WITH c AS (
+        UPDATE flow_tasks SET state = 'cancelled', finished_at = $2
+        WHERE id = ANY($1) AND state IN ('queued', 'claimed')
+        RETURNING id, worker
+    )
+    SELECT pg_notify('flow_task_cancel', id) FROM c WHERE worker IS NOT NULL";
+
+const ABANDON: &str = "WITH c AS (
+        UPDATE flow_tasks SET state = 'cancelled', finished_at = $2
+        WHERE run_id = $1 AND state IN ('queued', 'claimed')
+        RETURNING id, worker
+    )
+    SELECT pg_notify('flow_task_cancel', id) FROM c WHERE worker IS NOT NULL";
+
+/// Inserts and cancels tasks, a batch per statement.
+async fn write_loop(client: tokio_postgres::Client, mut rx: mpsc::UnboundedReceiver<Op>, coordinator: String) {
+    let insert = match client.prepare(INSERT).await {
+        Ok(statement) => statement,
+        Err(e) => {
+            tracing::error!(error = %flow_journal::pg_message(&e), "the queue cannot prepare its statements");
+            return;
+        }
+    };
+    while let Some(first) = rx.recv().await {
+        let mut rows = Vec::new();
+        let mut acks = Vec::new();
+        let mut cancels = Vec::new();
+        let mut next = Some(first);
+        while let Some(op) = next.take() {
+            match op {
+                Op::Insert(row, ack) => {
+                    rows.push(row);
+                    acks.push(ack);
+                }
+                Op::Cancel(id) => cancels.push(id),
+                Op::Abandon(run_id, ack) => {
+                    let result = client
+                        .execute(ABANDON, &[&run_id, &now_ms()])
+                        .await
+                        .map(|_| ())
+                        .map_err(storage);
+                    let _ = ack.send(result);
+                }
+            }
+            if rows.len() + cancels.len() < BATCH {
+                next = rx.try_recv().ok();
+            }
+        }
+        if !rows.is_empty() {
+            let result = insert_rows(&client, &insert, &rows, &coordinator).await;
+            for ack in acks {
+                let _ = ack.send(result.clone());
+            }
+        }
+        if !cancels.is_empty()
+            && let Err(e) = client.execute(CANCEL, &[&cancels, &now_ms()]).await
+        {
+            tracing::warn!(error = %flow_journal::pg_message(&e), "cancelling queued tasks failed");
+        }
+    }
+}
+
+async fn insert_rows(
+    client: &tokio_postgres::Client,
+    insert: &tokio_postgres::Statement,
+    rows: &[Row],
+    coordinator: &str,
+) -> Result<()> {
+    let ids: Vec<&str> = rows.iter().map(|r| r.id.as_str()).collect();
+    let runs: Vec<&str> = rows.iter().map(|r| r.run_id.as_str()).collect();
+    let nodes: Vec<&str> = rows.iter().map(|r| r.node.as_str()).collect();
+    let items: Vec<Option<i64>> = rows.iter().map(|r| r.item).collect();
+    let attempts: Vec<i32> = rows.iter().map(|r| r.attempt).collect();
+    let kinds: Vec<&str> = rows.iter().map(|r| r.kind.as_str()).collect();
+    let configs: Vec<&str> = rows.iter().map(|r| r.config.as_str()).collect();
+    let keys: Vec<&str> = rows.iter().map(|r| r.key.as_str()).collect();
+    let timeouts: Vec<Option<i64>> = rows.iter().map(|r| r.timeout_ms).collect();
+    client
+        .query(
+            insert,
+            &[
+                &ids,
+                &runs,
+                &nodes,
+                &items,
+                &attempts,
+                &kinds,
+                &configs,
+                &keys,
+                &timeouts,
+                &coordinator,
+                &now_ms(),
+            ],
+        )
+        .await
+        .map(|_| ())
+        .map_err(storage)
+}
+
+/// Takes the outcomes of finished tasks (and removes their rows).
+const TAKE: &str = "DELETE FROM flow_tasks WHERE id = ANY($1) AND state = 'done' RETURNING id, outcome";
+
+/// Hands outcomes to the attempts waiting for them: on each notification, and
+/// every [`SWEEP`] for all that still wait (a notification is lost when its
+/// connection drops; then the sweep alone delivers, a second late).
+async fn outcome_loop(
+    client: tokio_postgres::Client,
+    mut notes: mpsc::UnboundedReceiver<tokio_postgres::Notification>,
+    inner: std::sync::Weak<Inner>,
+) {
+    let mut sweep = tokio::time::interval(SWEEP);
+    sweep.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut listening = true;
+    loop {
+        let mut ids: Vec<String> = Vec::new();
+        let swept = tokio::select! {
+            note = notes.recv(), if listening => {
+                match note {
+                    Some(note) => {
+                        ids.push(note.payload().to_owned());
+                        while let Ok(more) = notes.try_recv() {
+                            ids.push(more.payload().to_owned());
+                        }
+                    }
+                    None => {
+                        tracing::error!("the queue's notification connection ended; outcomes now come by the sweep");
+                        listening = false;
+                    }
+                }
+                false
+            }
+            _ = sweep.tick() => true,
+        };
+        let Some(inner) = inner.upgrade() else { return };
+        {
+            let waiting = inner.waiting.lock().unwrap_or_else(PoisonError::into_inner);
+            if swept {
+                ids = waiting.keys().cloned().collect();
+            } else {
+                ids.retain(|id| waiting.contains_key(id));
+            }
+        }
+        if ids.is_empty() {
+            continue;
+        }
+        match client.query(TAKE, &[&ids]).await {
+            Ok(rows) => {
+                for row in rows {
+                    let id: String = row.get(0);
+                    let text: Option<String> = row.get(1);
+                    let outcome = text.and_then(|t| serde_json::from_str(&t).ok()).unwrap_or_else(
+                        || json!({ "error": "a worker's outcome could not be read", "retryable": false }),
+                    );
+                    let waiter = inner.waiting.lock().unwrap_or_else(PoisonError::into_inner).remove(&id);
+                    if let Some(waiter) = waiter {
+                        let _ = waiter.send(outcome);
+                    }
+                }
+            }
+            Err(e) => tracing::warn!(error = %flow_journal::pg_message(&e), "reading outcomes failed; retrying"),
+        }
+    }
+}

@@ -1,0 +1,72 @@
+//! The queue's tables, next to the journal's (same schema, `search_path`),
+//! created and migrated under an advisory lock.
+
+use tokio_postgres::Client;
+
+use crate::{Result, storage};
+
+const MIGRATIONS: &[&str] = &[
+    // 1: tasks and workers.
+    "CREATE TABLE flow_tasks (
+        id TEXT PRIMARY KEY,
+        run_id TEXT NOT NULL,
+        node TEXT NOT NULL,
+        item BIGINT,
+        attempt INT NOT NULL,
+        kind TEXT NOT NULL,
+        config TEXT NOT NULL,
+        idempotency_key TEXT NOT NULL,
+        timeout_ms BIGINT,
+        coordinator TEXT NOT NULL,
+        state TEXT NOT NULL,
+        worker TEXT,
+        claims INT NOT NULL DEFAULT 0,
+        claimed_until BIGINT,
+        outcome TEXT,
+        created_at BIGINT NOT NULL,
+        started_at BIGINT,
+        finished_at BIGINT
+    );
+    CREATE INDEX flow_tasks_open ON flow_tasks (created_at, id) WHERE state IN ('queued', 'claimed');
+    CREATE INDEX flow_tasks_by_run ON flow_tasks (run_id);
+    CREATE INDEX flow_tasks_by_worker ON flow_tasks (worker) WHERE state = 'claimed';
+    CREATE TABLE flow_workers (
+        id TEXT PRIMARY KEY,
+        host TEXT NOT NULL,
+        pid BIGINT NOT NULL,
+        kinds TEXT,
+        concurrency INT NOT NULL,
+        started_at BIGINT NOT NULL,
+        seen_at BIGINT NOT NULL,
+        running INT NOT NULL DEFAULT 0,
+        stopped_at BIGINT
+    );",
+];
+
+/// Creates or migrates the queue's tables.
+pub(crate) async fn migrate(client: &mut Client) -> Result<()> {
+    let tx = client.transaction().await.map_err(storage)?;
+    tx.execute("SELECT pg_advisory_xact_lock(7418093276)", &[])
+        .await
+        .map_err(storage)?;
+    tx.batch_execute("CREATE TABLE IF NOT EXISTS flow_dist_schema (version INT NOT NULL)")
+        .await
+        .map_err(storage)?;
+    let at: i32 = tx
+        .query_opt("SELECT version FROM flow_dist_schema", &[])
+        .await
+        .map_err(storage)?
+        .map_or(0, |r| r.get(0));
+    if at == 0 {
+        tx.execute("INSERT INTO flow_dist_schema (version) VALUES (0)", &[])
+            .await
+            .map_err(storage)?;
+    }
+    for (i, sql) in MIGRATIONS.iter().enumerate().skip(at as usize) {
+        tx.batch_execute(sql).await.map_err(storage)?;
+        tx.execute("UPDATE flow_dist_schema SET version = $1", &[&(i as i32 + 1)])
+            .await
+            .map_err(storage)?;
+    }
+    tx.commit().await.map_err(storage)
+}

@@ -1,0 +1,556 @@
+//! The worker's side (`flow worker`): claim tasks, run them, write outcomes.
+
+use std::collections::HashMap;
+use std::panic::AssertUnwindSafe;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use flow_core::{ContextWriter, NodeCall, NodeError, Record, Settled, Workflow, WorkflowSpec};
+use flow_engine::Engine;
+use futures::FutureExt;
+use serde_json::Value;
+use tokio::task::{AbortHandle, JoinSet};
+use tokio_util::sync::CancellationToken;
+
+use crate::secrets::{self, Secrets};
+use crate::{Error, Result, connect, listening, now_ms, schema, storage};
+
+/// Most tasks claimed by one statement.
+const CLAIM_BATCH: usize = 64;
+/// Runs whose workflow and context a worker keeps; past this, it starts afresh.
+const CACHED_RUNS: usize = 256;
+/// A worker not seen for this long is shown as gone.
+const GONE_AFTER_MS: i64 = 15_000;
+
+/// How a worker works.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct WorkerConfig {
+    /// Attempts run at once.
+    pub concurrency: usize,
+    /// Only tasks of these kinds (`None`: every kind this worker's engine knows).
+    pub kinds: Option<Vec<String>>,
+    /// How long a claim holds without renewal: a worker that dies holds its
+    /// tasks this long. Claims are renewed every third of it.
+    pub claim_ttl: Duration,
+    /// How often an idle worker looks for work without a notification (claims
+    /// that expired, a notification lost).
+    pub poll: Duration,
+    /// After a stop, how long attempts under way may go on; then they are
+    /// dropped and put back in the queue.
+    pub grace: Duration,
+}
+
+impl Default for WorkerConfig {
+    fn default() -> Self {
+        WorkerConfig {
+            concurrency: 16,
+            kinds: None,
+            claim_ttl: Duration::from_secs(10),
+            poll: Duration::from_secs(1),
+            grace: Duration::from_secs(30),
+        }
+    }
+}
+
+impl WorkerConfig {
+    /// The default config with `concurrency` attempts at once.
+    pub fn new(concurrency: usize) -> Self {
+        WorkerConfig {
+            concurrency: concurrency.max(1),
+            ..WorkerConfig::default()
+        }
+    }
+
+    /// Only tasks of `kinds`.
+    pub fn kinds(mut self, kinds: Option<Vec<String>>) -> Self {
+        self.kinds = kinds;
+        self
+    }
+
+    /// Claims hold `ttl` without renewal.
+    pub fn claim_ttl(mut self, ttl: Duration) -> Self {
+        self.claim_ttl = ttl.max(Duration::from_millis(300));
+        self
+    }
+
+    /// After a stop, attempts under way may go on this long.
+    pub fn grace(mut self, grace: Duration) -> Self {
+        self.grace = grace;
+        self
+    }
+}
+
+/// A worker: claims tasks from the queue in `url`'s database and runs them
+/// with `engine`'s node kinds.
+#[derive(Debug)]
+pub struct Worker {
+    engine: Engine,
+    url: String,
+    config: WorkerConfig,
+    id: String,
+}
+
+/// A task as claimed.
+struct Claimed {
+    id: String,
+    run_id: String,
+    node: String,
+    item: Option<usize>,
+    attempt: u32,
+    kind: String,
+    config: String,
+    timeout: Option<Duration>,
+}
+
+/// One run as a worker knows it: its workflow and what has settled.
+struct KnownRun {
+    workflow: Arc<Workflow>,
+    context: ContextWriter,
+    secrets: Secrets,
+    /// The last `node_settled` record read.
+    seq: i64,
+}
+
+/// What every attempt of a worker shares.
+struct Shared {
+    engine: Engine,
+    db: tokio_postgres::Client,
+    id: String,
+    runs: Mutex<HashMap<String, Arc<Mutex<KnownRun>>>>,
+}
+
+const CLAIM: &str = "WITH c AS (
+        SELECT id FROM flow_tasks
+        WHERE (state = 'queued' OR (state = 'claimed' AND claimed_until < $3))
+          AND ($4::text[] IS NULL OR kind = ANY($4))
+        ORDER BY created_at, id
+        LIMIT $2
+        FOR UPDATE SKIP LOCKED
+    )
+    UPDATE flow_tasks t SET state = 'claimed', worker = $1, claimed_until = $5, claims = t.claims + 1, started_at = $3
+    FROM c WHERE t.id = c.id
+    RETURNING t.id, t.run_id, t.node, t.item, t.attempt, t.kind, t.config, t.timeout_ms";
+
+const DONE: &str = "WITH d AS (
+        UPDATE flow_tasks SET state = 'done', outcome = $2, finished_at = $3
+        WHERE id = $1 AND worker = $4 AND state = 'claimed'
+        RETURNING id
+    )
+    SELECT pg_notify('flow_task_done', id) FROM d";
+
+impl Worker {
+    /// A worker for the queue in `url` (the journal's PostgreSQL database).
+    pub fn new(engine: Engine, url: impl Into<String>, config: WorkerConfig) -> Worker {
+        Worker {
+            engine,
+            url: url.into(),
+            config,
+            id: uuid::Uuid::now_v7().to_string(),
+        }
+    }
+
+    /// The worker's id, as `flow workers list` shows it.
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    /// Works until `stop` is cancelled, then lets attempts under way finish
+    /// (for at most the config's grace) and leaves.
+    ///
+    /// # Errors
+    ///
+    /// When the database cannot be reached or prepared at the start; later
+    /// failures are logged and retried.
+    pub async fn run(self, stop: CancellationToken) -> Result<()> {
+        let Worker {
+            engine,
+            url,
+            config,
+            id,
+        } = self;
+        let mut db = connect(&url).await?;
+        schema::migrate(&mut db).await?;
+        let (_listener, mut notes) = listening(&url, &["flow_task_new", "flow_task_cancel"]).await?;
+        let claim = db.prepare(CLAIM).await.map_err(storage)?;
+        let kinds_text = config.kinds.as_ref().map(|k| k.join(","));
+        db.execute(
+            "INSERT INTO flow_workers (id, host, pid, kinds, concurrency, started_at, seen_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $6)",
+            &[
+                &id,
+                &flow_journal::this_host(),
+                &(std::process::id() as i64),
+                &kinds_text,
+                &(config.concurrency as i32),
+                &now_ms(),
+            ],
+        )
+        .await
+        .map_err(storage)?;
+        tracing::info!(worker = %id, concurrency = config.concurrency, kinds = ?config.kinds, "worker started");
+        let shared = Arc::new(Shared {
+            engine,
+            db,
+            id: id.clone(),
+            runs: Mutex::new(HashMap::new()),
+        });
+        let ttl_ms = config.claim_ttl.as_millis() as i64;
+        let mut running: HashMap<String, AbortHandle> = HashMap::new();
+        let mut set: JoinSet<String> = JoinSet::new();
+        let mut renew = tokio::time::interval((config.claim_ttl / 3).min(Duration::from_secs(5)));
+        renew.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut poll = tokio::time::interval(config.poll);
+        poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut listening = true;
+        let mut want = true;
+        let mut stopping: Option<tokio::time::Instant> = None;
+        loop {
+            if want && stopping.is_none() && running.len() < config.concurrency {
+                let room = (config.concurrency - running.len()).min(CLAIM_BATCH);
+                let now = now_ms();
+                let rows = shared
+                    .db
+                    .query(
+                        &claim,
+                        &[&shared.id, &(room as i64), &now, &config.kinds, &(now + ttl_ms)],
+                    )
+                    .await;
+                want = false;
+                match rows {
+                    Ok(rows) => {
+                        want = rows.len() == room;
+                        let claimed: Vec<Claimed> = rows.iter().map(claimed).collect();
+                        refresh(&shared, &claimed).await;
+                        for task in claimed {
+                            let id = task.id.clone();
+                            let handle = set.spawn(execute(shared.clone(), task));
+                            running.insert(id, handle);
+                        }
+                    }
+                    Err(e) => tracing::warn!(error = %flow_journal::pg_message(&e), "claiming tasks failed; retrying"),
+                }
+            }
+            if let Some(deadline) = stopping {
+                if set.is_empty() {
+                    break;
+                }
+                if tokio::time::Instant::now() >= deadline {
+                    set.abort_all();
+                    while set.join_next().await.is_some() {}
+                    break;
+                }
+            }
+            tokio::select! {
+                () = stop.cancelled(), if stopping.is_none() => {
+                    tracing::info!(worker = %shared.id, running = running.len(), "stopping: no new tasks");
+                    stopping = Some(tokio::time::Instant::now() + config.grace);
+                }
+                note = notes.recv(), if listening => match note {
+                    Some(note) if note.channel() == "flow_task_cancel" => {
+                        if let Some(handle) = running.remove(note.payload()) {
+                            handle.abort();
+                            tracing::info!(task = note.payload(), "task cancelled by its coordinator; dropped");
+                        }
+                    }
+                    Some(_) => want = true,
+                    None => {
+                        tracing::warn!("the worker's notification connection ended; polling only");
+                        listening = false;
+                    }
+                },
+                joined = set.join_next(), if !set.is_empty() => {
+                    if let Some(Ok(id)) = joined {
+                        running.remove(&id);
+                    }
+                    want = true;
+                }
+                _ = poll.tick() => want = true,
+                _ = renew.tick() => {
+                    let now = now_ms();
+                    if let Err(e) = shared.db.execute(
+                        "UPDATE flow_tasks SET claimed_until = $2 WHERE worker = $1 AND state = 'claimed'",
+                        &[&shared.id, &(now + ttl_ms)],
+                    ).await {
+                        tracing::warn!(error = %flow_journal::pg_message(&e), "renewing claims failed");
+                    }
+                    let _ = shared.db.execute(
+                        "UPDATE flow_workers SET seen_at = $2, running = $3 WHERE id = $1",
+                        &[&shared.id, &now, &(running.len() as i32)],
+                    ).await;
+                }
+            }
+        }
+        // Whatever is still claimed goes back to the queue, for another worker.
+        let _ = shared
+            .db
+            .execute(
+                "UPDATE flow_tasks SET state = 'queued', worker = NULL, claimed_until = NULL
+                 WHERE worker = $1 AND state = 'claimed'",
+                &[&shared.id],
+            )
+            .await;
+        let _ = shared
+            .db
+            .execute(
+                "UPDATE flow_workers SET stopped_at = $2, running = 0 WHERE id = $1",
+                &[&shared.id, &now_ms()],
+            )
+            .await;
+        tracing::info!(worker = %shared.id, "worker stopped");
+        Ok(())
+    }
+}
+
+fn claimed(row: &tokio_postgres::Row) -> Claimed {
+    Claimed {
+        id: row.get(0),
+        run_id: row.get(1),
+        node: row.get(2),
+        item: row.get::<_, Option<i64>>(3).map(|i| i.max(0) as usize),
+        attempt: row.get::<_, i32>(4).max(1) as u32,
+        kind: row.get(5),
+        config: row.get(6),
+        timeout: row
+            .get::<_, Option<i64>>(7)
+            .map(|ms| Duration::from_millis(ms.max(0) as u64)),
+    }
+}
+
+/// Brings the runs of `claimed` up to date: their workflow (compiled once from
+/// the document the run started with) and the nodes settled since. A task is
+/// queued only after its upstream nodes' results are durable, so what it may
+/// read is there now.
+async fn refresh(shared: &Shared, claimed: &[Claimed]) {
+    let mut seen: Vec<&str> = Vec::new();
+    for task in claimed {
+        if seen.contains(&task.run_id.as_str()) {
+            continue;
+        }
+        seen.push(&task.run_id);
+        if let Err(e) = refresh_run(shared, &task.run_id).await {
+            tracing::warn!(run_id = %task.run_id, error = %e, "reading the run from the journal failed");
+        }
+    }
+}
+
+async fn refresh_run(shared: &Shared, run_id: &str) -> Result<()> {
+    let known = shared
+        .runs
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .get(run_id)
+        .cloned();
+    let known = match known {
+        Some(known) => known,
+        None => {
+            let loaded = Arc::new(Mutex::new(load_run(shared, run_id).await?));
+            let mut runs = shared.runs.lock().unwrap_or_else(PoisonError::into_inner);
+            if runs.len() >= CACHED_RUNS {
+                runs.clear();
+            }
+            runs.insert(run_id.to_owned(), loaded.clone());
+            loaded
+        }
+    };
+    let after = known.lock().unwrap_or_else(PoisonError::into_inner).seq;
+    let rows = shared
+        .db
+        .query(
+            "SELECT seq, data FROM flow_records WHERE run_id = $1 AND seq > $2 AND kind = 'node_settled' ORDER BY seq",
+            &[&run_id, &after],
+        )
+        .await
+        .map_err(storage)?;
+    let mut known = known.lock().unwrap_or_else(PoisonError::into_inner);
+    for row in rows {
+        let seq: i64 = row.get(0);
+        let data: &str = row.get(1);
+        if let Ok(Record::NodeSettled { node, report }) = serde_json::from_str::<Record>(data)
+            && let Some(index) = known.workflow.index_of(&node)
+        {
+            known
+                .context
+                .record(index, Settled::new(report.status, report.output, report.error));
+        }
+        known.seq = known.seq.max(seq);
+    }
+    Ok(())
+}
+
+async fn load_run(shared: &Shared, run_id: &str) -> Result<KnownRun> {
+    let row = shared
+        .db
+        .query_opt(
+            "SELECT data FROM flow_records WHERE run_id = $1 AND seq = 1",
+            &[&run_id],
+        )
+        .await
+        .map_err(storage)?
+        .ok_or_else(|| Error::Storage(format!("run {run_id} is not in the journal")))?;
+    let data: &str = row.get(0);
+    let Ok(Record::RunStarted { document, input, .. }) = serde_json::from_str::<Record>(data) else {
+        return Err(Error::Storage(format!(
+            "run {run_id}: its first record is not run_started"
+        )));
+    };
+    let spec: WorkflowSpec = serde_json::from_value(document)
+        .map_err(|e| Error::Storage(format!("run {run_id}: its workflow document cannot be read: {e}")))?;
+    let workflow = Arc::new(
+        Workflow::compile(spec, shared.engine.registry(), shared.engine.limits())
+            .map_err(|e| Error::Storage(format!("run {run_id}: its workflow does not compile here: {e}")))?,
+    );
+    let secrets = secrets::of_env(workflow.secrets());
+    let context = ContextWriter::for_run(
+        workflow.clone(),
+        input,
+        secrets.iter().cloned().collect(),
+        Arc::from(run_id),
+    );
+    Ok(KnownRun {
+        workflow,
+        context,
+        secrets,
+        seq: 1,
+    })
+}
+
+/// Runs one task and writes its outcome; returns the task's id.
+async fn execute(shared: Arc<Shared>, task: Claimed) -> String {
+    let known = shared
+        .runs
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .get(&task.run_id)
+        .cloned();
+    let (result, secrets) = match known {
+        None => (
+            Err(NodeError::new(format!(
+                "worker {}: run {} could not be read from the journal",
+                shared.id, task.run_id
+            ))),
+            Vec::new(),
+        ),
+        Some(known) => {
+            let (context, secrets) = {
+                let known = known.lock().unwrap_or_else(PoisonError::into_inner);
+                (known.context.context().clone(), known.secrets.clone())
+            };
+            (attempt(&shared, &task, context, &secrets).await, secrets)
+        }
+    };
+    let outcome = crate::queue::encode(&result, &secrets);
+    if let Err(e) = shared
+        .db
+        .execute(DONE, &[&task.id, &outcome, &now_ms(), &shared.id])
+        .await
+    {
+        tracing::warn!(task = %task.id, error = %flow_journal::pg_message(&e), "writing an outcome failed; the task will be claimed again");
+    }
+    task.id
+}
+
+async fn attempt(
+    shared: &Shared,
+    task: &Claimed,
+    context: flow_core::Context,
+    secrets: &Secrets,
+) -> Result<Value, NodeError> {
+    let Some(kind) = shared.engine.registry().get(&task.kind) else {
+        return Err(NodeError::permanent(format!(
+            "worker {}: no node kind `{}` here",
+            shared.id, task.kind
+        )));
+    };
+    let config: Value = serde_json::from_str(&task.config)
+        .map_err(|e| NodeError::permanent(format!("the task's config cannot be read: {e}")))?;
+    let mut call = NodeCall::new(
+        Arc::from(task.node.as_str()),
+        Arc::new(secrets::unmask(&config, secrets)),
+        context,
+    );
+    call.attempt = task.attempt;
+    call.item = task.item;
+    let work = AssertUnwindSafe(kind.run(call)).catch_unwind();
+    let outcome = match task.timeout {
+        // The coordinator gives up at the timeout and cancels; this is in case
+        // its cancellation does not come.
+        Some(limit) => match tokio::time::timeout(limit + Duration::from_secs(1), work).await {
+            Ok(outcome) => outcome,
+            Err(_) => return Err(NodeError::new(format!("timed out after {} ms", limit.as_millis()))),
+        },
+        None => work.await,
+    };
+    match outcome {
+        Ok(result) => result,
+        Err(panic) => Err(NodeError::permanent(format!(
+            "panicked: {}",
+            flow_core::panic_message(&*panic)
+        ))),
+    }
+}
+
+/// A worker as `flow workers list` shows it.
+#[derive(Debug, Clone, serde::Serialize)]
+#[non_exhaustive]
+pub struct WorkerRow {
+    /// Its id.
+    pub id: String,
+    /// The machine it runs on.
+    pub host: String,
+    /// Its process id there.
+    pub pid: i64,
+    /// The kinds it takes (`None`: all it knows).
+    pub kinds: Option<Vec<String>>,
+    /// Attempts it runs at once, at most.
+    pub concurrency: i32,
+    /// When it started, ms since the Unix epoch.
+    pub started_at_ms: i64,
+    /// When it last renewed, ms since the Unix epoch.
+    pub seen_at_ms: i64,
+    /// Whether it renewed recently (else it is taken for gone).
+    pub alive: bool,
+    /// What it runs now: `run_id node[#item] attempt N`.
+    pub running: Vec<String>,
+}
+
+/// The workers of the queue in `url` that have not stopped, newest first.
+///
+/// # Errors
+///
+/// When the database cannot be reached or read.
+pub async fn list_workers(url: &str) -> Result<Vec<WorkerRow>> {
+    let mut db = connect(url).await?;
+    schema::migrate(&mut db).await?;
+    let now = now_ms();
+    let rows = db
+        .query(
+            "SELECT w.id, w.host, w.pid, w.kinds, w.concurrency, w.started_at, w.seen_at,
+                    COALESCE(ARRAY(SELECT t.run_id || ' ' || t.node || COALESCE('#' || t.item, '') || ' attempt ' || t.attempt
+                                   FROM flow_tasks t WHERE t.worker = w.id AND t.state = 'claimed' ORDER BY t.started_at),
+                             '{}')
+             FROM flow_workers w WHERE w.stopped_at IS NULL ORDER BY w.started_at DESC",
+            &[],
+        )
+        .await
+        .map_err(storage)?;
+    Ok(rows
+        .iter()
+        .map(|r| {
+            let seen: i64 = r.get(6);
+            WorkerRow {
+                id: r.get(0),
+                host: r.get(1),
+                pid: r.get(2),
+                kinds: r
+                    .get::<_, Option<String>>(3)
+                    .map(|k| k.split(',').map(str::to_owned).collect()),
+                concurrency: r.get(4),
+                started_at_ms: r.get(5),
+                seen_at_ms: seen,
+                alive: now - seen <= GONE_AFTER_MS,
+                running: r.get(7),
+            }
+        })
+        .collect())
+}

@@ -1,0 +1,55 @@
+//! Where a node's attempt runs. The driver keeps everything that decides (the
+//! state machine, rendering, retries, timeouts, trigger rules, the strategy's
+//! admission, limits, the journal) and hands each attempt, rendered, to a
+//! [`Dispatcher`]. Without one (the default) the attempt runs in this process,
+//! by a direct call of its [`NodeKind`](flow_core::NodeKind): the local path
+//! has no seam to pay for. `flow-dist` has the dispatcher that queues attempts
+//! in PostgreSQL for workers on other machines.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use flow_core::{NodeCall, NodeError};
+use serde_json::Value;
+
+/// One attempt of one node, as the driver hands it over.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct Task {
+    /// The run's id.
+    pub run_id: Arc<str>,
+    /// The node's id.
+    pub node: Arc<str>,
+    /// The node's kind, as the workflow names it (`http`, `delay`...).
+    pub kind: Arc<str>,
+    /// For an item of a `for_each` node, its index.
+    pub item: Option<usize>,
+    /// 1 for the first attempt, 2 for the first retry...
+    pub attempt: u32,
+    /// The attempt's side-effect key ([`NodeCall::idempotency_key`]): the same
+    /// for every attempt of the node (or item), wherever it runs.
+    pub idempotency_key: String,
+    /// The node's `timeout_ms`: the driver stops waiting then (and drops the
+    /// dispatch), a worker may stop working then.
+    pub timeout: Option<Duration>,
+}
+
+/// Runs attempts somewhere. The future it returns resolves to the attempt's
+/// outcome; **dropping it cancels the attempt** (the run was cancelled, a
+/// fail-fast strategy gave up, the timeout passed): a dispatcher must then stop
+/// the attempt wherever it runs.
+#[async_trait::async_trait]
+pub trait Dispatcher: Send + Sync + std::fmt::Debug + 'static {
+    /// Runs `task`; `call` is what the kind would get in this process: the
+    /// rendered config, the attempt number, the item, and a read-only view of
+    /// the run.
+    async fn dispatch(&self, task: Task, call: NodeCall) -> Result<Value, NodeError>;
+
+    /// Called when this process takes run `run_id` over (`Engine::resume`),
+    /// before anything of it runs again: attempts the previous owner left
+    /// under way are its to stop. The default does nothing.
+    async fn adopt(&self, run_id: &str) -> Result<(), String> {
+        let _ = run_id;
+        Ok(())
+    }
+}
