@@ -37,9 +37,17 @@ struct Seen {
     key: Option<String>,
 }
 
-/// Every request the server received, in order.
+/// Every request the server received, in order; and when `/hold` requests ended.
 #[derive(Clone, Default)]
-struct Log(Arc<Mutex<Vec<Seen>>>);
+pub(crate) struct Log(Arc<Mutex<Vec<Seen>>>, Arc<Mutex<Vec<Ended>>>);
+
+/// A `/hold` request that ended: answered, or dropped by its client.
+#[derive(Debug, Clone)]
+pub(crate) struct Ended {
+    pub(crate) name: String,
+    pub(crate) at: Instant,
+    pub(crate) answered: bool,
+}
 
 impl Log {
     /// Records a request; how many requests with its key there have been, this one included.
@@ -60,8 +68,40 @@ impl Log {
         self.0.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
+    /// How many requests named `name` came.
+    pub(crate) fn count(&self, name: &str) -> usize {
+        self.all().iter().filter(|s| s.name == name).count()
+    }
+
+    /// The keys of the requests named `name`, in order.
+    pub(crate) fn keys_of(&self, name: &str) -> Vec<Option<String>> {
+        self.all()
+            .into_iter()
+            .filter(|s| s.name == name)
+            .map(|s| s.key)
+            .collect()
+    }
+
+    /// The `/hold` requests that ended.
+    pub(crate) fn ended(&self) -> Vec<Ended> {
+        self.1.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// The run ids of the keys seen, in order of first sight.
+    pub(crate) fn of_run_ids(&self) -> Vec<String> {
+        let mut ids: Vec<String> = Vec::new();
+        for seen in self.all() {
+            if let Some((run_id, _)) = seen.key.as_deref().and_then(|k| k.split_once(':'))
+                && !ids.iter().any(|i| i == run_id)
+            {
+                ids.push(run_id.to_owned());
+            }
+        }
+        ids
+    }
+
     /// The keys of run `run_id`'s requests, with how many times each came.
-    fn of_run(&self, run_id: &str) -> BTreeMap<String, usize> {
+    pub(crate) fn of_run(&self, run_id: &str) -> BTreeMap<String, usize> {
         let prefix = format!("{run_id}:");
         let mut keys = BTreeMap::new();
         for seen in self.all() {
@@ -77,15 +117,17 @@ impl Log {
 /// - `/echo/{name}?ms=N` waits N ms, then answers 200 with
 ///   `{"name", "method", "got": <the request's JSON body>}`;
 /// - `/flaky/{name}?ms=N` answers 500 to the first request with a key, 200 (as
-///   `/echo`) to the next ones.
-struct Server {
-    base: String,
-    log: Log,
+///   `/echo`) to the next ones;
+/// - `/hold/{name}?ms=N` is `/echo` that also notes when it ended, answered
+///   or dropped by its client.
+pub(crate) struct Server {
+    pub(crate) base: String,
+    pub(crate) log: Log,
     _runtime: tokio::runtime::Runtime,
 }
 
 impl Server {
-    fn start() -> Server {
+    pub(crate) fn start() -> Server {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .enable_all()
@@ -95,6 +137,7 @@ impl Server {
         let app = Router::new()
             .route("/echo/{name}", any(echo))
             .route("/flaky/{name}", any(flaky))
+            .route("/hold/{name}", any(hold))
             .with_state(log.clone());
         let listener = runtime
             .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
@@ -133,6 +176,39 @@ async fn echo(
     Json(answer(&name, &method, &query, &body).await)
 }
 
+async fn hold(
+    State(log): State<Log>,
+    UrlPath(name): UrlPath<String>,
+    Query(query): Wait,
+    method: Method,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Json<Value> {
+    struct Noted {
+        log: Log,
+        name: String,
+        answered: bool,
+    }
+    impl Drop for Noted {
+        fn drop(&mut self) {
+            self.log.1.lock().unwrap_or_else(|e| e.into_inner()).push(Ended {
+                name: std::mem::take(&mut self.name),
+                at: Instant::now(),
+                answered: self.answered,
+            });
+        }
+    }
+    log.push(&name, &headers);
+    let mut noted = Noted {
+        log: log.clone(),
+        name: name.clone(),
+        answered: false,
+    };
+    let answer = answer(&name, &method, &query, &body).await;
+    noted.answered = true;
+    Json(answer)
+}
+
 async fn flaky(
     State(log): State<Log>,
     UrlPath(name): UrlPath<String>,
@@ -154,15 +230,15 @@ async fn flaky(
 // Journals
 
 #[derive(Debug, Clone, Copy, PartialEq)]
-enum Backend {
+pub(crate) enum Backend {
     Sqlite,
     Postgres,
 }
 
 /// A journal of one case's own: a SQLite file in a temporary folder, or a fresh
 /// PostgreSQL schema (dropped at the end, kept when the test fails).
-struct Journal {
-    target: String,
+pub(crate) struct Journal {
+    pub(crate) target: String,
     schema: Option<String>,
     _dir: Option<TempDir>,
 }
@@ -175,7 +251,7 @@ fn small_runtime() -> tokio::runtime::Runtime {
 }
 
 impl Journal {
-    fn new(backend: Backend, name: &str) -> Journal {
+    pub(crate) fn new(backend: Backend, name: &str) -> Journal {
         match backend {
             Backend::Sqlite => {
                 let dir = tempdir();
@@ -240,9 +316,9 @@ impl Drop for Journal {
 // Running `flow`
 
 /// No `flow` process of these tests may take longer.
-const DEADLINE: Duration = Duration::from_secs(60);
+pub(crate) const DEADLINE: Duration = Duration::from_secs(60);
 
-fn spawn<S: AsRef<OsStr>>(args: &[S]) -> Child {
+pub(crate) fn spawn<S: AsRef<OsStr>>(args: &[S]) -> Child {
     command()
         .args(args)
         .stdout(Stdio::piped())
@@ -252,7 +328,7 @@ fn spawn<S: AsRef<OsStr>>(args: &[S]) -> Child {
 }
 
 /// Waits for `child` (killed past [`DEADLINE`]) and collects what it printed.
-fn collect(mut child: Child) -> Out {
+pub(crate) fn collect(mut child: Child) -> Out {
     fn drain(pipe: Option<impl Read + Send + 'static>) -> std::thread::JoinHandle<String> {
         std::thread::spawn(move || {
             let mut text = String::new();
@@ -284,7 +360,7 @@ fn collect(mut child: Child) -> Out {
     }
 }
 
-fn flow<S: AsRef<OsStr>>(args: &[S]) -> Out {
+pub(crate) fn flow<S: AsRef<OsStr>>(args: &[S]) -> Out {
     collect(spawn(args))
 }
 
@@ -302,7 +378,7 @@ fn run(file: &Path, journal: &Journal) -> Out {
 }
 
 /// `flow resume RUN_ID --journal TARGET --quiet --report -` and more flags.
-fn resume(run_id: &str, journal: &Journal, more: &[&str]) -> Out {
+pub(crate) fn resume(run_id: &str, journal: &Journal, more: &[&str]) -> Out {
     let mut args = vec![
         "resume",
         run_id,
@@ -355,7 +431,7 @@ fn show(journal: &Journal, run_id: &str) -> Value {
 }
 
 /// The run id of the `flow: run <id> journaled in <target>` line, if printed.
-fn printed_run_id(stderr: &str) -> Option<String> {
+pub(crate) fn printed_run_id(stderr: &str) -> Option<String> {
     stderr.lines().find_map(|line| {
         let rest = line.strip_prefix("flow: run ")?;
         let (id, _) = rest.split_once(" journaled in ")?;
@@ -363,20 +439,20 @@ fn printed_run_id(stderr: &str) -> Option<String> {
     })
 }
 
-fn run_id_of(report: &Value) -> String {
+pub(crate) fn run_id_of(report: &Value) -> String {
     report["run_id"]
         .as_str()
         .unwrap_or_else(|| panic!("no run_id in the report: {report}"))
         .to_owned()
 }
 
-fn status_of(report: &Value, node: &str) -> String {
+pub(crate) fn status_of(report: &Value, node: &str) -> String {
     report["nodes"][node]["status"].as_str().unwrap_or_default().to_owned()
 }
 
 /// An `http` node's output without what changes from run to run (its headers,
 /// such as `date`, and its duration): `{status, body}`, also inside arrays.
-fn normalize(output: &Value) -> Value {
+pub(crate) fn normalize(output: &Value) -> Value {
     match output {
         Value::Object(map) if map.contains_key("duration_ms") && map.contains_key("headers") => {
             json!({ "status": map["status"], "body": map["body"] })
@@ -388,7 +464,7 @@ fn normalize(output: &Value) -> Value {
 
 /// What must be the same in two runs of one workflow: every node's status, its
 /// output (normalized) and its items' counts.
-fn shape(report: &Value) -> BTreeMap<String, Value> {
+pub(crate) fn shape(report: &Value) -> BTreeMap<String, Value> {
     let Some(nodes) = report["nodes"].as_object() else {
         panic!("a report without nodes: {report}");
     };

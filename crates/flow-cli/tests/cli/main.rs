@@ -1,6 +1,7 @@
 //! Tests of the `flow` binary: exit codes, messages, the report, flags, signals.
 
 mod demo;
+mod dist;
 mod durable;
 mod for_each;
 mod limits;

@@ -1,0 +1,361 @@
+//! Workers on other processes through the PostgreSQL queue (`--dispatch
+//! queue`, `flow worker`), against the machine's PostgreSQL (each case in a
+//! schema of its own; these tests fail, never skip, when it cannot be
+//! reached): real `flow` processes, killed with SIGKILL where a case says so,
+//! and a server in the test process that notes every request and its
+//! `Idempotency-Key`.
+
+use std::path::PathBuf;
+use std::process::{Child, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use tempfile::TempDir;
+
+use crate::durable::{Backend, DEADLINE, Journal, Server, collect, flow, resume, run_id_of, shape, status_of};
+use crate::support::{Out, command, tempdir, write};
+
+/// `flow worker` processes of one case, killed when it ends; their logs in a folder.
+struct Workers {
+    journal: String,
+    dir: TempDir,
+    children: Vec<Child>,
+}
+
+impl Workers {
+    fn new(journal: &Journal) -> Workers {
+        Workers {
+            journal: journal.target.clone(),
+            dir: tempdir(),
+            children: Vec::new(),
+        }
+    }
+
+    /// Starts a worker with `more` flags; returns its index.
+    fn start(&mut self, more: &[&str]) -> usize {
+        let n = self.children.len();
+        let log = std::fs::File::create(self.dir.path().join(format!("worker{n}.log")))
+            .unwrap_or_else(|e| panic!("a log file for worker {n}: {e}"));
+        let child = command()
+            .args(["worker", "--journal", &self.journal])
+            .args(more)
+            .env("RUST_LOG", "flow_dist=info")
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start flow worker: {e}"));
+        self.children.push(child);
+        n
+    }
+
+    /// SIGKILLs worker `n`.
+    fn kill(&mut self, n: usize) {
+        let child = &mut self.children[n];
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+
+    /// Every worker's log, for failure messages.
+    fn logs(&self) -> String {
+        (0..self.children.len())
+            .map(|n| {
+                let text = std::fs::read_to_string(self.dir.path().join(format!("worker{n}.log"))).unwrap_or_default();
+                format!("--- worker {n}\n{text}")
+            })
+            .collect()
+    }
+}
+
+impl Drop for Workers {
+    fn drop(&mut self) {
+        for child in &mut self.children {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        if std::thread::panicking() {
+            eprintln!("{}", self.logs());
+        }
+    }
+}
+
+/// A workflow file with `BASE` replaced by the server's address.
+fn workflow(dir: &TempDir, server: &Server, yaml: &str) -> PathBuf {
+    write(dir, "wf.yaml", yaml.replace("BASE", &server.base))
+}
+
+/// `flow run FILE --journal URL --dispatch queue --quiet --report -`, started.
+fn coordinator(file: &std::path::Path, journal: &Journal) -> Child {
+    command()
+        .args(["run".as_ref(), file.as_os_str()])
+        .args([
+            "--journal",
+            &journal.target,
+            "--dispatch",
+            "queue",
+            "--quiet",
+            "--report",
+            "-",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot run flow: {e}"))
+}
+
+/// Waits until `done` holds (checked every 20 ms), at most [`DEADLINE`].
+fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
+    let started = Instant::now();
+    while !done() {
+        assert!(started.elapsed() < DEADLINE, "waited {DEADLINE:?} for {what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn succeeded(out: &Out, workers: &Workers) -> Value {
+    assert_eq!(
+        out.code,
+        Some(0),
+        "the run did not succeed: {out:?}\n{}",
+        workers.logs()
+    );
+    out.report()
+}
+
+/// 50 `http` nodes: ten chains of five, side by side.
+fn fifty() -> String {
+    let mut yaml = String::from("name: fifty\nstrategy: { kind: parallel }\nnodes:\n");
+    for i in 0..50 {
+        let body = if i % 5 == 0 {
+            format!("{{ i: {i} }}")
+        } else {
+            format!("{{ i: {i}, after: \"{{{{ nodes.n{}.output.body.got.i }}}}\" }}", i - 1)
+        };
+        yaml.push_str(&format!(
+            "  - {{ id: n{i}, kind: http, config: {{ method: POST, url: \"BASE/echo/n{i}?ms=20\", body: {body} }} }}\n"
+        ));
+    }
+    yaml.push_str("edges:\n");
+    for i in 0..50 {
+        if i % 5 != 4 {
+            yaml.push_str(&format!("  - {{ from: n{i}, to: n{} }}\n", i + 1));
+        }
+    }
+    yaml
+}
+
+#[test]
+fn three_workers_run_fifty_http_nodes_as_a_local_run_does() {
+    let server = Server::start();
+    let dir = tempdir();
+    let file = workflow(&dir, &server, &fifty());
+    let journal = Journal::new(Backend::Postgres, "dist_fifty");
+    let mut workers = Workers::new(&journal);
+    for _ in 0..3 {
+        workers.start(&["--concurrency", "4"]);
+    }
+    let queued = succeeded(&collect(coordinator(&file, &journal)), &workers);
+    let local = flow(&["run", &file.display().to_string(), "--quiet", "--report", "-"]);
+    assert_eq!(local.code, Some(0), "{local:?}");
+    assert_eq!(
+        shape(&queued),
+        shape(&local.report()),
+        "the queued run's report differs from the local one"
+    );
+    // Every node ran once, with its key, from a worker.
+    let run_id = run_id_of(&queued);
+    let keys = server.log.of_run(&run_id);
+    assert_eq!(keys.len(), 50, "{keys:?}");
+    assert!(keys.values().all(|n| *n == 1), "a node ran twice: {keys:?}");
+    // The workers are listed, alive, and have nothing left to run.
+    let out = flow(&["workers", "list", "--journal", &journal.target, "--json"]);
+    assert_eq!(out.code, Some(0), "{out:?}");
+    let listed: Vec<Value> = serde_json::from_str(&out.stdout).unwrap_or_default();
+    assert_eq!(listed.len(), 3, "{}", out.stdout);
+    assert!(
+        listed
+            .iter()
+            .all(|w| w["alive"] == true && w["running"] == serde_json::json!([])),
+        "{}",
+        out.stdout
+    );
+}
+
+#[test]
+fn a_task_of_a_killed_worker_runs_again_with_the_same_key() {
+    let server = Server::start();
+    let dir = tempdir();
+    let file = workflow(
+        &dir,
+        &server,
+        r#"name: lost
+nodes:
+  - { id: slow, kind: http, config: { method: POST, url: "BASE/hold/slow?ms=1500" } }
+  - { id: after, kind: http, config: { method: POST, url: "BASE/echo/after", body: { from: "{{ nodes.slow.output.body.name }}" } } }
+edges:
+  - { from: slow, to: after }
+"#,
+    );
+    let journal = Journal::new(Backend::Postgres, "dist_lost");
+    let mut workers = Workers::new(&journal);
+    let first = workers.start(&["--claim-ttl", "1s"]);
+    let run = coordinator(&file, &journal);
+    wait_until("the first worker to send `slow`", || server.log.count("slow") == 1);
+    workers.kill(first);
+    workers.start(&["--claim-ttl", "1s"]);
+    let report = succeeded(&collect(run), &workers);
+    let run_id = run_id_of(&report);
+    let key = Some(format!("{run_id}:slow"));
+    assert_eq!(
+        server.log.keys_of("slow"),
+        vec![key.clone(), key],
+        "`slow` is sent again, with the same key"
+    );
+    assert_eq!(server.log.count("after"), 1);
+    assert_eq!(report["nodes"]["after"]["output"]["body"]["got"]["from"], "slow");
+}
+
+#[test]
+fn a_run_whose_coordinator_was_killed_is_finished_by_another() {
+    let server = Server::start();
+    let dir = tempdir();
+    let mut yaml = String::from("name: chain\nnodes:\n");
+    for i in 0..6 {
+        yaml.push_str(&format!(
+            "  - {{ id: c{i}, kind: http, config: {{ method: POST, url: \"BASE/echo/c{i}?ms=250\" }} }}\n"
+        ));
+    }
+    yaml.push_str("edges:\n");
+    for i in 0..5 {
+        yaml.push_str(&format!("  - {{ from: c{i}, to: c{} }}\n", i + 1));
+    }
+    let file = workflow(&dir, &server, &yaml);
+    let journal = Journal::new(Backend::Postgres, "dist_coordinator");
+    let mut workers = Workers::new(&journal);
+    workers.start(&[]);
+    let mut run = coordinator(&file, &journal);
+    wait_until("the run to reach c2", || server.log.count("c2") == 1);
+    let _ = run.kill();
+    let _ = run.wait();
+    let run_id = server.log.of_run_ids().into_iter().next().unwrap_or_default();
+    assert!(!run_id.is_empty(), "no key seen");
+    let out = resume(&run_id, &journal, &["--dispatch", "queue"]);
+    let report = succeeded(&out, &workers);
+    for i in 0..6 {
+        assert_eq!(status_of(&report, &format!("c{i}")), "succeeded", "{report}");
+    }
+    let keys = server.log.of_run(&run_id);
+    // Settled before the kill: sent once; in flight at the kill: at most twice.
+    assert_eq!(keys.get(&format!("{run_id}:c0")), Some(&1), "{keys:?}");
+    assert_eq!(keys.get(&format!("{run_id}:c1")), Some(&1), "{keys:?}");
+    assert!(keys.values().all(|n| *n <= 2), "{keys:?}");
+    assert_eq!(keys.len(), 6, "{keys:?}");
+}
+
+#[test]
+fn fail_fast_cancels_the_task_a_worker_runs() {
+    let server = Server::start();
+    let dir = tempdir();
+    let file = workflow(
+        &dir,
+        &server,
+        r#"name: failfast
+strategy: { kind: parallel }
+nodes:
+  - { id: slow, kind: http, config: { method: POST, url: "BASE/hold/slow?ms=10000" } }
+  - { id: wait, kind: delay, config: { ms: 300 } }
+  - { id: bad, kind: http, config: { method: GET, url: "BASE/no/such/path" } }
+edges:
+  - { from: wait, to: bad }
+"#,
+    );
+    let journal = Journal::new(Backend::Postgres, "dist_failfast");
+    let mut workers = Workers::new(&journal);
+    workers.start(&[]);
+    let started = Instant::now();
+    let out = collect(coordinator(&file, &journal));
+    let ended_run = Instant::now();
+    assert_eq!(out.code, Some(1), "the run fails: {out:?}\n{}", workers.logs());
+    let report = out.report();
+    assert_eq!(status_of(&report, "bad"), "failed", "{report}");
+    assert_eq!(status_of(&report, "slow"), "cancelled", "{report}");
+    assert!(
+        ended_run - started < Duration::from_secs(8),
+        "the run waited for `slow`: {:?}",
+        ended_run - started
+    );
+    // The worker dropped the request (it did not run to its 10 s).
+    wait_until("the worker to drop `slow`", || !server.log.ended().is_empty());
+    let ended = server.log.ended();
+    assert_eq!(ended[0].name, "slow");
+    assert!(!ended[0].answered, "`slow` was answered: {ended:?}");
+    let after = ended[0].at.saturating_duration_since(ended_run);
+    eprintln!(
+        "`slow` dropped by its worker {:?} after the run started ({after:?} after it ended)",
+        ended[0].at - started
+    );
+    assert!(after < Duration::from_secs(3), "dropped {after:?} after the run ended");
+    assert!(
+        ended[0].at - started < Duration::from_secs(6),
+        "dropped late: {ended:?}"
+    );
+}
+
+#[test]
+fn a_worker_for_http_never_takes_a_delay_task() {
+    let server = Server::start();
+    let dir = tempdir();
+    let file = workflow(
+        &dir,
+        &server,
+        r#"name: kinds
+nodes:
+  - { id: h1, kind: http, config: { method: POST, url: "BASE/echo/h1" } }
+  - { id: d1, kind: delay, config: { ms: 10 } }
+  - { id: h2, kind: http, config: { method: POST, url: "BASE/echo/h2" } }
+edges:
+  - { from: d1, to: h2 }
+"#,
+    );
+    let journal = Journal::new(Backend::Postgres, "dist_kinds");
+    let mut workers = Workers::new(&journal);
+    workers.start(&["--kinds", "http"]);
+    let mut run = coordinator(&file, &journal);
+    wait_until("h1 to be sent", || server.log.count("h1") == 1);
+    std::thread::sleep(Duration::from_millis(1500));
+    assert!(
+        matches!(run.try_wait(), Ok(None)),
+        "the run finished without a worker for `delay`"
+    );
+    assert_eq!(server.log.count("h2"), 0, "h2 ran before d1 could");
+    workers.start(&["--kinds", "delay"]);
+    let report = succeeded(&collect(run), &workers);
+    assert_eq!(status_of(&report, "h2"), "succeeded");
+    // A worker for an unknown kind is refused at once.
+    let out = flow(&["worker", "--journal", &journal.target, "--kinds", "htp"]);
+    assert_eq!(out.code, Some(2), "{out:?}");
+    assert!(out.stderr.contains("did you mean `http`"), "{}", out.stderr);
+}
+
+#[test]
+fn queue_dispatch_and_workers_need_a_postgres_journal() {
+    let dir = tempdir();
+    let file = write(&dir, "wf.yaml", "name: w\nnodes:\n  - { id: a, kind: noop }\n");
+    let sqlite = dir.path().join("runs.db").display().to_string();
+    let out = flow(&[
+        "run",
+        &file.display().to_string(),
+        "--journal",
+        &sqlite,
+        "--dispatch",
+        "queue",
+    ]);
+    assert_eq!(out.code, Some(2), "{out:?}");
+    assert!(out.stderr.contains("PostgreSQL"), "{}", out.stderr);
+    let out = flow(&["run", &file.display().to_string(), "--dispatch", "queue"]);
+    assert_eq!(out.code, Some(2), "{out:?}");
+    let out = flow(&["worker", "--journal", &sqlite]);
+    assert_eq!(out.code, Some(2), "{out:?}");
+    let out = flow(&["worker", "--journal", "postgres://postgres@127.0.0.1:1/test"]);
+    assert_eq!(out.code, Some(2), "{out:?}");
+    assert!(out.stderr.contains("127.0.0.1:1"), "{}", out.stderr);
+}
