@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use flow_core::{NodeCall, NodeError};
-use flow_engine::{Dispatcher, Task};
+use flow_engine::{Dispatcher, Quota, Task};
 use serde_json::{Value, json};
 use tokio::sync::{mpsc, oneshot};
 
@@ -28,6 +28,9 @@ pub struct Queue {
 
 struct Inner {
     target: String,
+    /// For quotas: admissions are answered on their own connection.
+    quotas: tokio_postgres::Client,
+    admit: tokio_postgres::Statement,
     coordinator: String,
     ops: mpsc::UnboundedSender<Op>,
     waiting: Mutex<HashMap<String, oneshot::Sender<Value>>>,
@@ -70,9 +73,13 @@ impl Queue {
         let mut client = connect(url).await?;
         schema::migrate(&mut client).await?;
         let (listener, notes) = listening(url, &["flow_task_done"]).await?;
+        let quotas = connect(url).await?;
+        let admit = quotas.prepare(ADMIT).await.map_err(storage)?;
         let (ops, rx) = mpsc::unbounded_channel();
         let inner = Arc::new(Inner {
             target: flow_journal::shown_url(url),
+            quotas,
+            admit,
             coordinator: coordinator.to_owned(),
             ops,
             waiting: Mutex::new(HashMap::new()),
@@ -166,6 +173,63 @@ impl Dispatcher for Queue {
     async fn adopt(&self, run_id: &str) -> Result<(), String> {
         self.abandon(run_id).await.map_err(|e| e.to_string())
     }
+
+    async fn admit(&self, quota: &Quota<'_>) -> Option<Result<(), Duration>> {
+        let interval = (1e6 / quota.per_second).max(1.0) as i64;
+        let tolerance = interval * i64::from(quota.burst.max(1) - 1);
+        // The declaration is part of the key: a changed limit starts afresh.
+        let key = format!(
+            "{}\n{}\n{}\n{}/{}",
+            quota.workflow.unwrap_or(""),
+            quota.name,
+            quota.key,
+            quota.per_second,
+            quota.burst
+        );
+        let now = now_us();
+        match self
+            .inner
+            .quotas
+            .query_opt(&self.inner.admit, &[&key, &now, &interval, &tolerance])
+            .await
+        {
+            Ok(Some(_)) => Some(Ok(())),
+            Ok(None) => {
+                let tat: Option<i64> = self
+                    .inner
+                    .quotas
+                    .query_opt("SELECT tat FROM flow_quotas WHERE key = $1", &[&key])
+                    .await
+                    .ok()
+                    .flatten()
+                    .map(|r| r.get(0));
+                let wait_us = tat.map_or(interval, |tat| tat - tolerance - now).max(1_000);
+                Some(Err(Duration::from_micros(wait_us as u64)))
+            }
+            Err(e) => {
+                // The shared quota cannot be read: wait and ask again, rather
+                // than start beyond it.
+                tracing::warn!(error = %flow_journal::pg_message(&e), "a shared quota could not be read; retrying");
+                Some(Err(Duration::from_millis(100)))
+            }
+        }
+    }
+}
+
+/// One start under a quota, GCRA as governor does it: admitted when the
+/// theoretical arrival time (`tat`) is at most `$4` (the burst's tolerance)
+/// ahead of now (`$2`), and then `tat` moves on by one interval (`$3`). One
+/// statement: the row lock orders coordinators. Times in microseconds of the
+/// wall clock (coordinators' clocks must agree, as NTP keeps them).
+const ADMIT: &str = "INSERT INTO flow_quotas AS q (key, tat) VALUES ($1::text, $2::int8 + $3::int8)
+    ON CONFLICT (key) DO UPDATE SET tat = GREATEST(q.tat, $2::int8) + $3::int8
+        WHERE GREATEST(q.tat, $2::int8) - $2::int8 <= $4::int8
+    RETURNING tat";
+
+fn now_us() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_micros() as i64)
 }
 
 /// A worker's outcome: `{"output": ...}` or `{"error": "...", "retryable": bool}`.

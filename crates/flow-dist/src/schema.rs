@@ -41,6 +41,12 @@ const MIGRATIONS: &[&str] = &[
         running INT NOT NULL DEFAULT 0,
         stopped_at BIGINT
     );",
+    // 2: the quotas of limits, shared by every coordinator (GCRA: the
+    // theoretical arrival time of the next start, in microseconds).
+    "CREATE TABLE flow_quotas (
+        key TEXT PRIMARY KEY,
+        tat BIGINT NOT NULL
+    );",
 ];
 
 /// Creates or migrates the queue's tables.

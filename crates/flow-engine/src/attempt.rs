@@ -102,7 +102,14 @@ impl Attempts {
                 Some(limit) => {
                     let asked = shared.now_ms();
                     // Boxed: its waits would otherwise make every node's future larger.
-                    let Some(held) = Box::pin(acquire(&limit.shared, &limit.key, &shared.cancel)).await else {
+                    let Some(held) = Box::pin(acquire(
+                        &limit.shared,
+                        &limit.key,
+                        &shared.cancel,
+                        shared.dispatcher.as_deref(),
+                    ))
+                    .await
+                    else {
                         return self.cancelled(attempts);
                     };
                     let waited = shared.now_ms() - asked;
@@ -263,7 +270,12 @@ impl Attempts {
 /// Takes `limit` for `key`: its concurrency slot first (so the quota is spent
 /// only by starts that can begin), then a start from its quota. `None` when the
 /// run is cancelled meanwhile.
-async fn acquire(limit: &SharedLimit, key: &str, cancel: &CancellationToken) -> Option<Held> {
+async fn acquire(
+    limit: &SharedLimit,
+    key: &str,
+    cancel: &CancellationToken,
+    dispatcher: Option<&dyn crate::Dispatcher>,
+) -> Option<Held> {
     let permit = match limit.semaphore(key) {
         None => None,
         Some(semaphore) => tokio::select! {
@@ -272,7 +284,7 @@ async fn acquire(limit: &SharedLimit, key: &str, cancel: &CancellationToken) -> 
             permit = semaphore.acquire_owned() => permit.ok(),
         },
     };
-    while let Err(wait) = limit.admit(key) {
+    while let Err(wait) = admit(limit, key, dispatcher).await {
         let at = tokio::time::Instant::now() + wait;
         tokio::select! {
             biased;
@@ -281,6 +293,24 @@ async fn acquire(limit: &SharedLimit, key: &str, cancel: &CancellationToken) -> 
         }
     }
     Some(permit)
+}
+
+/// One start under `limit`'s quota: from the dispatcher when it shares quotas
+/// beyond this process, else from the engine's own limiter.
+async fn admit(limit: &SharedLimit, key: &str, dispatcher: Option<&dyn crate::Dispatcher>) -> Result<(), Duration> {
+    if let (Some(dispatcher), Some((per_second, burst))) = (dispatcher, limit.rate) {
+        let quota = crate::Quota {
+            workflow: limit.scope.as_deref(),
+            name: &limit.name,
+            key,
+            per_second,
+            burst,
+        };
+        if let Some(verdict) = dispatcher.admit(&quota).await {
+            return verdict;
+        }
+    }
+    limit.admit(key)
 }
 
 struct TimedOut;

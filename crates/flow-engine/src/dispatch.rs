@@ -52,4 +52,31 @@ pub trait Dispatcher: Send + Sync + std::fmt::Debug + 'static {
         let _ = run_id;
         Ok(())
     }
+
+    /// Admits one start under a limit's quota shared by every process that
+    /// dispatches to the same place (coordinators on several machines):
+    /// `Some(Ok(()))` to start now, `Some(Err(wait))` to ask again after
+    /// `wait`. `None`, the default, leaves the quota to this process (the
+    /// engine's own limiter).
+    async fn admit(&self, quota: &Quota<'_>) -> Option<Result<(), Duration>> {
+        let _ = quota;
+        None
+    }
+}
+
+/// A limit's quota, as [`Dispatcher::admit`] is asked for a start under it.
+#[derive(Debug, Clone, Copy)]
+#[non_exhaustive]
+pub struct Quota<'a> {
+    /// Who shares it: the workflow's name for a limit declared in a file,
+    /// `None` for one declared on the engine.
+    pub workflow: Option<&'a str>,
+    /// The limit's name.
+    pub name: &'a str,
+    /// The node's rendered key (`limit_key`), `""` without one.
+    pub key: &'a str,
+    /// Starts per second.
+    pub per_second: f64,
+    /// Starts admitted at once after an idle time.
+    pub burst: u32,
 }

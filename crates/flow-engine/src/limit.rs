@@ -20,6 +20,11 @@ type Quota = RateLimiter<String, DashMapStateStore<String>, TokioClock, NoOpMidd
 /// One shared limit: its quota and its concurrency cap, each per key.
 pub(crate) struct SharedLimit {
     quota: Option<Quota>,
+    /// Who shares it, its name, and its rate: for a quota shared beyond this
+    /// process ([`crate::Dispatcher::admit`]).
+    pub(crate) scope: Option<String>,
+    pub(crate) name: String,
+    pub(crate) rate: Option<(f64, u32)>,
     max_concurrency: Option<usize>,
     semaphores: Mutex<HashMap<String, Arc<Semaphore>>>,
 }
@@ -28,7 +33,7 @@ pub(crate) struct SharedLimit {
 const KEYS_BEFORE_CLEANUP: usize = 10_000;
 
 impl SharedLimit {
-    fn new(spec: &LimitSpec) -> SharedLimit {
+    fn new(spec: &LimitSpec, scope: Option<String>, name: String) -> SharedLimit {
         let quota = spec.per_second.and_then(|rate| {
             // Validated when the workflow was loaded; an invalid one is not a quota.
             flow_strategy::rate_quota(rate, spec.burst.unwrap_or(1))
@@ -37,6 +42,9 @@ impl SharedLimit {
         });
         SharedLimit {
             quota,
+            scope,
+            name,
+            rate: spec.per_second.map(|rate| (rate, spec.burst.unwrap_or(1))),
             max_concurrency: spec.max_concurrency.map(|n| n.max(1) as usize),
             semaphores: Mutex::new(HashMap::new()),
         }
@@ -103,8 +111,8 @@ impl Limiters {
         };
         let mut limits = self.limits.lock().unwrap_or_else(|e| e.into_inner());
         limits
-            .entry(id)
-            .or_insert_with(|| Arc::new(SharedLimit::new(spec)))
+            .entry(id.clone())
+            .or_insert_with(|| Arc::new(SharedLimit::new(spec, id.workflow.clone(), limit.name().to_string())))
             .clone()
     }
 

@@ -102,11 +102,21 @@ fn coordinator(file: &std::path::Path, journal: &Journal) -> Child {
         .unwrap_or_else(|e| panic!("cannot run flow: {e}"))
 }
 
-/// Waits until `done` holds (checked every 20 ms), at most [`DEADLINE`].
-fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
+/// Waits until `done` holds (checked every 20 ms), at most [`DEADLINE`], and
+/// while `run` (when given) goes on.
+fn wait_until(what: &str, mut run: Option<&mut Child>, mut done: impl FnMut() -> bool) {
     let started = Instant::now();
     while !done() {
         assert!(started.elapsed() < DEADLINE, "waited {DEADLINE:?} for {what}");
+        if let Some(child) = run.as_deref_mut()
+            && let Ok(Some(status)) = child.try_wait()
+        {
+            let mut stderr = String::new();
+            if let Some(mut pipe) = child.stderr.take() {
+                let _ = std::io::Read::read_to_string(&mut pipe, &mut stderr);
+            }
+            panic!("the run ended ({status}) before {what}: {stderr}");
+        }
         std::thread::sleep(Duration::from_millis(20));
     }
 }
@@ -198,8 +208,10 @@ edges:
     let journal = Journal::new(Backend::Postgres, "dist_lost");
     let mut workers = Workers::new(&journal);
     let first = workers.start(&["--claim-ttl", "1s"]);
-    let run = coordinator(&file, &journal);
-    wait_until("the first worker to send `slow`", || server.log.count("slow") == 1);
+    let mut run = coordinator(&file, &journal);
+    wait_until("the first worker to send `slow`", Some(&mut run), || {
+        server.log.count("slow") == 1
+    });
     workers.kill(first);
     workers.start(&["--claim-ttl", "1s"]);
     let report = succeeded(&collect(run), &workers);
@@ -233,7 +245,7 @@ fn a_run_whose_coordinator_was_killed_is_finished_by_another() {
     let mut workers = Workers::new(&journal);
     workers.start(&[]);
     let mut run = coordinator(&file, &journal);
-    wait_until("the run to reach c2", || server.log.count("c2") == 1);
+    wait_until("the run to reach c2", Some(&mut run), || server.log.count("c2") == 1);
     let _ = run.kill();
     let _ = run.wait();
     let run_id = server.log.of_run_ids().into_iter().next().unwrap_or_default();
@@ -284,7 +296,7 @@ edges:
         ended_run - started
     );
     // The worker dropped the request (it did not run to its 10 s).
-    wait_until("the worker to drop `slow`", || !server.log.ended().is_empty());
+    wait_until("the worker to drop `slow`", None, || !server.log.ended().is_empty());
     let ended = server.log.ended();
     assert_eq!(ended[0].name, "slow");
     assert!(!ended[0].answered, "`slow` was answered: {ended:?}");
@@ -320,7 +332,7 @@ edges:
     let mut workers = Workers::new(&journal);
     workers.start(&["--kinds", "http"]);
     let mut run = coordinator(&file, &journal);
-    wait_until("h1 to be sent", || server.log.count("h1") == 1);
+    wait_until("h1 to be sent", Some(&mut run), || server.log.count("h1") == 1);
     std::thread::sleep(Duration::from_millis(1500));
     assert!(
         matches!(run.try_wait(), Ok(None)),
@@ -334,6 +346,61 @@ edges:
     let out = flow(&["worker", "--journal", &journal.target, "--kinds", "htp"]);
     assert_eq!(out.code, Some(2), "{out:?}");
     assert!(out.stderr.contains("did you mean `http`"), "{}", out.stderr);
+}
+
+#[test]
+fn a_limit_holds_across_two_coordinators() {
+    let server = Server::start();
+    let dir = tempdir();
+    let mut yaml = String::from("name: limited\nlimits:\n  api: { per_second: 10 }\nnodes:\n");
+    for i in 0..10 {
+        yaml.push_str(&format!(
+            "  - {{ id: n{i}, kind: http, limit: api, config: {{ method: POST, url: \"BASE/echo/api-{{{{ input.who }}}}-{i}\" }} }}\n"
+        ));
+    }
+    let file = workflow(&dir, &server, &yaml);
+    let journal = Journal::new(Backend::Postgres, "dist_limit");
+    let mut workers = Workers::new(&journal);
+    workers.start(&["--concurrency", "32"]);
+    let runs: Vec<Child> = ["a", "b"]
+        .iter()
+        .map(|who| {
+            command()
+                .args(["run".as_ref(), file.as_os_str()])
+                .args([
+                    "--journal",
+                    &journal.target,
+                    "--dispatch",
+                    "queue",
+                    "--quiet",
+                    "--report",
+                    "-",
+                ])
+                .args(["--input", &format!("{{\"who\": \"{who}\"}}")])
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap_or_else(|e| panic!("cannot run flow: {e}"))
+        })
+        .collect();
+    for run in runs {
+        succeeded(&collect(run), &workers);
+    }
+    let mut times = server.log.times_of("api-");
+    times.sort();
+    assert_eq!(times.len(), 20);
+    // 20 starts at 10/s, burst 1: 19 intervals of 100 ms between the first and
+    // the last. Each coordinator alone would be done in 0.9 s.
+    let span = times[19] - times[0];
+    assert!(span >= Duration::from_millis(1_700), "20 starts in {span:?}");
+    // And no second holds more than 10 (+1 for the edges of the window).
+    for (i, t) in times.iter().enumerate() {
+        let within = times[i..]
+            .iter()
+            .take_while(|u| **u - *t < Duration::from_secs(1))
+            .count();
+        assert!(within <= 11, "{within} starts within a second of start {i}");
+    }
 }
 
 #[test]

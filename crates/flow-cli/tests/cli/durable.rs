@@ -35,6 +35,7 @@ use crate::support::{Out, command, read_json, tempdir, write};
 struct Seen {
     name: String,
     key: Option<String>,
+    at: Instant,
 }
 
 /// Every request the server received, in order; and when `/hold` requests ended.
@@ -60,6 +61,7 @@ impl Log {
         all.push(Seen {
             name: name.to_owned(),
             key,
+            at: Instant::now(),
         });
         n
     }
@@ -79,6 +81,15 @@ impl Log {
             .into_iter()
             .filter(|s| s.name == name)
             .map(|s| s.key)
+            .collect()
+    }
+
+    /// When the requests whose name starts with `prefix` came, in order.
+    pub(crate) fn times_of(&self, prefix: &str) -> Vec<Instant> {
+        self.all()
+            .into_iter()
+            .filter(|s| s.name.starts_with(prefix))
+            .map(|s| s.at)
             .collect()
     }
 
