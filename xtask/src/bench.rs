@@ -6,7 +6,7 @@ use std::process::Command;
 
 use serde_json::Value;
 
-const BENCHES: [(&str, &str); 7] = [
+const BENCHES: [(&str, &str); 8] = [
     ("seed_demo", "the seed demo: 5 http calls at 200 ms under each strategy"),
     ("engine", "engine overhead per node against bare tokio and dagx"),
     ("strategy", "flow-strategy alone against join_all"),
@@ -19,6 +19,10 @@ const BENCHES: [(&str, &str); 7] = [
     (
         "serve",
         "flow serve under load: 64 clients submitting a 3-node workflow, then a burst of 1,000 (SQLite, PostgreSQL)",
+    ),
+    (
+        "dist",
+        "workers through the PostgreSQL queue: 40-step and 10-step chains on 1 worker, 10,000 tasks over 1, 2 and 4 workers",
     ),
 ];
 
@@ -260,6 +264,7 @@ fn summarise(criterion: &Path, flow_bench: &Path, quick: bool) -> String {
 
     journal(&mut s, criterion, quick);
     serve(&mut s, flow_bench);
+    dist(&mut s, flow_bench);
 
     let _ = writeln!(s, "## flow-strategy alone: N ready futures (per future)\n");
     let _ = writeln!(s, "| N | join_all | sequential | parallel | all-settled |");
@@ -512,6 +517,70 @@ fn serve(s: &mut String, flow_bench: &Path) {
             } else {
                 "**no**"
             }
+        );
+    }
+    let _ = writeln!(s);
+}
+
+/// The dist bench (`dist.json`): overhead per step through the queue, and
+/// tasks per second over 1, 2 and 4 workers.
+fn dist(s: &mut String, flow_bench: &Path) {
+    let Some(json) = std::fs::read_to_string(flow_bench.join("dist.json"))
+        .ok()
+        .and_then(|t| serde_json::from_str::<Value>(&t).ok())
+    else {
+        let _ = writeln!(
+            s,
+            "## Workers through the PostgreSQL queue\n\n(no dist.json: the dist bench did not run)\n"
+        );
+        return;
+    };
+    let list = |key: &str| json.get(key).and_then(Value::as_array).cloned().unwrap_or_default();
+    let num = |v: &Value, key: &str| v.get(key).and_then(Value::as_f64);
+    let _ = writeln!(s, "## Workers through the PostgreSQL queue (1 worker)\n");
+    let _ = writeln!(s, "| chain | steps | total (median of runs) | overhead per step | target (< 5 ms a step) |");
+    let _ = writeln!(s, "|---|---:|---:|---:|---|");
+    for chain in list("chains") {
+        let totals: Vec<f64> = chain
+            .get("total_ms")
+            .and_then(Value::as_array)
+            .map(|a| a.iter().filter_map(Value::as_f64).collect())
+            .unwrap_or_default();
+        let mut sorted = totals.clone();
+        sorted.sort_by(f64::total_cmp);
+        let total = sorted.get(sorted.len() / 2).copied();
+        let _ = writeln!(
+            s,
+            "| {} | {} | {} | {} | {} |",
+            chain.get("case").and_then(Value::as_str).unwrap_or("-"),
+            num(&chain, "steps").map_or("-".to_owned(), |n| format!("{n:.0}")),
+            total.map_or("-".to_owned(), |t| format!("{t:.0} ms")),
+            num(&chain, "median_overhead_per_step_ms").map_or("-".to_owned(), |t| format!("{t:.2} ms")),
+            if chain.get("target_met").and_then(Value::as_bool) == Some(true) {
+                "yes"
+            } else {
+                "**no**"
+            }
+        );
+    }
+    let _ = writeln!(
+        s,
+        "\nWindmill's published figures for 40 light tasks on one worker: Hatchet 1.2 s total, Windmill 2.1-4.4 s, Temporal 3.0 s, Prefect 4.9 s, Kestra 6.0 s, Airflow 116 s.\n"
+    );
+    let _ = writeln!(s, "| workers | tasks | tasks/s (median) | target (≥ 2,000/s with 4) |");
+    let _ = writeln!(s, "|---:|---:|---:|---|");
+    for fan in list("fan_out") {
+        let met = match fan.get("target_met").and_then(Value::as_bool) {
+            Some(true) => "yes",
+            Some(false) => "**no**",
+            None => "-",
+        };
+        let _ = writeln!(
+            s,
+            "| {} | {} | {} | {met} |",
+            num(&fan, "workers").map_or("-".to_owned(), |n| format!("{n:.0}")),
+            num(&fan, "tasks").map_or("-".to_owned(), |n| format!("{n:.0}")),
+            num(&fan, "median_tasks_per_second").map_or("-".to_owned(), |n| format!("{n:.0}")),
         );
     }
     let _ = writeln!(s);

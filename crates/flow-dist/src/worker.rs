@@ -115,7 +115,8 @@ struct KnownRun {
 /// What every attempt of a worker shares.
 struct Shared {
     engine: Engine,
-    db: tokio_postgres::Client,
+    db: Arc<tokio_postgres::Client>,
+    outcomes: tokio::sync::mpsc::UnboundedSender<Outcome>,
     id: String,
     runs: Mutex<HashMap<String, Arc<Mutex<KnownRun>>>>,
 }
@@ -132,12 +133,53 @@ const CLAIM: &str = "WITH c AS (
     FROM c WHERE t.id = c.id
     RETURNING t.id, t.run_id, t.node, t.item, t.attempt, t.kind, t.config, t.timeout_ms";
 
+/// Outcomes, a batch per statement (one commit for many), each with its
+/// notification. Only tasks still claimed by this worker take one: a task
+/// cancelled or claimed again meanwhile is not this worker's any more.
 const DONE: &str = "WITH d AS (
-        UPDATE flow_tasks SET state = 'done', outcome = $2, finished_at = $3
-        WHERE id = $1 AND worker = $4 AND state = 'claimed'
-        RETURNING id
+        UPDATE flow_tasks t SET state = 'done', outcome = v.outcome, finished_at = $3
+        FROM UNNEST($1::text[], $2::text[]) AS v(id, outcome)
+        WHERE t.id = v.id AND t.worker = $4 AND t.state = 'claimed'
+        RETURNING t.id
     )
     SELECT pg_notify('flow_task_done', id) FROM d";
+
+/// Most outcomes written by one statement.
+const DONE_BATCH: usize = 512;
+
+type Outcome = (String, String, tokio::sync::oneshot::Sender<()>);
+
+/// Writes outcomes in batches: all that wait go in one statement.
+async fn outcome_loop(
+    db: Arc<tokio_postgres::Client>,
+    worker: String,
+    mut rx: tokio::sync::mpsc::UnboundedReceiver<Outcome>,
+) {
+    let done = match db.prepare(DONE).await {
+        Ok(statement) => statement,
+        Err(e) => {
+            tracing::error!(error = %flow_journal::pg_message(&e), "the worker cannot prepare its statements");
+            return;
+        }
+    };
+    while let Some(first) = rx.recv().await {
+        let mut batch = vec![first];
+        while batch.len() < DONE_BATCH {
+            match rx.try_recv() {
+                Ok(more) => batch.push(more),
+                Err(_) => break,
+            }
+        }
+        let ids: Vec<&str> = batch.iter().map(|(id, _, _)| id.as_str()).collect();
+        let outcomes: Vec<&str> = batch.iter().map(|(_, o, _)| o.as_str()).collect();
+        if let Err(e) = db.query(&done, &[&ids, &outcomes, &now_ms(), &worker]).await {
+            tracing::warn!(error = %flow_journal::pg_message(&e), tasks = batch.len(), "writing outcomes failed; the tasks will be claimed again");
+        }
+        for (_, _, ack) in batch {
+            let _ = ack.send(());
+        }
+    }
+}
 
 impl Worker {
     /// A worker for the queue in `url` (the journal's PostgreSQL database).
@@ -171,6 +213,7 @@ impl Worker {
         } = self;
         let mut db = connect(&url).await?;
         schema::migrate(&mut db).await?;
+        let db = db;
         let (_listener, mut notes) = listening(&url, &["flow_task_new", "flow_task_cancel"]).await?;
         let claim = db.prepare(CLAIM).await.map_err(storage)?;
         let kinds_text = config.kinds.as_ref().map(|k| k.join(","));
@@ -189,9 +232,13 @@ impl Worker {
         .await
         .map_err(storage)?;
         tracing::info!(worker = %id, concurrency = config.concurrency, kinds = ?config.kinds, "worker started");
+        let db = Arc::new(db);
+        let (outcomes, pending) = tokio::sync::mpsc::unbounded_channel();
+        tokio::spawn(outcome_loop(db.clone(), id.clone(), pending));
         let shared = Arc::new(Shared {
             engine,
             db,
+            outcomes,
             id: id.clone(),
             runs: Mutex::new(HashMap::new()),
         });
@@ -206,7 +253,10 @@ impl Worker {
         let mut want = true;
         let mut stopping: Option<tokio::time::Instant> = None;
         loop {
-            if want && stopping.is_none() && running.len() < config.concurrency {
+            // Claims in batches: once half the room is free (or all is idle),
+            // not a task at a time as they finish.
+            let low_water = running.len() <= config.concurrency / 2;
+            if want && stopping.is_none() && low_water {
                 let room = (config.concurrency - running.len()).min(CLAIM_BATCH);
                 let now = now_ms();
                 let rows = shared
@@ -262,6 +312,11 @@ impl Worker {
                 joined = set.join_next(), if !set.is_empty() => {
                     if let Some(Ok(id)) = joined {
                         running.remove(&id);
+                    }
+                    while let Some(joined) = set.try_join_next() {
+                        if let Ok(id) = joined {
+                            running.remove(&id);
+                        }
                     }
                     want = true;
                 }
@@ -440,12 +495,9 @@ async fn execute(shared: Arc<Shared>, task: Claimed) -> String {
         }
     };
     let outcome = crate::queue::encode(&result, &secrets);
-    if let Err(e) = shared
-        .db
-        .execute(DONE, &[&task.id, &outcome, &now_ms(), &shared.id])
-        .await
-    {
-        tracing::warn!(task = %task.id, error = %flow_journal::pg_message(&e), "writing an outcome failed; the task will be claimed again");
+    let (ack, written) = tokio::sync::oneshot::channel();
+    if shared.outcomes.send((task.id.clone(), outcome, ack)).is_ok() {
+        let _ = written.await;
     }
     task.id
 }
