@@ -538,7 +538,10 @@ fn dist(s: &mut String, flow_bench: &Path) {
     let list = |key: &str| json.get(key).and_then(Value::as_array).cloned().unwrap_or_default();
     let num = |v: &Value, key: &str| v.get(key).and_then(Value::as_f64);
     let _ = writeln!(s, "## Workers through the PostgreSQL queue (1 worker)\n");
-    let _ = writeln!(s, "| chain | steps | total (median of runs) | overhead per step | target (< 5 ms a step) |");
+    let _ = writeln!(
+        s,
+        "| chain | steps | total (median of runs) | overhead per step | target (< 5 ms a step) |"
+    );
     let _ = writeln!(s, "|---|---:|---:|---:|---|");
     for chain in list("chains") {
         let totals: Vec<f64> = chain

@@ -11,6 +11,7 @@ mod events;
 mod fuzz;
 mod lifecycle;
 mod limits;
+mod queue;
 mod reload;
 mod support;
 mod workflows;

@@ -99,6 +99,8 @@ pub struct Start<'a> {
     pub args: &'a [&'a str],
     /// `FLOW_TOKEN`; also sent by [`Flow`]'s requests.
     pub token: Option<&'a str>,
+    /// `--journal` instead of the folder's SQLite file.
+    pub journal: Option<&'a str>,
 }
 
 /// An HTTP client that follows no redirect (the tests look at them).
@@ -131,7 +133,11 @@ impl Flow {
             .arg("--workflows")
             .arg(&dirs.workflows)
             .arg("--journal")
-            .arg(&dirs.journal)
+            .arg(
+                start
+                    .journal
+                    .map_or_else(|| dirs.journal.clone().into_os_string(), Into::into),
+            )
             .args(start.args)
             .stdout(Stdio::null())
             .stderr(Stdio::piped());

@@ -1,0 +1,88 @@
+//! `flow serve --dispatch queue`: the server coordinates, a `flow worker`
+//! process runs the nodes, through the machine's PostgreSQL (a schema of the
+//! test's own; the test fails when PostgreSQL cannot be reached).
+
+use std::process::Stdio;
+
+use serde_json::json;
+
+use crate::support::{Dirs, Flow, Start, command};
+
+const WORKFLOW: &str = r#"name: queued
+input: { n: 2 }
+nodes:
+  - { id: a, kind: transform, config: { output: { n: "{{ input.n }}" } } }
+  - { id: b, kind: delay, config: { ms: 50 } }
+  - { id: c, kind: transform, config: { output: { twice: "{{ nodes.a.output.n * 2 }}" } } }
+edges:
+  - { from: a, to: c }
+  - { from: b, to: c }
+"#;
+
+struct Schema(String);
+
+impl Drop for Schema {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            eprintln!("kept PostgreSQL schema {} of a failed test", self.0);
+            return;
+        }
+        let schema = self.0.clone();
+        let _ = std::thread::spawn(move || {
+            let Ok(rt) = tokio::runtime::Builder::new_current_thread().enable_all().build() else {
+                return;
+            };
+            rt.block_on(async {
+                if let Ok((client, connection)) =
+                    tokio_postgres::connect(&flow_journal::test_pg_url(), tokio_postgres::NoTls).await
+                {
+                    tokio::spawn(connection);
+                    let _ = client
+                        .batch_execute(&format!("DROP SCHEMA IF EXISTS \"{schema}\" CASCADE"))
+                        .await;
+                }
+            });
+        })
+        .join();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_with_dispatch_queue_runs_nodes_on_a_worker() {
+    let name = format!(
+        "t_serve_queue_{}_{}",
+        std::process::id(),
+        flow_journal::now_ms() % 1_000_000
+    );
+    let url = flow_journal::in_schema(&flow_journal::test_pg_url(), &name)
+        .await
+        .unwrap_or_else(|e| panic!("PostgreSQL is needed by this test and is not reachable: {e}"));
+    let _schema = Schema(name);
+    let dirs = Dirs::with(&[("queued.yaml", WORKFLOW)]);
+    let flow = Flow::start_with(
+        &dirs,
+        Start {
+            journal: Some(&url),
+            args: &["--dispatch", "queue"],
+            ..Start::default()
+        },
+    );
+    // No worker yet: the run waits in the queue.
+    let started = flow.submit("queued", "?wait=1", &json!({ "input": { "n": 21 } })).await;
+    let run_id = started["run_id"].as_str().unwrap_or_default().to_owned();
+    assert_eq!(
+        started["status"], "running",
+        "it cannot have run without a worker: {started}"
+    );
+    let mut worker = command()
+        .args(["worker", "--journal", &url])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start flow worker: {e}"));
+    let report = flow.wait_status(&run_id, "succeeded").await;
+    let _ = worker.kill();
+    let _ = worker.wait();
+    assert_eq!(report["nodes"]["c"]["output"], json!({ "twice": 42 }), "{report}");
+    assert_eq!(report["nodes"]["b"]["output"], json!({ "slept_ms": 50 }), "{report}");
+}
