@@ -171,18 +171,7 @@ impl Attempts {
             call.attempt = attempt;
             let work = match &shared.dispatcher {
                 None => kind.run(call),
-                Some(dispatcher) => {
-                    let task = crate::Task {
-                        run_id: shared.run_id.clone(),
-                        node: node.id_arc().clone(),
-                        kind: Arc::from(node.kind_name()),
-                        item: self.item,
-                        attempt,
-                        idempotency_key: call.idempotency_key(),
-                        timeout,
-                    };
-                    dispatcher.dispatch(task, call)
-                }
+                Some(dispatcher) => dispatch(&**dispatcher, &shared, self.node, self.item, call),
             };
             let work = AssertUnwindSafe(work).catch_unwind().instrument(span.clone());
             let outcome = tokio::select! {
@@ -265,6 +254,31 @@ impl Attempts {
             }
         }
     }
+}
+
+type Work<'a> = std::pin::Pin<Box<dyn Future<Output = Result<Value, NodeError>> + Send + 'a>>;
+
+/// Hands one attempt to the dispatcher. Out of line: the local path's future
+/// does not hold what only a dispatched attempt needs.
+#[inline(never)]
+fn dispatch<'a>(
+    dispatcher: &'a dyn crate::Dispatcher,
+    shared: &Shared,
+    index: usize,
+    item: Option<usize>,
+    call: NodeCall,
+) -> Work<'a> {
+    let node = &shared.workflow.nodes()[index];
+    let task = crate::Task {
+        run_id: shared.run_id.clone(),
+        node: node.id_arc().clone(),
+        kind: Arc::from(node.kind_name()),
+        item,
+        attempt: call.attempt,
+        idempotency_key: call.idempotency_key(),
+        timeout: node.timeout(),
+    };
+    dispatcher.dispatch(task, call)
 }
 
 /// Takes `limit` for `key`: its concurrency slot first (so the quota is spent
