@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use flow_core::{NodeCall, NodeError};
-use flow_engine::{Dispatcher, Quota, Task};
+use flow_engine::{Dispatcher, Quota, Slot, SlotGuard, Task};
 use serde_json::{Value, json};
 use tokio::sync::{mpsc, oneshot};
 
@@ -34,6 +34,8 @@ struct Inner {
     coordinator: String,
     ops: mpsc::UnboundedSender<Op>,
     waiting: Mutex<HashMap<String, oneshot::Sender<Value>>>,
+    /// The slot keys whose rows this process has made.
+    slot_keys: Mutex<std::collections::HashSet<String>>,
 }
 
 impl std::fmt::Debug for Queue {
@@ -60,6 +62,8 @@ struct Row {
 enum Op {
     Insert(Row, oneshot::Sender<Result<()>>),
     Cancel(String),
+    /// Gives a limit's slot back: its key, its number, its holder.
+    Release(String, i32, String),
     /// Cancels every open task of a run (another coordinator took it over).
     Abandon(String, oneshot::Sender<Result<()>>),
 }
@@ -83,6 +87,7 @@ impl Queue {
             coordinator: coordinator.to_owned(),
             ops,
             waiting: Mutex::new(HashMap::new()),
+            slot_keys: Mutex::new(std::collections::HashSet::new()),
         });
         tokio::spawn(write_loop(client, rx, inner.coordinator.clone()));
         tokio::spawn(outcome_loop(listener, notes, Arc::downgrade(&inner)));
@@ -174,6 +179,18 @@ impl Dispatcher for Queue {
         self.abandon(run_id).await.map_err(|e| e.to_string())
     }
 
+    async fn slot(&self, slot: &Slot<'_>) -> Option<Result<SlotGuard, Duration>> {
+        match self.take_slot(slot).await {
+            Ok(verdict) => Some(verdict),
+            Err(e) => {
+                // The shared cap cannot be read: wait and ask again, rather
+                // than run beyond it.
+                tracing::warn!(error = %e, "a shared limit's slots could not be read; retrying");
+                Some(Err(Duration::from_millis(100)))
+            }
+        }
+    }
+
     async fn admit(&self, quota: &Quota<'_>) -> Option<Result<(), Duration>> {
         let interval = (1e6 / quota.per_second).max(1.0) as i64;
         let tolerance = interval * i64::from(quota.burst.max(1) - 1);
@@ -213,6 +230,103 @@ impl Dispatcher for Queue {
                 Some(Err(Duration::from_millis(100)))
             }
         }
+    }
+}
+
+/// How long a slot holds without renewal: a coordinator that dies frees its
+/// slots this long after. Renewed every [`SWEEP`] × 10.
+const SLOT_LEASE_MS: i64 = 30_000;
+
+const MAKE_SLOTS: &str = "INSERT INTO flow_slots (key, slot) SELECT $1::text, g FROM generate_series(0, $2::int4 - 1) g
+    ON CONFLICT DO NOTHING";
+
+/// Takes a free slot (or one whose lease ran out), skipping those another
+/// coordinator is taking right now.
+const TAKE_SLOT: &str = "UPDATE flow_slots s SET holder = $2, coordinator = $3, until = $4
+    FROM (SELECT key, slot FROM flow_slots
+          WHERE key = $1 AND slot < $6 AND (holder IS NULL OR until < $5)
+          ORDER BY slot LIMIT 1 FOR UPDATE SKIP LOCKED) f
+    WHERE s.key = f.key AND s.slot = f.slot
+    RETURNING s.slot";
+
+const RELEASE: &str = "UPDATE flow_slots SET holder = NULL, coordinator = NULL, until = NULL
+    WHERE key = $1 AND slot = $2 AND holder = $3";
+
+const RENEW_SLOTS: &str = "UPDATE flow_slots SET until = $2 WHERE coordinator = $1 AND holder IS NOT NULL";
+
+/// A held slot: dropping it gives the slot back.
+struct HeldSlot {
+    ops: mpsc::UnboundedSender<Op>,
+    key: String,
+    slot: i32,
+    holder: String,
+}
+
+impl Drop for HeldSlot {
+    fn drop(&mut self) {
+        let _ = self.ops.send(Op::Release(
+            std::mem::take(&mut self.key),
+            self.slot,
+            std::mem::take(&mut self.holder),
+        ));
+    }
+}
+
+impl Queue {
+    async fn take_slot(&self, slot: &Slot<'_>) -> Result<Result<SlotGuard, Duration>> {
+        let key = format!(
+            "{}\n{}\n{}\n{}",
+            slot.workflow.unwrap_or(""),
+            slot.name,
+            slot.key,
+            slot.max_concurrency
+        );
+        let cap = slot.max_concurrency.max(1) as i32;
+        let known = self
+            .inner
+            .slot_keys
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .contains(&key);
+        if !known {
+            self.inner
+                .quotas
+                .execute(MAKE_SLOTS, &[&key, &cap])
+                .await
+                .map_err(storage)?;
+            let mut keys = self.inner.slot_keys.lock().unwrap_or_else(PoisonError::into_inner);
+            if keys.len() >= 10_000 {
+                keys.clear();
+            }
+            keys.insert(key.clone());
+        }
+        let holder = uuid::Uuid::now_v7().to_string();
+        let now = now_ms();
+        let taken = self
+            .inner
+            .quotas
+            .query_opt(
+                TAKE_SLOT,
+                &[
+                    &key,
+                    &holder,
+                    &self.inner.coordinator,
+                    &(now + SLOT_LEASE_MS),
+                    &now,
+                    &cap,
+                ],
+            )
+            .await
+            .map_err(storage)?;
+        Ok(match taken {
+            Some(row) => Ok(Box::new(HeldSlot {
+                ops: self.inner.ops.clone(),
+                key,
+                slot: row.get(0),
+                holder,
+            }) as SlotGuard),
+            None => Err(Duration::from_millis(20)),
+        })
     }
 }
 
@@ -303,6 +417,11 @@ async fn write_loop(client: tokio_postgres::Client, mut rx: mpsc::UnboundedRecei
                     acks.push(ack);
                 }
                 Op::Cancel(id) => cancels.push(id),
+                Op::Release(key, slot, holder) => {
+                    if let Err(e) = client.execute(RELEASE, &[&key, &slot, &holder]).await {
+                        tracing::warn!(error = %flow_journal::pg_message(&e), "giving a limit's slot back failed; its lease frees it");
+                    }
+                }
                 Op::Abandon(run_id, ack) => {
                     let result = client
                         .execute(ABANDON, &[&run_id, &now_ms()])
@@ -381,6 +500,7 @@ async fn outcome_loop(
     let mut sweep = tokio::time::interval(SWEEP);
     sweep.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut listening = true;
+    let mut sweeps = 0u32;
     loop {
         let mut ids: Vec<String> = Vec::new();
         let swept = tokio::select! {
@@ -402,6 +522,16 @@ async fn outcome_loop(
             _ = sweep.tick() => true,
         };
         let Some(inner) = inner.upgrade() else { return };
+        if swept {
+            sweeps += 1;
+            if sweeps % 10 == 0
+                && let Err(e) = client
+                    .execute(RENEW_SLOTS, &[&inner.coordinator, &(now_ms() + SLOT_LEASE_MS)])
+                    .await
+            {
+                tracing::warn!(error = %flow_journal::pg_message(&e), "renewing limit slots failed");
+            }
+        }
         {
             let waiting = inner.waiting.lock().unwrap_or_else(PoisonError::into_inner);
             if swept {

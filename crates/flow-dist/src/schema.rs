@@ -47,6 +47,16 @@ const MIGRATIONS: &[&str] = &[
         key TEXT PRIMARY KEY,
         tat BIGINT NOT NULL
     );",
+    // 3: the concurrency slots of limits, shared by every coordinator: one row
+    // per slot, held by an attempt of a coordinator until its lease ends.
+    "CREATE TABLE flow_slots (
+        key TEXT NOT NULL,
+        slot INT NOT NULL,
+        holder TEXT,
+        coordinator TEXT,
+        until BIGINT,
+        PRIMARY KEY (key, slot)
+    );",
 ];
 
 /// Creates or migrates the queue's tables.

@@ -16,7 +16,7 @@ use tracing::Instrument;
 
 use crate::driver::{Shared, ms};
 use crate::event::EventKind;
-use crate::limit::{Held, SharedLimit};
+use crate::limit::{Held, SharedLimit, Slot};
 
 /// What one node's execution (all its attempts) produced.
 pub(crate) struct Finished {
@@ -290,12 +290,16 @@ async fn acquire(
     cancel: &CancellationToken,
     dispatcher: Option<&dyn crate::Dispatcher>,
 ) -> Option<Held> {
-    let permit = match limit.semaphore(key) {
-        None => None,
-        Some(semaphore) => tokio::select! {
-            biased;
-            _ = cancel.cancelled() => return None,
-            permit = semaphore.acquire_owned() => permit.ok(),
+    let permit = match shared_slot(limit, key, cancel, dispatcher).await {
+        Some(Some(guard)) => Some(Slot::Shared(guard)),
+        Some(None) => return None,
+        None => match limit.semaphore(key) {
+            None => None,
+            Some(semaphore) => tokio::select! {
+                biased;
+                _ = cancel.cancelled() => return None,
+                permit = semaphore.acquire_owned() => permit.ok().map(Slot::Local),
+            },
         },
     };
     while let Err(wait) = admit(limit, key, dispatcher).await {
@@ -307,6 +311,36 @@ async fn acquire(
         }
     }
     Some(permit)
+}
+
+/// A slot of `limit`'s cap from the dispatcher, when it shares caps beyond
+/// this process: `None` when it does not (or the limit has no cap),
+/// `Some(None)` when the run was cancelled while waiting.
+async fn shared_slot(
+    limit: &SharedLimit,
+    key: &str,
+    cancel: &CancellationToken,
+    dispatcher: Option<&dyn crate::Dispatcher>,
+) -> Option<Option<crate::SlotGuard>> {
+    let (dispatcher, cap) = (dispatcher?, limit.max_concurrency()?);
+    let slot = crate::Slot {
+        workflow: limit.scope.as_deref(),
+        name: &limit.name,
+        key,
+        max_concurrency: cap as u32,
+    };
+    loop {
+        match dispatcher.slot(&slot).await? {
+            Ok(guard) => return Some(Some(guard)),
+            Err(wait) => {
+                tokio::select! {
+                    biased;
+                    _ = cancel.cancelled() => return Some(None),
+                    _ = tokio::time::sleep(wait) => {}
+                }
+            }
+        }
+    }
 }
 
 /// One start under `limit`'s quota: from the dispatcher when it shares quotas

@@ -62,7 +62,35 @@ pub trait Dispatcher: Send + Sync + std::fmt::Debug + 'static {
         let _ = quota;
         None
     }
+
+    /// Takes one of the `max_concurrency` slots of a limit, shared by every
+    /// process that dispatches to the same place: `Some(Ok(guard))` holds it
+    /// until the guard is dropped (when the attempt ends), `Some(Err(wait))`
+    /// to ask again after `wait`. `None`, the default, leaves the cap to this
+    /// process (the engine's own semaphore).
+    async fn slot(&self, slot: &Slot<'_>) -> Option<Result<SlotGuard, Duration>> {
+        let _ = slot;
+        None
+    }
 }
+
+/// A limit's concurrency cap, as [`Dispatcher::slot`] is asked for a slot of it.
+#[derive(Debug, Clone, Copy)]
+#[non_exhaustive]
+pub struct Slot<'a> {
+    /// Who shares it: the workflow's name for a limit declared in a file,
+    /// `None` for one declared on the engine.
+    pub workflow: Option<&'a str>,
+    /// The limit's name.
+    pub name: &'a str,
+    /// The node's rendered key (`limit_key`), `""` without one.
+    pub key: &'a str,
+    /// Attempts at once under the limit (and key).
+    pub max_concurrency: u32,
+}
+
+/// A held slot of a shared limit: dropping it gives the slot back.
+pub type SlotGuard = Box<dyn std::any::Any + Send + Sync>;
 
 /// A limit's quota, as [`Dispatcher::admit`] is asked for a start under it.
 #[derive(Debug, Clone, Copy)]

@@ -53,7 +53,7 @@ pub use flow_core::{
 };
 pub use flow_strategy::{self as strategy, OptionProblem, Options, Strategy, StrategyFactory, StrategyRegistry};
 
-pub use dispatch::{Dispatcher, Quota, Task};
+pub use dispatch::{Dispatcher, Quota, Slot, SlotGuard, Task};
 use driver::{Driver, DriverParts};
 use durable::Durable;
 pub use durable::{ResumeOptions, Resumed};

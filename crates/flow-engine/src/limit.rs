@@ -52,6 +52,11 @@ impl SharedLimit {
 
     /// The concurrency slot for `key`, if the limit has a cap: taken first, so
     /// the quota is spent only by starts that can really begin.
+    /// The concurrency cap, if the limit has one.
+    pub(crate) fn max_concurrency(&self) -> Option<usize> {
+        self.max_concurrency
+    }
+
     pub(crate) fn semaphore(&self, key: &str) -> Option<Arc<Semaphore>> {
         let cap = self.max_concurrency?;
         let mut map = self.semaphores.lock().unwrap_or_else(|e| e.into_inner());
@@ -78,8 +83,15 @@ impl SharedLimit {
     }
 }
 
-/// What an attempt holds while it runs: its concurrency slot, if any.
-pub(crate) type Held = Option<OwnedSemaphorePermit>;
+/// What an attempt holds while it runs: its concurrency slot, if any, of this
+/// process or shared through the dispatcher.
+pub(crate) type Held = Option<Slot>;
+
+/// One held concurrency slot (dropped when the attempt ends).
+pub(crate) enum Slot {
+    Local(#[allow(dead_code)] OwnedSemaphorePermit),
+    Shared(#[allow(dead_code)] crate::SlotGuard),
+}
 
 /// Who a limit is shared by, and the limit as declared: a changed declaration
 /// (a workflow file edited and loaded again) gets a fresh limiter.

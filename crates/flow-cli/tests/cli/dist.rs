@@ -406,6 +406,66 @@ fn a_limit_holds_across_two_coordinators() {
 }
 
 #[test]
+fn a_concurrency_cap_holds_across_two_coordinators() {
+    let server = Server::start();
+    let dir = tempdir();
+    let mut yaml = String::from("name: capped\nlimits:\n  api: { max_concurrency: 2 }\nnodes:\n");
+    for i in 0..4 {
+        yaml.push_str(&format!(
+            "  - {{ id: n{i}, kind: http, limit: api, config: {{ method: POST, url: \"BASE/hold/cap-{{{{ input.who }}}}-{i}?ms=300\" }} }}\n"
+        ));
+    }
+    let file = workflow(&dir, &server, &yaml);
+    let journal = Journal::new(Backend::Postgres, "dist_cap");
+    let mut workers = Workers::new(&journal);
+    workers.start(&["--concurrency", "32"]);
+    let runs: Vec<Child> = ["a", "b"]
+        .iter()
+        .map(|who| {
+            command()
+                .args(["run".as_ref(), file.as_os_str()])
+                .args([
+                    "--journal",
+                    &journal.target,
+                    "--dispatch",
+                    "queue",
+                    "--quiet",
+                    "--report",
+                    "-",
+                ])
+                .args(["--input", &format!("{{\"who\": \"{who}\"}}")])
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap_or_else(|e| panic!("cannot run flow: {e}"))
+        })
+        .collect();
+    for run in runs {
+        succeeded(&collect(run), &workers);
+    }
+    // Each request's span at the server, and the most at once.
+    let ended = server.log.ended();
+    assert_eq!(ended.len(), 8, "{ended:?}");
+    let spans: Vec<(Instant, Instant)> = ended
+        .iter()
+        .map(|e| {
+            let start = server
+                .log
+                .time_of(&e.name)
+                .unwrap_or_else(|| panic!("{} never came", e.name));
+            (start, e.at)
+        })
+        .collect();
+    let most = spans
+        .iter()
+        .map(|(start, _)| spans.iter().filter(|(s, e)| s <= start && start < e).count())
+        .max()
+        .unwrap_or(0);
+    // Each coordinator alone allows 2: without sharing, 4 would run at once.
+    assert!(most <= 2, "{most} requests at once under a cap of 2");
+}
+
+#[test]
 fn queue_dispatch_and_workers_need_a_postgres_journal() {
     let dir = tempdir();
     let file = write(&dir, "wf.yaml", "name: w\nnodes:\n  - { id: a, kind: noop }\n");

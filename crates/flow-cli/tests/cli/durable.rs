@@ -93,6 +93,11 @@ impl Log {
             .collect()
     }
 
+    /// When the request named `name` came (its first).
+    pub(crate) fn time_of(&self, name: &str) -> Option<Instant> {
+        self.all().into_iter().find(|s| s.name == name).map(|s| s.at)
+    }
+
     /// The `/hold` requests that ended.
     pub(crate) fn ended(&self) -> Vec<Ended> {
         self.1.lock().unwrap_or_else(|e| e.into_inner()).clone()
