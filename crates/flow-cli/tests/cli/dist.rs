@@ -83,8 +83,9 @@ fn workflow(dir: &TempDir, server: &Server, yaml: &str) -> PathBuf {
     write(dir, "wf.yaml", yaml.replace("BASE", &server.base))
 }
 
-/// `flow run FILE --journal URL --dispatch queue --quiet --report -`, started.
-fn coordinator(file: &std::path::Path, journal: &Journal) -> Child {
+/// `flow run FILE --journal URL --dispatch queue --quiet --report -` and
+/// `more`, started.
+fn coordinator(file: &std::path::Path, journal: &Journal, more: &[&str]) -> Child {
     command()
         .args(["run".as_ref(), file.as_os_str()])
         .args([
@@ -96,10 +97,22 @@ fn coordinator(file: &std::path::Path, journal: &Journal) -> Child {
             "--report",
             "-",
         ])
+        .args(more)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap_or_else(|e| panic!("cannot run flow: {e}"))
+}
+
+/// Two coordinators of `file` at once (input `who` `a` and `b`); both must succeed.
+fn two_coordinators(file: &std::path::Path, journal: &Journal, workers: &Workers) {
+    let runs: Vec<Child> = ["a", "b"]
+        .iter()
+        .map(|who| coordinator(file, journal, &["--input", &format!("{{\"who\": \"{who}\"}}")]))
+        .collect();
+    for run in runs {
+        succeeded(&collect(run), workers);
+    }
 }
 
 /// Waits until `done` holds (checked every 20 ms), at most [`DEADLINE`], and
@@ -163,7 +176,7 @@ fn three_workers_run_fifty_http_nodes_as_a_local_run_does() {
     for _ in 0..3 {
         workers.start(&["--concurrency", "4"]);
     }
-    let queued = succeeded(&collect(coordinator(&file, &journal)), &workers);
+    let queued = succeeded(&collect(coordinator(&file, &journal, &[])), &workers);
     let local = flow(&["run", &file.display().to_string(), "--quiet", "--report", "-"]);
     assert_eq!(local.code, Some(0), "{local:?}");
     assert_eq!(
@@ -208,7 +221,7 @@ edges:
     let journal = Journal::new(Backend::Postgres, "dist_lost");
     let mut workers = Workers::new(&journal);
     let first = workers.start(&["--claim-ttl", "1s"]);
-    let mut run = coordinator(&file, &journal);
+    let mut run = coordinator(&file, &journal, &[]);
     wait_until("the first worker to send `slow`", Some(&mut run), || {
         server.log.count("slow") == 1
     });
@@ -244,7 +257,7 @@ fn a_run_whose_coordinator_was_killed_is_finished_by_another() {
     let journal = Journal::new(Backend::Postgres, "dist_coordinator");
     let mut workers = Workers::new(&journal);
     workers.start(&[]);
-    let mut run = coordinator(&file, &journal);
+    let mut run = coordinator(&file, &journal, &[]);
     wait_until("the run to reach c2", Some(&mut run), || server.log.count("c2") == 1);
     let _ = run.kill();
     let _ = run.wait();
@@ -284,7 +297,7 @@ edges:
     let mut workers = Workers::new(&journal);
     workers.start(&[]);
     let started = Instant::now();
-    let out = collect(coordinator(&file, &journal));
+    let out = collect(coordinator(&file, &journal, &[]));
     let ended_run = Instant::now();
     assert_eq!(out.code, Some(1), "the run fails: {out:?}\n{}", workers.logs());
     let report = out.report();
@@ -331,7 +344,7 @@ edges:
     let journal = Journal::new(Backend::Postgres, "dist_kinds");
     let mut workers = Workers::new(&journal);
     workers.start(&["--kinds", "http"]);
-    let mut run = coordinator(&file, &journal);
+    let mut run = coordinator(&file, &journal, &[]);
     wait_until("h1 to be sent", Some(&mut run), || server.log.count("h1") == 1);
     std::thread::sleep(Duration::from_millis(1500));
     assert!(
@@ -362,30 +375,7 @@ fn a_limit_holds_across_two_coordinators() {
     let journal = Journal::new(Backend::Postgres, "dist_limit");
     let mut workers = Workers::new(&journal);
     workers.start(&["--concurrency", "32"]);
-    let runs: Vec<Child> = ["a", "b"]
-        .iter()
-        .map(|who| {
-            command()
-                .args(["run".as_ref(), file.as_os_str()])
-                .args([
-                    "--journal",
-                    &journal.target,
-                    "--dispatch",
-                    "queue",
-                    "--quiet",
-                    "--report",
-                    "-",
-                ])
-                .args(["--input", &format!("{{\"who\": \"{who}\"}}")])
-                .stdout(Stdio::piped())
-                .stderr(Stdio::piped())
-                .spawn()
-                .unwrap_or_else(|e| panic!("cannot run flow: {e}"))
-        })
-        .collect();
-    for run in runs {
-        succeeded(&collect(run), &workers);
-    }
+    two_coordinators(&file, &journal, &workers);
     let mut times = server.log.times_of("api-");
     times.sort();
     assert_eq!(times.len(), 20);
@@ -419,30 +409,7 @@ fn a_concurrency_cap_holds_across_two_coordinators() {
     let journal = Journal::new(Backend::Postgres, "dist_cap");
     let mut workers = Workers::new(&journal);
     workers.start(&["--concurrency", "32"]);
-    let runs: Vec<Child> = ["a", "b"]
-        .iter()
-        .map(|who| {
-            command()
-                .args(["run".as_ref(), file.as_os_str()])
-                .args([
-                    "--journal",
-                    &journal.target,
-                    "--dispatch",
-                    "queue",
-                    "--quiet",
-                    "--report",
-                    "-",
-                ])
-                .args(["--input", &format!("{{\"who\": \"{who}\"}}")])
-                .stdout(Stdio::piped())
-                .stderr(Stdio::piped())
-                .spawn()
-                .unwrap_or_else(|e| panic!("cannot run flow: {e}"))
-        })
-        .collect();
-    for run in runs {
-        succeeded(&collect(run), &workers);
-    }
+    two_coordinators(&file, &journal, &workers);
     // Each request's span at the server, and the most at once.
     let ended = server.log.ended();
     assert_eq!(ended.len(), 8, "{ended:?}");
