@@ -30,7 +30,7 @@ async fn journal(args: &JournalArgs) -> Result<Arc<dyn Journal>, u8> {
 /// Reading runs never creates a journal: a SQLite path that is not there is
 /// exit 2.
 fn missing(target: &str) -> Result<(), u8> {
-    let is_url = target.starts_with("postgres://") || target.starts_with("postgresql://");
+    let is_url = flow_engine::journal::is_postgres(target);
     if !is_url && !std::path::Path::new(target).exists() {
         eprintln!("error: --journal: there is no journal at {target}");
         return Err(EXIT_USAGE);

@@ -10,14 +10,10 @@ use tokio_util::sync::CancellationToken;
 use crate::cli::{Dispatch, EXIT_FAILED, EXIT_OK, EXIT_USAGE, WorkerArgs, WorkersListArgs};
 use crate::run::wait_for_signal;
 
-fn is_postgres(target: &str) -> bool {
-    flow_serve::is_postgres(target)
-}
-
 /// The PostgreSQL journal URL of `--journal` (or `FLOW_JOURNAL`); exit 2 without one.
 fn postgres_url(journal: Option<&str>, what: &str) -> Result<String, u8> {
     match journal.filter(|t| !t.is_empty()) {
-        Some(url) if is_postgres(url) => Ok(url.to_owned()),
+        Some(url) if flow_engine::journal::is_postgres(url) => Ok(url.to_owned()),
         Some(other) => {
             eprintln!("error: --journal: {what} needs a PostgreSQL journal (postgres://...), not `{other}`");
             Err(EXIT_USAGE)

@@ -213,7 +213,6 @@ impl Worker {
         } = self;
         let mut db = connect(&url).await?;
         schema::migrate(&mut db).await?;
-        let db = db;
         let (_listener, mut notes) = listening(&url, &["flow_task_new", "flow_task_cancel"]).await?;
         let claim = db.prepare(CLAIM).await.map_err(storage)?;
         let kinds_text = config.kinds.as_ref().map(|k| k.join(","));

@@ -205,11 +205,17 @@ pub trait Journal: Send + Sync + std::fmt::Debug + 'static {
 /// or else a file path for SQLite (created if missing). The schema is created or
 /// migrated. Errors say why the target cannot be used.
 pub async fn open(target: &str, sync: SyncLevel) -> Result<Arc<dyn Journal>> {
-    if target.starts_with("postgres://") || target.starts_with("postgresql://") {
+    if is_postgres(target) {
         Ok(Arc::new(PgJournal::connect(target).await?))
     } else {
         Ok(Arc::new(SqliteJournal::open(target, sync)?))
     }
+}
+
+/// Whether `target` names a PostgreSQL journal (a `postgres://` or
+/// `postgresql://` URL) rather than a SQLite file.
+pub fn is_postgres(target: &str) -> bool {
+    target.starts_with("postgres://") || target.starts_with("postgresql://")
 }
 
 /// The PostgreSQL that tests use: `FLOW_TEST_PG_URL`, by default

@@ -70,11 +70,6 @@ pub enum ServeError {
 
 /// Checks the configuration, opens the journal, loads the workflows, resumes
 /// the runs a previous server left interrupted, and serves until SIGTERM or
-/// Whether `target` names a PostgreSQL journal.
-pub fn is_postgres(target: &str) -> bool {
-    target.starts_with("postgres://") || target.starts_with("postgresql://")
-}
-
 /// Ctrl-C (then lets runs under way finish for `grace`).
 pub async fn serve(config: Config) -> Result<(), ServeError> {
     if !config.listen.ip().is_loopback() && config.token.is_none() && !config.insecure {
@@ -86,7 +81,7 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
     if config.token.as_deref().is_some_and(str::is_empty) {
         return Err(ServeError::Usage("FLOW_TOKEN is set but empty".into()));
     }
-    if config.queue && !is_postgres(&config.journal) {
+    if config.queue && !flow_engine::journal::is_postgres(&config.journal) {
         return Err(ServeError::Usage(
             "--dispatch queue needs a PostgreSQL journal (--journal postgres://...): workers reach the queue through it"
                 .into(),

@@ -489,24 +489,15 @@ edges:
         assert_eq!(svg.matches(r#"<path class="edge""#).count(), MAX_NODES - 1);
         assert!(svg.contains("101 more nodes not drawn"));
         // The wide level wraps into columns of at most MAX_PER_COLUMN.
-        let width: f64 = svg
-            .split("width=\"")
-            .nth(1)
-            .unwrap()
-            .split('"')
-            .next()
-            .unwrap()
-            .parse()
-            .unwrap();
-        let height: f64 = svg
-            .split("height=\"")
-            .nth(1)
-            .unwrap()
-            .split('"')
-            .next()
-            .unwrap()
-            .parse()
-            .unwrap();
+        // The first `name="..."` of the SVG: the root element's.
+        let attr = |name: &str| -> f64 {
+            svg.split(&format!("{name}=\""))
+                .nth(1)
+                .and_then(|rest| rest.split('"').next())
+                .and_then(|v| v.parse().ok())
+                .unwrap()
+        };
+        let (width, height) = (attr("width"), attr("height"));
         assert!(height < 1100.0, "{height}");
         assert!(width > height, "{width} x {height}");
     }
