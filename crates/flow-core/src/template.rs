@@ -17,24 +17,49 @@ use crate::context::Context;
 use crate::error::join_path;
 
 /// An error compiling or evaluating a template or expression.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{message}")]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TemplateError {
+    place: Option<String>,
     message: String,
 }
 
 impl TemplateError {
     pub(crate) fn new(message: impl Into<String>) -> Self {
         TemplateError {
+            place: None,
             message: message.into(),
         }
     }
 
-    /// The message, for a person.
+    /// The message, for a person (without the place).
     pub fn message(&self) -> &str {
         &self.message
     }
+
+    /// Where in the document the failing template is written
+    /// (`nodes[0].config.url`), when the error comes from rendering one.
+    pub fn place(&self) -> Option<&str> {
+        self.place.as_deref()
+    }
+
+    fn at(mut self, place: &str) -> Self {
+        if self.place.is_none() {
+            self.place = Some(place.to_owned());
+        }
+        self
+    }
 }
+
+impl fmt::Display for TemplateError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if let Some(place) = &self.place {
+            write!(f, "{place}: ")?;
+        }
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for TemplateError {}
 
 impl From<minijinja::Error> for TemplateError {
     fn from(err: minijinja::Error) -> Self {
@@ -54,7 +79,7 @@ impl From<minijinja::Error> for TemplateError {
         {
             message.push_str(&format!(" (template line {line})"));
         }
-        TemplateError { message }
+        TemplateError { place: None, message }
     }
 }
 
@@ -294,7 +319,7 @@ impl TemplateSetBuilder {
                 Shape::Expression(inner) => match Expr::compile(inner) {
                     Ok(expr) => {
                         refs.merge(expr.references());
-                        Part::Expr(expr)
+                        Part::Expr(expr, path.to_owned())
                     }
                     Err(_) => self.compile_text(s, path, errors, refs),
                 },
@@ -372,7 +397,8 @@ fn classify(s: &str) -> Shape<'_> {
 
 enum Part {
     Literal(Value),
-    Expr(Expr),
+    /// A whole-value expression, and its place in the document.
+    Expr(Expr, String),
     Text(String),
     Array(Vec<Part>),
     Object(Vec<(String, Part)>),
@@ -460,18 +486,26 @@ impl fmt::Debug for ValueTemplate {
 fn render_part(part: &Part, set: &TemplateSet, root: &minijinja::Value) -> Result<Value, TemplateError> {
     Ok(match part {
         Part::Literal(v) => v.clone(),
-        Part::Expr(e) => {
-            let value = e.compiled.eval(root.clone())?;
+        Part::Expr(e, place) => {
+            let value = e
+                .compiled
+                .eval(root.clone())
+                .map_err(|err| undefined(err, e.source.trim(), root).at(place))?;
             // Strict like a text template: a missing field must not become `null`.
             if value.is_undefined() {
-                return Err(TemplateError::new(format!(
-                    "undefined value: `{}` is not defined",
-                    e.source.trim()
-                )));
+                return Err(TemplateError::new(format!("`{}` is not defined", e.source.trim())).at(place));
             }
-            to_json(&value)?
+            to_json(&value).map_err(|err| err.at(place))?
         }
-        Part::Text(name) => Value::String(set.env.get_template(name)?.render(root.clone())?),
+        Part::Text(name) => {
+            let template = set.env.get_template(name).map_err(|err| TemplateError::from(err).at(name))?;
+            let text = template.render(root.clone()).map_err(|err| {
+                let source = template.source();
+                let names = template.undeclared_variables(true);
+                undefined_in_text(err, source, names, root).at(name)
+            })?;
+            Value::String(text)
+        }
         Part::Array(items) => Value::Array(
             items
                 .iter()
@@ -484,5 +518,93 @@ fn render_part(part: &Part, set: &TemplateSet, root: &minijinja::Value) -> Resul
                 .map(|(k, p)| Ok((k.clone(), render_part(p, set, root)?)))
                 .collect::<Result<_, TemplateError>>()?,
         ),
+    })
+}
+
+/// An error of an expression: an undefined value names what is undefined.
+fn undefined(err: minijinja::Error, source: &str, root: &minijinja::Value) -> TemplateError {
+    if err.kind() != minijinja::ErrorKind::UndefinedError {
+        return err.into();
+    }
+    let names = EXPRESSIONS
+        .compile_expression(source)
+        .map(|e| e.undeclared_variables(true))
+        .unwrap_or_default();
+    match first_undefined(names, root) {
+        Some(name) => TemplateError::new(format!("`{name}` is not defined")),
+        None => TemplateError::new(format!("`{source}` is not defined")),
+    }
+}
+
+/// An error of a text template: an undefined value names the variable, found
+/// where minijinja says the failing expression is, else among the variables
+/// the template reads.
+fn undefined_in_text(
+    err: minijinja::Error,
+    source: &str,
+    names: std::collections::HashSet<String>,
+    root: &minijinja::Value,
+) -> TemplateError {
+    if err.kind() != minijinja::ErrorKind::UndefinedError {
+        return err.into();
+    }
+    let at = err
+        .range()
+        .and_then(|r| widen(source, r))
+        .map(|s| s.trim().trim_start_matches("{{").trim_end_matches("}}").trim())
+        .filter(|s| !s.is_empty() && !s.contains(['{', '}', '%']));
+    if let Some(expr) = at {
+        // The span may cover a whole expression (`input.a ~ input.b`): name
+        // the variable in it that is undefined, when there is one.
+        let inner = EXPRESSIONS
+            .compile_expression(expr)
+            .map(|e| e.undeclared_variables(true))
+            .unwrap_or_default();
+        let name = first_undefined(inner, root).unwrap_or_else(|| expr.to_owned());
+        return TemplateError::new(format!("`{name}` is not defined"));
+    }
+    match first_undefined(names, root) {
+        Some(name) => TemplateError::new(format!("`{name}` is not defined")),
+        None => err.into(),
+    }
+}
+
+/// The span minijinja gives for a failed attribute read may cover only its
+/// tail (`.later.output`): widen it over the dotted name it belongs to.
+fn widen(source: &str, range: std::ops::Range<usize>) -> Option<&str> {
+    let part = |c: char| c.is_alphanumeric() || c == '_' || c == '.';
+    source.get(range.clone())?;
+    let start = source[..range.start]
+        .char_indices()
+        .rev()
+        .take_while(|(_, c)| part(*c))
+        .last()
+        .map_or(range.start, |(i, _)| i);
+    let end = source[range.end..]
+        .char_indices()
+        .find(|(_, c)| !part(*c))
+        .map_or(source.len(), |(i, _)| range.end + i);
+    source.get(start..end)
+}
+
+/// Of dotted names (`input.user.id`), the shortest prefix of the first one
+/// (in sorted order) that is undefined in `root`: `input.user` when `input`
+/// has no `user`. Names whose first part `root` lacks are passed over.
+fn first_undefined(names: impl IntoIterator<Item = String>, root: &minijinja::Value) -> Option<String> {
+    let mut names: Vec<String> = names.into_iter().collect();
+    names.sort_unstable();
+    names.into_iter().find_map(|name| {
+        let mut value = root.clone();
+        let mut end = 0;
+        for (i, part) in name.split('.').enumerate() {
+            end += part.len() + usize::from(i > 0);
+            value = value.get_attr(part).ok()?;
+            if value.is_undefined() {
+                // A top-level name the context lacks is a template's own
+                // variable (a loop's): not ours to judge.
+                return (i > 0).then(|| name[..end].to_owned());
+            }
+        }
+        None
     })
 }

@@ -458,7 +458,7 @@ impl Driver {
         }
         config
             .render(self.context())
-            .map_err(|e| self.shared.redactor.redact(&format!("config: {e}")))
+            .map_err(|e| self.shared.redactor.redact(&config_error(&e)))
     }
 
     /// The node's shared limit and its rendered key, if it takes one; `extra` are
@@ -656,5 +656,14 @@ impl Driver {
             duration_ms,
             NodeReports::from_entries(entries),
         )
+    }
+}
+
+/// A config that failed to render, for the report: the error names its place
+/// (`nodes[0].config.url: ...`) when the template knows it.
+pub(crate) fn config_error(e: &flow_core::TemplateError) -> String {
+    match e.place() {
+        Some(_) => e.to_string(),
+        None => format!("config: {e}"),
     }
 }

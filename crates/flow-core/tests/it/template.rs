@@ -109,18 +109,15 @@ fn node_status_error_and_env() {
 
 #[test]
 fn reading_what_is_not_there_is_an_error() {
-    check_err("'{{ nodes.later.output }}'", "undefined");
-    check_err("'x {{ nodes.later.output }}'", "undefined");
-    check_err("'x {{ input.missing }}'", "undefined");
-    check_err("'{{ input.missing.deeper }}'", "undefined");
-    check_err(
-        "'{{ input.missing }}'",
-        "undefined value: `input.missing` is not defined",
-    );
+    check_err("'{{ nodes.later.output }}'", "is not defined");
+    check_err("'x {{ nodes.later.output }}'", "is not defined");
+    check_err("'x {{ input.missing }}'", "is not defined");
+    check_err("'{{ input.missing.deeper }}'", "is not defined");
+    check_err("'{{ input.missing }}'", "nodes[4].config: `input.missing` is not defined");
     check("'{{ input.missing | default(none) }}'", Value::Null);
     check("'{{ input.missing | default(7) }}'", json!(7));
     check("'{{ input.missing is defined }}'", json!(false));
-    check_err("'{{ nodes.a.output.nope }}'", "undefined");
+    check_err("'{{ nodes.a.output.nope }}'", "is not defined");
     check_err("'{{ input.n + input.s }}'", "");
 }
 
@@ -162,4 +159,33 @@ fn literal_configs_cost_nothing() {
     assert!(wf.nodes()[4].config().is_literal());
     let (wf, _) = context("{ a: 1, b: [x, '{{ input.n }}'] }");
     assert!(!wf.nodes()[4].config().is_literal());
+}
+
+#[test]
+fn an_undefined_value_is_named_with_its_place() {
+    let shown = |config: &str| render(config).expect_err("an error");
+    assert_eq!(
+        shown("{ url: '{{ input.base_url }}/users' }"),
+        "nodes[4].config.url: `input.base_url` is not defined"
+    );
+    assert_eq!(
+        shown("{ url: 'http://h/{{ input.obj.k }}/{{ input.obj.nope }}' }"),
+        "nodes[4].config.url: `input.obj.nope` is not defined"
+    );
+    assert_eq!(
+        shown("{ body: { a: ['x', '{{ input.missing.deeper }}'] } }"),
+        "nodes[4].config.body.a[1]: `input.missing` is not defined"
+    );
+    assert_eq!(
+        shown("{ to: 'n: {{ nodes.later.output }}' }"),
+        "nodes[4].config.to: `nodes.later` is not defined"
+    );
+    assert_eq!(
+        shown("{ n: '{{ input.obj.nope }}' }"),
+        "nodes[4].config.n: `input.obj.nope` is not defined"
+    );
+    assert_eq!(
+        shown("{ text: '{% for i in input.list %}{{ i.nope }}{% endfor %}' }"),
+        "nodes[4].config.text: `i.nope` is not defined"
+    );
 }

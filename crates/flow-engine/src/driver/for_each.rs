@@ -207,7 +207,7 @@ impl Driver {
         let config = node
             .config()
             .render_item(self.writer.context(), for_each.item_name(), &items[index], index)
-            .map_err(|e| shared.redactor.redact(&format!("config: {e}")));
+            .map_err(|e| shared.redactor.redact(&super::config_error(&e)));
         let prepared = config.and_then(|config| {
             let limit = match node.limit() {
                 None => None,

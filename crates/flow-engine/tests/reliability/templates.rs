@@ -53,7 +53,7 @@ async fn hostile_templates_fail_their_node_quickly() {
     for (id, _) in HOSTILE {
         assert_eq!(node(&report, id).status, NodeStatus::Failed, "{id}");
         assert!(
-            error(&report, id).starts_with("config: "),
+            error(&report, id).starts_with("nodes[") && error(&report, id).contains("].config.output: "),
             "{id}: {}",
             error(&report, id)
         );
