@@ -164,6 +164,110 @@ pub fn parse_str(text: &str, format: Format, limits: &Limits) -> Result<Workflow
     }
 }
 
+/// After a parse error for an unknown field: every unknown field of the
+/// document, found in one pass, with its place and line. The document is read
+/// as plain data, each unknown field is taken out and the rest parsed again,
+/// until it parses (the spec is returned, for the checks that follow parsing)
+/// or fails for another reason. `first` is the problem the text's own parse
+/// found.
+pub(crate) fn unknown_fields(
+    text: &str,
+    format: Format,
+    first: Problem,
+    locator: &Locator,
+) -> (Vec<Problem>, Option<WorkflowSpec>) {
+    /// Enough for any file written by hand; a generated file with more is
+    /// told about its first hundred.
+    const MOST: usize = 100;
+    let value: Option<serde_json::Value> = match format {
+        Format::Json => serde_json::from_str(text).ok(),
+        Format::Yaml => serde_norway::from_str(text).ok(),
+    };
+    let (Some(mut value), Some(_)) = (value, unknown_field_name(&first.message)) else {
+        return (vec![first], None);
+    };
+    let mut problems = vec![first];
+    let mut seen = std::collections::HashSet::new();
+    loop {
+        let last = problems.last().map(|p| p.place.clone()).unwrap_or_default();
+        // The field just reported goes; a field that cannot be found to take
+        // out would be reported forever: stop there.
+        if !seen.insert(last.clone()) || !remove_at(&mut value, &last) || problems.len() >= MOST {
+            return (problems, None);
+        }
+        match serde_path_to_error::deserialize::<_, WorkflowSpec>(value.clone()) {
+            Ok(spec) => return (problems, Some(spec)),
+            Err(e) => {
+                let place = place_of(e.path());
+                let message = e.into_inner().to_string();
+                let Some(field) = unknown_field_name(&message) else {
+                    // Another kind of problem: the text's parse will tell it
+                    // with its exact place once these are fixed.
+                    return (problems, None);
+                };
+                let (line, column) = locator.field(&value, &place, field).unzip();
+                problems.push(parse_problem_of(place, &message).at(line, column));
+            }
+        }
+    }
+}
+
+/// The field of serde's "unknown field `x`, expected ..." message.
+fn unknown_field_name(message: &str) -> Option<&str> {
+    message.strip_prefix("unknown field `")?.split('`').next()
+}
+
+/// Takes out the field at `place` (`nodes[2].retyr`, `strategy.kidn`);
+/// whether it was there.
+fn remove_at(value: &mut serde_json::Value, place: &str) -> bool {
+    let Some((parent, field)) = split_place(place) else {
+        return false;
+    };
+    let mut at = value;
+    for step in parent {
+        let next = match step {
+            Step::Key(key) => at.get_mut(key),
+            Step::Index(i) => at.get_mut(i),
+        };
+        let Some(next) = next else { return false };
+        at = next;
+    }
+    at.as_object_mut().is_some_and(|map| map.shift_remove(field).is_some())
+}
+
+enum Step<'a> {
+    Key(&'a str),
+    Index(usize),
+}
+
+/// `nodes[2].retry.max` as its steps to the parent (`nodes`, 2, `retry`) and
+/// the last field (`max`). Keys with `.` or `[` in them are not followed.
+fn split_place(place: &str) -> Option<(Vec<Step<'_>>, &str)> {
+    let mut steps = Vec::new();
+    for part in place.split('.') {
+        let (key, mut rest) = part.split_once('[').map_or((part, ""), |(k, r)| (k, r));
+        if !key.is_empty() {
+            steps.push(Step::Key(key));
+        }
+        while !rest.is_empty() {
+            let (index, after) = rest.split_once(']')?;
+            steps.push(Step::Index(index.parse().ok()?));
+            rest = after.strip_prefix('[').unwrap_or(after);
+        }
+    }
+    match steps.pop()? {
+        Step::Key(field) => Some((steps, field)),
+        Step::Index(_) => None,
+    }
+}
+
+fn parse_problem_of(place: String, message: &str) -> Problem {
+    match parse_problem(place, message, None, None) {
+        Error::Parse(p) => p,
+        _ => Problem::new("", message),
+    }
+}
+
 /// serde_norway refuses nesting deeper than this, but only after libyaml has scanned
 /// the whole document, and libyaml's scanner costs O(depth) per token inside `[`/`{`:
 /// 100,000 `[` take minutes. Counting brackets first keeps such a file cheap to refuse.
@@ -340,6 +444,38 @@ impl Locator {
             |l| l.starts_with(&format!("{key}:")) || l.trim_start().starts_with(&format!("\"{key}\"")),
             0,
         )
+    }
+
+    /// The line and column where the field `field` at `place` is written: searched
+    /// from the line of the node or edge the place is in (by its `id`, or its
+    /// `from` and `to`, read from `document`), else from the top.
+    pub(crate) fn field(&self, document: &serde_json::Value, place: &str, field: &str) -> Option<(usize, usize)> {
+        let index = |section: &str| -> Option<usize> {
+            let rest = place.strip_prefix(section)?.strip_prefix('[')?;
+            rest.split(']').next()?.parse().ok()
+        };
+        let from = if let Some(i) = index("nodes") {
+            let id = document.get("nodes")?.get(i)?.get("id")?.as_str()?;
+            self.node(id)
+        } else if let Some(i) = index("edges") {
+            let edge = document.get("edges")?.get(i)?;
+            let (from, to) = (edge.get("from")?.as_str()?, edge.get("to")?.as_str()?);
+            self.edge_nth(from, to, 0)
+        } else {
+            place.split(['.', '[']).next().and_then(|top| self.key(top))
+        }
+        .unwrap_or(1);
+        self.lines.iter().enumerate().skip(from - 1).find_map(|(i, line)| {
+            line.match_indices(field).find_map(|(at, _)| {
+                let bytes = line.as_bytes();
+                let quoted = at > 0 && bytes[at - 1] == b'"';
+                let start = if quoted { at - 1 } else { at };
+                let before_ok = start == 0 || matches!(bytes[start - 1], b' ' | b'\t' | b'{' | b',' | b'-');
+                let rest = &line[at + field.len()..];
+                let rest = if quoted { rest.strip_prefix('"')? } else { rest };
+                (before_ok && rest.trim_start().starts_with(':')).then_some((i + 1, start + 1))
+            })
+        })
     }
 
     fn find(&self, pred: impl Fn(&str) -> bool, from: usize) -> Option<usize> {

@@ -46,6 +46,57 @@ fn syntax_errors_show_the_line_and_column() {
 }
 
 #[test]
+fn every_unknown_field_and_every_later_problem_is_reported_at_once() {
+    let yaml = b"name: typos
+strategy: { kind: parallel, max_concurency: 4 }
+nodes:
+  - id: a
+    kind: delay
+    config: { ms: 10 }
+    retyr: { max_attempts: 2 }
+  - id: b
+    kind: http
+    config: { url: \"http://127.0.0.1:1/x\", methd: GET }
+    timeout: 100
+edges:
+  - { from: a, to: b, wen: \"true\" }
+";
+    check(
+        "typos.yaml",
+        yaml,
+        &[
+            "nodes[0].retyr: unknown field `retyr`",
+            "typos.yaml:7:5",
+            "nodes[1].timeout: unknown field `timeout`",
+            "did you mean `timeout_ms`?",
+            "typos.yaml:11:5",
+            "edges[0].wen: unknown field `wen`",
+            "typos.yaml:13:23",
+            "strategy.max_concurency: unknown option",
+            "nodes[1].config.methd: unknown field",
+            "5 problems found; nothing ran",
+        ],
+    );
+    let json = br#"{"name": "t", "nodez": [],
+  "nodes": [
+    {"id": "a", "kind": "noop", "retyr": {}},
+    {"id": "b", "kind": "noop", "tigger": "all_done"}
+  ]}"#;
+    check(
+        "typos.json",
+        json,
+        &[
+            "nodez: unknown field `nodez`",
+            "nodes[0].retyr: unknown field",
+            "typos.json:3:",
+            "nodes[1].tigger: unknown field",
+            "typos.json:4:",
+            "3 problems found",
+        ],
+    );
+}
+
+#[test]
 fn invalid_workflows_name_the_place() {
     check(
         "typo.yaml",

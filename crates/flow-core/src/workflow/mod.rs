@@ -14,7 +14,7 @@ use std::time::Duration;
 use serde_json::Value;
 
 use crate::error::{Error, Problem, Result};
-use crate::load::{Format, Limits, Locator, parse_str, read_file};
+use crate::load::{Format, Limits, Locator, parse_str, read_file, unknown_fields};
 use crate::node::{NodeKind, Registry};
 use crate::spec::{LimitSpec, StrategySpec, Trigger, WorkflowSpec};
 use crate::template::{Expr, TemplateSet, ValueTemplate};
@@ -240,7 +240,25 @@ impl Workflow {
 
     /// Parses and validates a workflow document.
     pub fn from_str(text: &str, format: Format, registry: &Registry, limits: &Limits) -> Result<Workflow> {
-        let spec = parse_str(text, format, limits)?;
+        let spec = match parse_str(text, format, limits) {
+            Ok(spec) => spec,
+            Err(Error::Parse(first)) if first.message.starts_with("unknown field `") => {
+                // Every unknown field at once, and what the checks after
+                // parsing find in the rest: a file with four typos is one round.
+                let locator = Locator::new(text);
+                let (mut problems, spec) = unknown_fields(text, format, first, &locator);
+                if let Some(spec) = spec
+                    && let Err(Error::Invalid(more)) = Workflow::compile_located(spec, registry, limits, Some(&locator))
+                {
+                    problems.extend(more);
+                }
+                return Err(match problems.len() {
+                    1 => Error::Parse(problems.remove(0)),
+                    _ => Error::Invalid(problems),
+                });
+            }
+            Err(e) => return Err(e),
+        };
         Workflow::compile_located(spec, registry, limits, Some(&Locator::new(text)))
     }
 
