@@ -26,7 +26,9 @@ fn main() -> ExitCode {
         Some("soak") => soak::run(&args[1..]),
         Some("test") => test::run(&args[1..]),
         Some("help" | "--help" | "-h") | None => {
-            println!("usage: cargo xtask <bench [--quick] | gen-workflow --shape SHAPE --nodes N [-o FILE] | soak | test [ARGS...]>");
+            println!(
+                "usage: cargo xtask <bench [--quick] | gen-workflow --shape SHAPE --nodes N [-o FILE] | soak | test [ARGS...]>"
+            );
             Ok(())
         }
         Some(other) => Err(format!("unknown command `{other}`; try `cargo xtask help`")),

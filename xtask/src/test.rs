@@ -141,7 +141,10 @@ fn check_postgres(url: &str) -> Result<(), String> {
         && !out.status.success()
     {
         let said = String::from_utf8_lossy(&out.stderr);
-        return Err(format!("PostgreSQL at {host}:{port} refused the tests: {}\n  {hint}", said.trim()));
+        return Err(format!(
+            "PostgreSQL at {host}:{port} refused the tests: {}\n  {hint}",
+            said.trim()
+        ));
     }
     Ok(())
 }
@@ -158,7 +161,14 @@ fn host_port(url: &str) -> Option<(String, u16)> {
         _ => (hostport, 5432),
     };
     let host = host.trim_start_matches('[').trim_end_matches(']');
-    Some((if host.is_empty() { "127.0.0.1".into() } else { host.into() }, port))
+    Some((
+        if host.is_empty() {
+            "127.0.0.1".into()
+        } else {
+            host.into()
+        },
+        port,
+    ))
 }
 
 fn on_path(program: &str) -> bool {
@@ -194,7 +204,9 @@ fn ensure_browser() -> Result<(), String> {
         ));
     }
     if !(on_path("chromium") && on_path("chromedriver")) {
-        return Err(format!("apt-get installed {BROWSER_PACKAGES}, yet chromium or chromedriver is not on PATH"));
+        return Err(format!(
+            "apt-get installed {BROWSER_PACKAGES}, yet chromium or chromedriver is not on PATH"
+        ));
     }
     Ok(())
 }
@@ -213,8 +225,14 @@ mod tests {
     #[test]
     fn host_and_port_from_urls() {
         let hp = |u| host_port(u).map(|(h, p)| format!("{h}:{p}"));
-        assert_eq!(hp("postgres://postgres@127.0.0.1:5432/test").as_deref(), Some("127.0.0.1:5432"));
-        assert_eq!(hp("postgresql://u:pw@db.example/x?sslmode=off").as_deref(), Some("db.example:5432"));
+        assert_eq!(
+            hp("postgres://postgres@127.0.0.1:5432/test").as_deref(),
+            Some("127.0.0.1:5432")
+        );
+        assert_eq!(
+            hp("postgresql://u:pw@db.example/x?sslmode=off").as_deref(),
+            Some("db.example:5432")
+        );
         assert_eq!(hp("postgres://[::1]:6000/x").as_deref(), Some("::1:6000"));
         assert_eq!(hp("mysql://x"), None);
     }

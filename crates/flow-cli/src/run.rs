@@ -172,6 +172,22 @@ impl Outputs {
     /// Writes the summary, the timeline and the report; whether all were written.
     pub fn write_all(&self, report: &Report) -> bool {
         eprint!("{}", crate::summary::render(report, self.quiet));
+        self.write_files(report)
+    }
+
+    /// As [`write_all`](Self::write_all), for a command whose answer is the
+    /// summary (`flow runs show`): it goes to stdout, unless stdout carries the
+    /// report.
+    pub fn write_all_to_stdout(&self, report: &Report) -> bool {
+        let summary = crate::summary::render(report, self.quiet);
+        match self.report {
+            Some(ReportTarget::Stdout) => eprint!("{summary}"),
+            _ => print!("{summary}"),
+        }
+        self.write_files(report)
+    }
+
+    fn write_files(&self, report: &Report) -> bool {
         let mut ok = true;
         if let Some(path) = &self.timeline
             && let Err(e) = std::fs::write(path, flow_view::timeline::render(report))

@@ -38,21 +38,97 @@ fn missing(target: &str) -> Result<(), u8> {
     Ok(())
 }
 
-fn row_json(row: &RunRow, now: i64) -> Value {
+/// What a list shows of an unfinished run, read from its records: when its
+/// last record was written and its nodes by status.
+struct Progress {
+    last_ms: f64,
+    counts: Value,
+}
+
+impl Progress {
+    async fn of(journal: &dyn Journal, row: &RunRow) -> Option<Progress> {
+        let stored = journal.load(&row.run_id).await.ok()??;
+        let recovered = Recovered::fold(stored.records.iter().map(|(_, r)| r));
+        let mut counts = serde_json::Map::new();
+        let spec: Option<WorkflowSpec> = serde_json::from_value(recovered.document.clone()).ok();
+        let ids = spec
+            .map(|s| s.nodes.into_iter().map(|n| n.id).collect::<Vec<_>>())
+            .unwrap_or_default();
+        let settled: std::collections::HashMap<&str, &str> = recovered
+            .settled
+            .iter()
+            .map(|(id, node)| (id.as_str(), node.status.as_str()))
+            .collect();
+        let started: std::collections::HashSet<&str> = recovered.in_flight.keys().map(|(id, _)| id.as_str()).collect();
+        for id in &ids {
+            let status = match settled.get(id.as_str()) {
+                Some(status) => status,
+                None if started.contains(id.as_str()) => "running",
+                None => "pending",
+            };
+            let slot = counts.entry(status).or_insert(Value::from(0));
+            *slot = Value::from(slot.as_u64().unwrap_or(0) + 1);
+        }
+        Some(Progress {
+            last_ms: recovered.last_ms,
+            counts: Value::Object(counts),
+        })
+    }
+}
+
+fn row_json(row: &RunRow, now: i64, progress: Option<&Progress>) -> Value {
     let status = row.status_now(now);
-    let duration = row
-        .duration_ms
-        .unwrap_or_else(|| (row.finished_at_ms.unwrap_or(now) - row.started_at_ms).max(0) as f64);
+    let duration = match (row.duration_ms, progress) {
+        (Some(duration), _) => duration,
+        // An interrupted run's time stopped at its last record.
+        (None, Some(p)) if status == "interrupted" => p.last_ms,
+        _ => (row.finished_at_ms.unwrap_or(now) - row.started_at_ms).max(0) as f64,
+    };
+    let nodes = match (&row.counts, progress) {
+        (Some(counts), _) => counts.clone(),
+        (None, Some(p)) => p.counts.clone(),
+        (None, None) => Value::Null,
+    };
     json!({
         "run_id": row.run_id,
         "workflow": row.workflow,
         "status": status,
         "started_at": rfc3339(row.started_at_ms),
         "finished_at": row.finished_at_ms.map(rfc3339),
-        "duration_ms": duration,
-        "nodes": row.counts.clone().unwrap_or(Value::Null),
+        "duration_ms": flow_engine::core::round_ms(duration),
+        "nodes": nodes,
         "owner": row.owner.as_ref().map(|o| json!({ "host": o.host, "pid": o.pid })),
     })
+}
+
+/// The run a full id or a unique prefix of one names (as git takes a short
+/// hash); exit 2, with the candidates, when none or several match.
+pub async fn resolve(journal: &dyn Journal, given: &str) -> Result<String, u8> {
+    const SHOWN: usize = 10;
+    let ids = match journal.resolve(given, SHOWN + 1).await {
+        Ok(ids) => ids,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return Err(EXIT_FAILED);
+        }
+    };
+    match ids.as_slice() {
+        [] => {
+            eprintln!("error: no run `{given}` in the journal {}", journal.target());
+            Err(EXIT_USAGE)
+        }
+        [only] => Ok(only.clone()),
+        [first, ..] if first == given => Ok(first.clone()),
+        many => {
+            let more = if many.len() > SHOWN { "\n  ... and more" } else { "" };
+            let shown: Vec<&str> = many.iter().take(SHOWN).map(String::as_str).collect();
+            eprintln!(
+                "error: run id `{given}` is ambiguous; it starts:\n  {}{more}\ngive more of the id",
+                shown.join("\n  ")
+            );
+            Err(EXIT_USAGE)
+        }
+    }
 }
 
 pub async fn list(args: RunsListArgs) -> u8 {
@@ -85,8 +161,20 @@ pub async fn list(args: RunsListArgs) -> u8 {
         .filter(|r| !live_filter || wanted.as_deref() == Some(r.status_now(now)))
         .take(if args.limit == 0 { usize::MAX } else { args.limit })
         .collect();
+    let mut progress = Vec::with_capacity(rows.len());
+    for row in &rows {
+        progress.push(match row.counts {
+            Some(_) => None,
+            None => Progress::of(journal.as_ref(), row).await,
+        });
+    }
+    let rows: Vec<(&RunRow, Value)> = rows
+        .iter()
+        .zip(&progress)
+        .map(|(row, p)| (*row, row_json(row, now, p.as_ref())))
+        .collect();
     if args.json {
-        let array: Vec<Value> = rows.iter().map(|r| row_json(r, now)).collect();
+        let array: Vec<Value> = rows.into_iter().map(|(_, j)| j).collect();
         println!(
             "{}",
             serde_json::to_string_pretty(&array).unwrap_or_else(|_| "[]".into())
@@ -101,10 +189,9 @@ pub async fn list(args: RunsListArgs) -> u8 {
         "{:<36}  {:<20}  {:<11}  {:<24}  {:>10}  nodes",
         "run id", "workflow", "status", "started at", "duration"
     );
-    for row in rows {
-        let j = row_json(row, now);
-        let nodes = match &row.counts {
-            Some(Value::Object(counts)) => counts
+    for (row, j) in rows {
+        let nodes = match &j["nodes"] {
+            Value::Object(counts) if !counts.is_empty() => counts
                 .iter()
                 .map(|(k, v)| format!("{v} {k}"))
                 .collect::<Vec<_>>()
@@ -115,7 +202,7 @@ pub async fn list(args: RunsListArgs) -> u8 {
             "{:<36}  {:<20}  {:<11}  {:<24}  {:>10}  {nodes}",
             row.run_id,
             row.workflow,
-            row.status_now(now),
+            j["status"].as_str().unwrap_or(""),
             j["started_at"].as_str().unwrap_or(""),
             fmt_ms(j["duration_ms"].as_f64().unwrap_or(0.0)),
         );
@@ -128,10 +215,14 @@ pub async fn show(args: RunsShowArgs) -> u8 {
         Ok(j) => j,
         Err(code) => return code,
     };
-    let stored = match journal.load(&args.run_id).await {
+    let run_id = match resolve(journal.as_ref(), &args.run_id).await {
+        Ok(id) => id,
+        Err(code) => return code,
+    };
+    let stored = match journal.load(&run_id).await {
         Ok(Some(stored)) => stored,
         Ok(None) => {
-            eprintln!("error: no run `{}` in the journal {}", args.run_id, journal.target());
+            eprintln!("error: no run `{run_id}` in the journal {}", journal.target());
             return EXIT_USAGE;
         }
         Err(e) => {
@@ -151,14 +242,14 @@ pub async fn show(args: RunsShowArgs) -> u8 {
             let spec: WorkflowSpec = match serde_json::from_value(recovered.document.clone()) {
                 Ok(spec) => spec,
                 Err(e) => {
-                    eprintln!("error: run `{}`: its stored workflow cannot be read: {e}", args.run_id);
+                    eprintln!("error: run `{}`: its stored workflow cannot be read: {e}", run_id);
                     return EXIT_FAILED;
                 }
             };
             let workflow = match Workflow::compile(spec, engine.registry(), engine.limits()) {
                 Ok(w) => Arc::new(w),
                 Err(e) => {
-                    eprintln!("error: run `{}`: its stored workflow: {e}", args.run_id);
+                    eprintln!("error: run `{}`: its stored workflow: {e}", run_id);
                     return EXIT_FAILED;
                 }
             };
@@ -171,11 +262,12 @@ pub async fn show(args: RunsShowArgs) -> u8 {
                 "running" => RunStatus::Running,
                 _ => RunStatus::Interrupted,
             };
-            recovered.report(&workflow, &args.run_id, &strategy, status)
+            recovered.report(&workflow, &run_id, &strategy, status)
         }
     };
     // Exit 0 whatever the run's status: it is in the report.
-    if outputs.write_all(&report) {
+    // A query: its answer goes to stdout (the report alone with `--report -`).
+    if outputs.write_all_to_stdout(&report) {
         EXIT_OK
     } else {
         EXIT_FAILED
@@ -221,7 +313,11 @@ pub async fn resume(args: ResumeArgs) -> u8 {
     let events = (display != Display::Quiet || outputs.has_event_log()).then(|| options.subscribe());
     let cancel = CancellationToken::new();
     options = options.cancel_token(cancel.clone());
-    let resumed = match engine.resume(&writer, &args.run_id, options).await {
+    let run_id = match resolve(writer.journal().as_ref(), &args.run_id).await {
+        Ok(id) => id,
+        Err(code) => return code,
+    };
+    let resumed = match engine.resume(&writer, &run_id, options).await {
         Ok(resumed) => resumed,
         Err(e) => {
             eprintln!("error: {e}");
@@ -231,7 +327,7 @@ pub async fn resume(args: ResumeArgs) -> u8 {
     tokio::spawn(cancel_on_signal(cancel));
     crate::progress::note(&format!(
         "flow: resuming run {} of `{}` from {}",
-        args.run_id,
+        run_id,
         resumed.workflow.name(),
         writer.journal().target()
     ));

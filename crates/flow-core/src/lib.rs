@@ -61,7 +61,9 @@ pub use load::{Format, Limits, parse_str, read_file};
 pub use node::{ConfigProblem, NodeCall, NodeError, NodeKind, Registry, StrategyCheck};
 pub use plan::{AttemptTime, Bounds, Estimate, Limit, Pace, Plan};
 pub use record::{InFlight, Record, Recovered, UnitKey, document_hash, document_of};
-pub use report::{AttemptReport, ItemCounts, ItemRun, NodeReport, NodeReports, NodeStatus, Report, RunStatus};
+pub use report::{
+    AttemptReport, ItemCounts, ItemRun, NodeReport, NodeReports, NodeStatus, Report, RunStatus, round_ms,
+};
 pub use run::{Phase, RunState, Transition};
 pub use spec::{
     EdgeSpec, KeyedLimit, LimitSpec, LimitUse, NodeSpec, RetrySpec, StrategySpec, Tolerance, Trigger, WorkflowSpec,

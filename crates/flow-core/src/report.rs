@@ -108,9 +108,36 @@ pub struct Report {
     /// How the run ended.
     pub status: RunStatus,
     /// Wall time of the run in milliseconds.
+    #[serde(serialize_with = "ms")]
     pub duration_ms: f64,
     /// Every node, in file order.
     pub nodes: NodeReports,
+}
+
+/// Milliseconds to the microsecond: `150.713`, not the `150.71300000000002`
+/// that adding floats gives.
+fn ms<S: serde::Serializer>(value: &f64, serializer: S) -> Result<S::Ok, S::Error> {
+    serializer.serialize_f64(to_micros(*value))
+}
+
+fn opt_ms<S: serde::Serializer>(value: &Option<f64>, serializer: S) -> Result<S::Ok, S::Error> {
+    match value {
+        Some(v) => serializer.serialize_some(&to_micros(*v)),
+        None => serializer.serialize_none(),
+    }
+}
+
+/// Milliseconds rounded to the microsecond, as reports show them.
+pub fn round_ms(ms: f64) -> f64 {
+    to_micros(ms)
+}
+
+fn to_micros(ms: f64) -> f64 {
+    if ms.is_finite() && ms.abs() < 1e12 {
+        (ms * 1000.0).round() / 1000.0
+    } else {
+        ms
+    }
 }
 
 /// A run id as text: a string, or the number older reports held.
@@ -162,8 +189,10 @@ pub struct NodeReport {
     /// Attempts made (0 when it never started).
     pub attempts: u32,
     /// Offset from the run's start of the first attempt's start, in ms.
+    #[serde(serialize_with = "opt_ms")]
     pub started_ms: Option<f64>,
     /// Offset from the run's start of the last attempt's end, in ms.
+    #[serde(serialize_with = "opt_ms")]
     pub finished_ms: Option<f64>,
     /// The output (`null` when none).
     pub output: Value,
@@ -174,7 +203,7 @@ pub struct NodeReport {
     pub attempts_detail: Vec<AttemptReport>,
     /// Time spent waiting for the node's shared limit (`limit:`), over every
     /// attempt, in ms; only for a node that takes a limit.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none", serialize_with = "opt_ms")]
     pub limit_wait_ms: Option<f64>,
     /// A `for_each` node's items, counted by how they ended.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -208,8 +237,10 @@ pub struct ItemRun {
     /// Attempts made (0 when it never started).
     pub attempts: u32,
     /// Offset from the run's start of the first attempt's start, in ms.
+    #[serde(serialize_with = "opt_ms")]
     pub started_ms: Option<f64>,
     /// Offset from the run's start of the last attempt's end, in ms.
+    #[serde(serialize_with = "opt_ms")]
     pub finished_ms: Option<f64>,
     /// The error, when the item failed.
     pub error: Option<String>,
@@ -256,14 +287,16 @@ impl NodeReport {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct AttemptReport {
     /// Offset from the run's start, in ms.
+    #[serde(serialize_with = "ms")]
     pub started_ms: f64,
     /// Offset from the run's start, in ms.
+    #[serde(serialize_with = "ms")]
     pub finished_ms: f64,
     /// The attempt's error, if it failed.
     pub error: Option<String>,
     /// Time this attempt waited for the node's shared limit before it started,
     /// in ms (only for a node that takes a limit).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none", serialize_with = "opt_ms")]
     pub limit_wait_ms: Option<f64>,
 }
 

@@ -498,7 +498,10 @@ fn render_part(part: &Part, set: &TemplateSet, root: &minijinja::Value) -> Resul
             to_json(&value).map_err(|err| err.at(place))?
         }
         Part::Text(name) => {
-            let template = set.env.get_template(name).map_err(|err| TemplateError::from(err).at(name))?;
+            let template = set
+                .env
+                .get_template(name)
+                .map_err(|err| TemplateError::from(err).at(name))?;
             let text = template.render(root.clone()).map_err(|err| {
                 let source = template.source();
                 let names = template.undeclared_variables(true);

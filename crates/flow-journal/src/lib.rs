@@ -29,7 +29,7 @@ use async_trait::async_trait;
 use flow_core::Record;
 
 pub use owner::{Owner, this_host};
-pub use postgres::{PgJournal, connect as pg_connect, in_schema, pg_message, shown as shown_url};
+pub use postgres::{PgJournal, connect as pg_connect, ensure_schema, in_schema, pg_message, shown as shown_url};
 pub use sqlite::{SqliteJournal, SyncLevel};
 pub use writer::{RunLog, Writer};
 
@@ -186,6 +186,10 @@ pub trait Journal: Send + Sync + std::fmt::Debug + 'static {
 
     /// Runs, newest first.
     async fn list(&self, filter: &RunFilter) -> Result<Vec<RunRow>>;
+
+    /// The ids of runs that start with `prefix` (as git takes a short hash),
+    /// at most `limit`, in order; the id itself when a run has exactly that id.
+    async fn resolve(&self, prefix: &str, limit: usize) -> Result<Vec<String>>;
 
     /// Takes run `run_id` for `owner` if its owner is still `expected` (the
     /// token read before; `None` for no owner) and marks it running. Returns

@@ -120,6 +120,7 @@ impl PgJournal {
             reason,
         };
         let mut write = connect(url).await.map_err(|e| fail(pg_message(&e)))?;
+        ensure_schema(&write).await.map_err(fail)?;
         migrate(&mut write).await.map_err(|e| fail(pg_message(&e)))?;
         let insert = write.prepare(INSERT).await.map_err(|e| fail(pg_message(&e)))?;
         let finish = write.prepare(FINISH).await.map_err(|e| fail(pg_message(&e)))?;
@@ -132,6 +133,55 @@ impl PgJournal {
             read,
         })
     }
+}
+
+/// Makes sure the connection has a schema to create flow's tables in. A URL
+/// whose `search_path` (`?options=-c%20search_path%3Dflow`) names a schema that
+/// does not exist yet gets it created (`CREATE SCHEMA IF NOT EXISTS`); when
+/// that is not allowed, the error says which schema to create.
+pub async fn ensure_schema(client: &Client) -> std::result::Result<(), String> {
+    let current: Option<String> = client
+        .query_one("SELECT current_schema()", &[])
+        .await
+        .map_err(|e| pg_message(&e))?
+        .get(0);
+    if current.is_some() {
+        return Ok(());
+    }
+    let path: String = client
+        .query_one("SHOW search_path", &[])
+        .await
+        .map_err(|e| pg_message(&e))?
+        .get(0);
+    let Some(schema) = first_schema(&path) else {
+        return Err(format!(
+            "no schema to create flow's tables in: the search_path `{path}` names none; \
+             name one (?options=-c%20search_path%3Dflow) or create one"
+        ));
+    };
+    let quoted = format!("\"{}\"", schema.replace('"', "\"\""));
+    client
+        .batch_execute(&format!("CREATE SCHEMA IF NOT EXISTS {quoted}"))
+        .await
+        .map_err(|e| {
+            format!(
+                "the schema `{schema}` of the search_path does not exist and cannot be created ({}); \
+                 create it (CREATE SCHEMA {quoted}) or name another",
+                pg_message(&e)
+            )
+        })
+}
+
+/// The first schema a `search_path` names, other than `"$user"`, unquoted.
+fn first_schema(path: &str) -> Option<String> {
+    path.split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty() && *s != "\"$user\"" && *s != "$user")
+        .map(|s| match s.strip_prefix('"').and_then(|s| s.strip_suffix('"')) {
+            Some(inner) => inner.replace("\"\"", "\""),
+            None => s.to_lowercase(),
+        })
+        .next()
 }
 
 /// Creates schema `schema` (if missing) in the database `url` names, and
@@ -407,6 +457,19 @@ impl Journal for PgJournal {
             .collect();
         let rows = self.read.query(&sql, &params).await.map_err(storage)?;
         Ok(rows.iter().map(row).collect())
+    }
+
+    async fn resolve(&self, prefix: &str, limit: usize) -> Result<Vec<String>> {
+        let rows = self
+            .read
+            .query(
+                "SELECT run_id FROM flow_runs WHERE starts_with(run_id, $1)
+                 ORDER BY run_id = $1 DESC, run_id COLLATE \"C\" LIMIT $2",
+                &[&prefix, &(limit as i64)],
+            )
+            .await
+            .map_err(storage)?;
+        Ok(rows.iter().map(|r| r.get::<_, String>(0)).collect())
     }
 
     async fn claim(&self, run_id: &str, owner: &Owner, expected: Option<&str>, lease_until_ms: i64) -> Result<bool> {

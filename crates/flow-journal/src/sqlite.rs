@@ -388,6 +388,21 @@ impl Journal for SqliteJournal {
         rows.collect::<rusqlite::Result<Vec<_>>>().map_err(storage)
     }
 
+    async fn resolve(&self, prefix: &str, limit: usize) -> Result<Vec<String>> {
+        let conn = self.reader();
+        // SQLite compares text by bytes: a range over the primary key's index.
+        let mut stmt = conn
+            .prepare(
+                "SELECT run_id FROM flow_runs WHERE run_id >= ?1 AND substr(run_id, 1, length(?1)) = ?1
+                 ORDER BY run_id = ?1 DESC, run_id LIMIT ?2",
+            )
+            .map_err(storage)?;
+        let ids = stmt
+            .query_map(params![prefix, limit as i64], |r| r.get::<_, String>(0))
+            .map_err(storage)?;
+        ids.collect::<rusqlite::Result<Vec<_>>>().map_err(storage)
+    }
+
     async fn claim(&self, run_id: &str, owner: &Owner, expected: Option<&str>, lease_until_ms: i64) -> Result<bool> {
         let conn = self.writer();
         let changed = conn

@@ -406,6 +406,26 @@ async fn futures_join(handles: Vec<tokio::task::JoinHandle<Option<String>>>) -> 
     out
 }
 
+async fn a_prefix_resolves_to_its_runs(journal: Arc<dyn Journal>) {
+    let owner = Owner::this_process();
+    for id in ["01a2-aaaa-1", "01a2-aaaa-2", "01a2-bbbb-1", "01a2-bbbb", "09ff-0000"] {
+        journal.create(id, "w", &started("w"), &owner, lease()).await.unwrap();
+    }
+    let resolve = |prefix: &'static str| {
+        let journal = journal.clone();
+        async move { journal.resolve(prefix, 10).await.unwrap() }
+    };
+    assert_eq!(resolve("09").await, ["09ff-0000"]);
+    assert_eq!(resolve("01a2-aaaa").await, ["01a2-aaaa-1", "01a2-aaaa-2"]);
+    // A whole id comes first, even when it prefixes others.
+    assert_eq!(resolve("01a2-bbbb").await, ["01a2-bbbb", "01a2-bbbb-1"]);
+    assert!(resolve("01a3").await.is_empty());
+    // No pattern syntax leaks through.
+    assert!(resolve("01a2%").await.is_empty());
+    assert!(resolve("01a2_").await.is_empty());
+    assert_eq!(journal.resolve("01a2", 2).await.unwrap().len(), 2);
+}
+
 macro_rules! both {
     ($($name:ident),* $(,)?) => {
         mod on_sqlite {
@@ -438,7 +458,63 @@ both!(
     a_takeover_fences_off_the_old_owner,
     a_first_record_creates_its_run,
     a_key_binds_one_run,
+    a_prefix_resolves_to_its_runs,
 );
+
+/// A URL whose `search_path` names a schema that is not there yet: the journal
+/// creates it and keeps its tables in it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_search_path_schema_is_created_when_missing() {
+    let schema = format!("t_sp_{}_{}", std::process::id(), now_ms() % 1_000_000);
+    drop_schema(&schema).await;
+    let base = flow_journal::test_pg_url();
+    let sep = if base.contains('?') { '&' } else { '?' };
+    let url = format!("{base}{sep}options=-c%20search_path%3D{schema}");
+    let journal = flow_journal::PgJournal::connect(&url).await.unwrap();
+    journal
+        .create("r1", "w", &started("w"), &Owner::this_process(), lease())
+        .await
+        .unwrap();
+    let (client, connection) = tokio_postgres::connect(&base, tokio_postgres::NoTls).await.unwrap();
+    tokio::spawn(connection);
+    let n: i64 = client
+        .query_one(&format!("SELECT count(*) FROM \"{schema}\".flow_runs"), &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(n, 1);
+    drop_schema(&schema).await;
+}
+
+/// A role that may not create schemas, and a missing one: the error says
+/// which schema to create, not PostgreSQL's "no schema has been selected".
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_missing_schema_that_cannot_be_created_is_named() {
+    let base = flow_journal::test_pg_url();
+    let (client, connection) = tokio_postgres::connect(&base, tokio_postgres::NoTls).await.unwrap();
+    tokio::spawn(connection);
+    client
+        .batch_execute(
+            "DO $$ BEGIN
+               IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'flow_test_noschema') THEN
+                 CREATE ROLE flow_test_noschema LOGIN;
+               END IF;
+             END $$",
+        )
+        .await
+        .unwrap();
+    let schema = "t_not_there_for_noschema";
+    drop_schema(schema).await;
+    let rest = base.split_once("://").map_or(base.as_str(), |(_, r)| r);
+    let rest = rest.split_once('@').map_or(rest, |(_, r)| r);
+    let url = format!("postgres://flow_test_noschema@{rest}?options=-c%20search_path%3D{schema}");
+    let err = flow_journal::PgJournal::connect(&url).await.unwrap_err().to_string();
+    assert!(
+        err.contains("schema `t_not_there_for_noschema`") && err.contains("CREATE SCHEMA"),
+        "{err}"
+    );
+    assert!(!err.contains("no schema has been selected"), "{err}");
+}
 
 #[test]
 fn a_file_that_is_not_sqlite_is_refused_with_the_reason() {

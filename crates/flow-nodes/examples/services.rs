@@ -11,6 +11,9 @@
 //! - `POST /hook`: a webhook sink that prints what it receives.
 //!
 //! Each GET takes about 200 ms, so running them side by side shows.
+//!
+//! The test of the docs' commands (flow-cli's `tests/serve/docs.rs`) serves
+//! [`app`] itself, to run the example workflow as the docs say.
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -57,17 +60,22 @@ async fn hook(Json(body): Json<Value>) -> Json<Value> {
     Json(json!({ "ok": true }))
 }
 
+/// The three services and the webhook sink.
+pub fn app() -> Router {
+    Router::new()
+        .route("/users/{id}", get(user))
+        .route("/orders", get(orders))
+        .route("/inventory", get(inventory))
+        .route("/hook", post(hook))
+}
+
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let port: u16 = match std::env::args().nth(1) {
         Some(arg) => arg.parse().map_err(|e| format!("port `{arg}`: {e}"))?,
         None => 8080,
     };
-    let app = Router::new()
-        .route("/users/{id}", get(user))
-        .route("/orders", get(orders))
-        .route("/inventory", get(inventory))
-        .route("/hook", post(hook));
+    let app = app();
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await?;
     println!(
         "serving /users/{{id}}, /orders, /inventory and POST /hook on http://{}",

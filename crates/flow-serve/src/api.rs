@@ -273,7 +273,7 @@ pub fn row_json(row: &RunRow, now: i64) -> Value {
         "status": row.status_now(now),
         "started_at": crate::rfc3339(row.started_at_ms),
         "finished_at": row.finished_at_ms.map(crate::rfc3339),
-        "duration_ms": duration,
+        "duration_ms": flow_engine::core::round_ms(duration),
         "nodes": row.counts.clone().unwrap_or(Value::Null),
         "url": format!("/api/v1/runs/{}", row.run_id),
         "page": format!("/runs/{}", row.run_id),

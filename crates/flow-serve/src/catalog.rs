@@ -16,6 +16,8 @@ pub struct Entry {
     pub file: PathBuf,
     pub workflow: Option<Arc<Workflow>>,
     pub problems: Vec<String>,
+    /// How many nodes the file lists, valid or not (0 when it cannot be read).
+    pub nodes: usize,
 }
 
 /// What `GET /api/v1/workflows` lists of one file.
@@ -25,8 +27,13 @@ pub struct WorkflowInfo {
     pub name: String,
     /// The file, relative to the workflows folder.
     pub file: String,
-    /// How many nodes (0 when invalid).
+    /// How many nodes the file lists (also when it is invalid; 0 when it
+    /// cannot be read as YAML or JSON at all).
     pub nodes: usize,
+    /// The file's own `input:` (what a run gets when its body has none);
+    /// `null` when the file is invalid.
+    #[schema(value_type = Object)]
+    pub input: serde_json::Value,
     /// The strategy kind of its `strategy:` (default `parallel`).
     pub strategy: String,
     /// Whether it can be run.
@@ -46,15 +53,25 @@ fn is_workflow_file(path: &Path) -> bool {
     path.is_file() && matches!(path.extension().and_then(|e| e.to_str()), Some("yaml" | "yml" | "json"))
 }
 
-/// The `name:` of a file that does not validate, if it can be read at all.
-fn name_of(path: &Path) -> Option<String> {
-    let text = std::fs::read_to_string(path).ok()?;
-    let value: serde_json::Value = if path.extension().and_then(|e| e.to_str()) == Some("json") {
-        serde_json::from_str(&text).ok()?
-    } else {
-        yaml_name(&text)?
+/// The `name:` of a file that does not validate, if it can be read at all, and
+/// how many nodes it lists, if it parses as YAML or JSON.
+fn name_of(path: &Path) -> (Option<String>, usize) {
+    let Ok(text) = std::fs::read_to_string(path) else {
+        return (None, 0);
     };
-    value.get("name")?.as_str().map(str::to_owned)
+    let value: Option<serde_json::Value> = if path.extension().and_then(|e| e.to_str()) == Some("json") {
+        serde_json::from_str(&text).ok()
+    } else {
+        serde_norway::from_str(&text).ok()
+    };
+    let nodes = value
+        .as_ref()
+        .and_then(|v| v.get("nodes")?.as_array().map(Vec::len))
+        .unwrap_or(0);
+    let name = value
+        .or_else(|| yaml_name(&text))
+        .and_then(|v| v.get("name")?.as_str().map(str::to_owned));
+    (name, nodes)
 }
 
 /// A YAML file's top-level `name:` line, read without a YAML parser (the file
@@ -84,20 +101,25 @@ impl Catalog {
                 Ok(workflow) => Entry {
                     name: workflow.name().to_owned(),
                     file: file.clone(),
+                    nodes: workflow.nodes().len(),
                     workflow: Some(workflow),
                     problems: Vec::new(),
                 },
-                Err(e) => Entry {
-                    name: name_of(&file).unwrap_or(stem.clone()),
-                    file: file.clone(),
-                    workflow: None,
-                    problems: e
-                        .to_string()
-                        .lines()
-                        .map(str::to_owned)
-                        .filter(|l| !l.is_empty())
-                        .collect(),
-                },
+                Err(e) => {
+                    let (name, nodes) = name_of(&file);
+                    Entry {
+                        name: name.unwrap_or(stem.clone()),
+                        file: file.clone(),
+                        nodes,
+                        workflow: None,
+                        problems: e
+                            .to_string()
+                            .lines()
+                            .map(str::to_owned)
+                            .filter(|l| !l.is_empty())
+                            .collect(),
+                    }
+                }
             };
             if let Some(first) = entries.get(&entry.name) {
                 // Two files, one name: the later one is listed under its file name.
@@ -131,7 +153,11 @@ impl Catalog {
             .map(|e| WorkflowInfo {
                 name: e.name.clone(),
                 file: e.file.strip_prefix(&self.dir).unwrap_or(&e.file).display().to_string(),
-                nodes: e.workflow.as_ref().map_or(0, |w| w.nodes().len()),
+                nodes: e.nodes,
+                input: e
+                    .workflow
+                    .as_ref()
+                    .map_or(serde_json::Value::Null, |w| w.input().clone()),
                 strategy: e
                     .workflow
                     .as_ref()

@@ -508,6 +508,22 @@ pub fn run_page(report: &Report, graph_svg: &str, live: bool) -> String {
     document(&format!("{} {}", report.workflow, status), &body, Nav::Runs, &main)
 }
 
+/// A workflow's own `input:` as the start form's placeholder: what a run gets
+/// when the box is left empty.
+fn input_placeholder(input: Option<&Value>) -> String {
+    const MOST: usize = 300;
+    let text = match input {
+        None | Some(Value::Null) => return "{}".to_owned(),
+        Some(input) => serde_json::to_string(input).unwrap_or_else(|_| "{}".to_owned()),
+    };
+    if text.chars().count() <= MOST {
+        text
+    } else {
+        let cut: String = text.chars().take(MOST).collect();
+        format!("{cut}…")
+    }
+}
+
 /// The workflows of the folder (`GET /api/v1/workflows` items): the problems of
 /// invalid files, and a form to start a run of each valid one.
 pub fn workflows_page(workflows: &[Value]) -> String {
@@ -555,9 +571,10 @@ pub fn workflows_page(workflows: &[Value]) -> String {
         if valid {
             let _ = write!(
                 main,
-                r#"<form class="start" data-workflow="{name}" method="post" action="/api/v1/workflows/{name_q}/runs"><label for="input-{n}">Input (JSON; left empty, the file's own <code>input:</code>)</label><textarea id="input-{n}" name="input" rows="3" spellcheck="false" autocomplete="off" placeholder="{{&quot;user&quot;: 42}}"></textarea><div class="form-row"><button type="submit">Start run</button><span class="form-error" role="alert"></span></div></form>"#,
+                r#"<form class="start" data-workflow="{name}" method="post" action="/api/v1/workflows/{name_q}/runs"><label for="input-{n}">Input (JSON; left empty, the file's own <code>input:</code>)</label><textarea id="input-{n}" name="input" rows="3" spellcheck="false" autocomplete="off" placeholder="{placeholder}"></textarea><div class="form-row"><button type="submit">Start run</button><span class="form-error" role="alert"></span></div></form>"#,
                 name = escape(name),
                 name_q = encode(name),
+                placeholder = escape(&input_placeholder(wf.get("input"))),
             );
         }
         main.push_str("</article>\n");

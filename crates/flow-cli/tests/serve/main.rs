@@ -7,6 +7,7 @@
 
 mod api;
 mod auth;
+mod docs;
 mod events;
 mod fuzz;
 mod lifecycle;

@@ -113,7 +113,10 @@ fn reading_what_is_not_there_is_an_error() {
     check_err("'x {{ nodes.later.output }}'", "is not defined");
     check_err("'x {{ input.missing }}'", "is not defined");
     check_err("'{{ input.missing.deeper }}'", "is not defined");
-    check_err("'{{ input.missing }}'", "nodes[4].config: `input.missing` is not defined");
+    check_err(
+        "'{{ input.missing }}'",
+        "nodes[4].config: `input.missing` is not defined",
+    );
     check("'{{ input.missing | default(none) }}'", Value::Null);
     check("'{{ input.missing | default(7) }}'", json!(7));
     check("'{{ input.missing is defined }}'", json!(false));
