@@ -24,6 +24,9 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run a workflow file and report every node's outcome.
+    ///
+    /// Progress and the summary go to stderr; stdout stays empty unless
+    /// `--report -` prints the JSON report there (to pipe into jq).
     Run(RunArgs),
     /// Check a workflow file without running it.
     Validate(ValidateArgs),
@@ -145,16 +148,16 @@ fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
 
 #[derive(Debug, Subcommand)]
 pub enum RunsCommand {
-    /// Runs in the journal, newest first.
+    /// Runs in the journal, newest first (on stdout).
     List(RunsListArgs),
-    /// One run's report, rebuilt from the journal (finished, running or interrupted).
+    /// One run's report, rebuilt from the journal (finished, running or interrupted), on stdout.
     Show(RunsShowArgs),
 }
 
 /// Where runs are journaled.
 #[derive(Debug, Default, Args)]
 pub struct JournalArgs {
-    /// Journal runs to TARGET: a SQLite file (created if missing) or a postgres:// URL.
+    /// The journal: a SQLite file or a postgres:// URL. `flow run` creates a missing SQLite file; `runs` and `resume` only read one that exists.
     #[arg(long, value_name = "TARGET", env = "FLOW_JOURNAL")]
     pub journal: Option<String>,
     /// SQLite only: `full` makes every commit survive a power cut, `normal` only a crash of the process.
@@ -182,7 +185,7 @@ pub struct RunsListArgs {
 
 #[derive(Debug, Args)]
 pub struct RunsShowArgs {
-    /// The run's id.
+    /// The run's id, or a unique prefix of it (as git takes a short hash).
     pub run_id: String,
     #[command(flatten)]
     pub journal: JournalArgs,
@@ -196,7 +199,7 @@ pub struct RunsShowArgs {
 
 #[derive(Debug, Args)]
 pub struct ResumeArgs {
-    /// The run's id.
+    /// The run's id, or a unique prefix of it (as git takes a short hash).
     pub run_id: String,
     #[command(flatten)]
     pub journal: JournalArgs,

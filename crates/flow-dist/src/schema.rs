@@ -61,7 +61,9 @@ const MIGRATIONS: &[&str] = &[
 
 /// Creates or migrates the queue's tables.
 pub(crate) async fn migrate(client: &mut Client) -> Result<()> {
-    flow_journal::ensure_schema(client).await.map_err(crate::Error::Storage)?;
+    flow_journal::ensure_schema(client)
+        .await
+        .map_err(crate::Error::Storage)?;
     let tx = client.transaction().await.map_err(storage)?;
     tx.execute("SELECT pg_advisory_xact_lock(7418093276)", &[])
         .await

@@ -6,6 +6,7 @@ mod durable;
 mod for_each;
 mod limits;
 mod run;
+mod runs;
 mod signal;
 mod support;
 mod validate;

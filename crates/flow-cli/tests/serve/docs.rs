@@ -4,8 +4,8 @@
 //! its `curl`. A doc that changes its commands changes what runs here; a
 //! command that stops working fails here, not in a new user's terminal.
 
-use std::path::{Path, PathBuf};
 use serde_json::{Value, json};
+use std::path::{Path, PathBuf};
 
 use crate::support::{Dirs, Flow, command};
 
@@ -189,7 +189,10 @@ fn the_parser_reads_doc_commands_as_a_shell_would() {
         &root,
     )
     .expect("a command");
-    assert_eq!(c.args, ["run", "examples/diamond.yaml", "--input", "{\"user\": \"x y\"}"]);
+    assert_eq!(
+        c.args,
+        ["run", "examples/diamond.yaml", "--input", "{\"user\": \"x y\"}"]
+    );
     assert!(parse("flow run examples/<file>", "t", &root).is_none());
     assert!(parse("flow run order.yaml", "t", &root).is_none());
     assert!(parse("flow serve --workflows examples/ &", "t", &root).is_none());
@@ -210,7 +213,11 @@ async fn every_doc_command_on_an_example_runs_as_written() {
     let shown: Vec<String> = commands.iter().map(|c| format!("{}: {}", c.place, c.text)).collect();
     // The README and examples/README.md hold at least these; fewer means the
     // extraction broke, not that the docs are fine.
-    for must in ["examples/parallel-fanout.yaml", "examples/for-each.yaml", "examples/all-settled.yaml"] {
+    for must in [
+        "examples/parallel-fanout.yaml",
+        "examples/for-each.yaml",
+        "examples/all-settled.yaml",
+    ] {
         assert!(
             commands.iter().any(|c| c.args.iter().any(|a| a == must)),
             "no doc command runs {must}; found:\n{}",
@@ -218,7 +225,12 @@ async fn every_doc_command_on_an_example_runs_as_written() {
         );
     }
     eprintln!("{} doc commands:\n{}", commands.len(), shown.join("\n"));
-    assert!(commands.len() >= 5, "only {} doc commands found:\n{}", commands.len(), shown.join("\n"));
+    assert!(
+        commands.len() >= 5,
+        "only {} doc commands found:\n{}",
+        commands.len(),
+        shown.join("\n")
+    );
 
     let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("a temporary folder: {e}"));
     std::os::unix::fs::symlink(repo().join("examples"), dir.path().join("examples"))
@@ -298,7 +310,13 @@ async fn the_readme_serve_example_starts_a_run_that_succeeds() {
         let path = entry.unwrap_or_else(|e| panic!("{e}")).path();
         if path.extension().is_some_and(|e| e == "yaml" || e == "json") {
             let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-            dirs.add(&path.file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_default(), &text);
+            dirs.add(
+                &path
+                    .file_name()
+                    .map(|f| f.to_string_lossy().into_owned())
+                    .unwrap_or_default(),
+                &text,
+            );
         }
     }
     let flow = Flow::start(&dirs);
@@ -306,12 +324,19 @@ async fn the_readme_serve_example_starts_a_run_that_succeeds() {
     assert_eq!(resp.status, 201, "README's `{curl}`: {resp:?}");
     let started = resp.json();
     for key in &answer_keys {
-        assert!(started.get(*key).is_some(), "README shows `{key}`, the answer lacks it: {started}");
+        assert!(
+            started.get(*key).is_some(),
+            "README shows `{key}`, the answer lacks it: {started}"
+        );
     }
-    assert_eq!(answer_keys.len(), 4, "README's answer line shows run_id, status, url and page");
-    let run_id = started["run_id"].as_str().unwrap_or_else(|| panic!("no run_id: {started}"));
-    let report = flow
-        .wait_report(run_id, "end", |r| r["status"] != "running")
-        .await;
+    assert_eq!(
+        answer_keys.len(),
+        4,
+        "README's answer line shows run_id, status, url and page"
+    );
+    let run_id = started["run_id"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no run_id: {started}"));
+    let report = flow.wait_report(run_id, "end", |r| r["status"] != "running").await;
     assert_eq!(report["status"], "succeeded", "the README's run: {report}");
 }
