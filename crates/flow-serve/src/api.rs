@@ -199,12 +199,23 @@ pub async fn submit(
         }
         let scoped = format!("{name}\n{key}");
         if let Some(existing) = app.journal.remember(&scoped, &run_id).await? {
-            let mut response = (StatusCode::CREATED, Json(started(&existing, "running"))).into_response();
-            if let Ok((row, _, _)) = app.report(&existing).await {
+            // As the first answer was: with `?wait`, the report once the run
+            // has ended (at once when it already has), else where it is.
+            let mut body = serde_json::to_value(started(&existing, "running")).unwrap_or(Value::Null);
+            let waited = match (wait, app.live(&existing)) {
+                (Some(wait), Some(live)) => wait_for_end(&app, &live, wait).await,
+                _ => None,
+            };
+            if let Some(report) = waited {
+                body = report;
+            } else if let Ok((row, report, _)) = app.report(&existing).await {
                 let status = row.status_now(now_ms()).to_owned();
-                response = (StatusCode::CREATED, Json(started(&existing, &status))).into_response();
+                body = match wait {
+                    Some(_) if !matches!(status.as_str(), "running" | "interrupted") => report_with_url(&report),
+                    _ => serde_json::to_value(started(&existing, &status)).unwrap_or(Value::Null),
+                };
             }
-            response
+            let mut response = (StatusCode::CREATED, Json(body)).into_response();
                 .headers_mut()
                 .insert("idempotent-replayed", HeaderValue::from_static("true"));
             return Ok(response);
@@ -221,25 +232,31 @@ pub async fn submit(
         })?;
     let live = app.track(&name, handle);
     let mut body = serde_json::to_value(started(&run_id, "running")).unwrap_or(Value::Null);
-    if let Some(wait) = wait {
-        let mut done = live.done.clone();
-        // A stopping server answers at once: a waiting request must not hold
-        // it past its grace period.
-        let ended = tokio::select! {
-            ended = tokio::time::timeout(wait, done.wait_for(Option::is_some)) => ended.ok(),
-            () = app.stopping.cancelled() => None,
-        };
-        if let Some(Ok(report)) = ended
-            && let Some(report) = report.as_ref()
-        {
-            body = report_with_url(report);
-        }
+    if let Some(wait) = wait
+        && let Some(report) = wait_for_end(&app, &live, wait).await
+    {
+        body = report;
     }
     let mut response = (StatusCode::CREATED, Json(body)).into_response();
     if let Ok(location) = HeaderValue::from_str(&format!("/api/v1/runs/{run_id}")) {
         response.headers_mut().insert(header::LOCATION, location);
     }
     Ok(response)
+}
+
+/// The report of a live run once it ends within `wait`, with its URLs.
+async fn wait_for_end(app: &App, live: &crate::app::Live, wait: Duration) -> Option<Value> {
+    let mut done = live.done.clone();
+    // A stopping server answers at once: a waiting request must not hold
+    // it past its grace period.
+    let ended = tokio::select! {
+        ended = tokio::time::timeout(wait, done.wait_for(Option::is_some)) => ended.ok(),
+        () = app.stopping.cancelled() => None,
+    };
+    match ended {
+        Some(Ok(report)) => report.as_ref().map(report_with_url),
+        _ => None,
+    }
 }
 
 fn report_with_url(report: &Report) -> Value {

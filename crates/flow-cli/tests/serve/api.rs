@@ -544,6 +544,18 @@ async fn idempotent_submits_give_one_run() {
     assert_eq!(again["run_id"], id.as_str());
     assert_eq!(again["status"], "succeeded", "{again}");
     assert_eq!(again["url"], format!("/api/v1/runs/{id}"));
+    // With `?wait`, a replay answers as the first submit would have: the report.
+    let waited = Resp::of(
+        flow.request(Method::POST, "/api/v1/workflows/quick/runs?wait=20")
+            .header("Idempotency-Key", "order-1")
+            .json(&json!({})),
+    )
+    .await;
+    assert_eq!(waited.header("idempotent-replayed"), "true");
+    let waited = waited.json();
+    assert_eq!(waited["run_id"], id.as_str());
+    assert_eq!(waited["status"], "succeeded", "{waited}");
+    assert_eq!(waited["nodes"]["hello"]["output"], "hello order-1", "{waited}");
 
     let other = run_id(&submit("quick", "order-2").await.json());
     assert_ne!(other, id);
