@@ -216,6 +216,7 @@ pub async fn submit(
                 };
             }
             let mut response = (StatusCode::CREATED, Json(body)).into_response();
+            response
                 .headers_mut()
                 .insert("idempotent-replayed", HeaderValue::from_static("true"));
             return Ok(response);
@@ -254,7 +255,7 @@ async fn wait_for_end(app: &App, live: &crate::app::Live, wait: Duration) -> Opt
         () = app.stopping.cancelled() => None,
     };
     match ended {
-        Some(Ok(report)) => report.as_ref().map(report_with_url),
+        Some(Ok(report)) => report.as_deref().map(report_with_url),
         _ => None,
     }
 }
