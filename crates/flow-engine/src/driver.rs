@@ -209,8 +209,10 @@ pub(crate) struct DriverParts {
     pub dispatcher: Option<Arc<dyn crate::Dispatcher>>,
 }
 
+/// Milliseconds to the microsecond: whole microseconds over 1000 print as
+/// `150.713`, where `as_secs_f64() * 1000.0` gave `150.71300000000002`.
 pub(crate) fn ms(d: Duration) -> f64 {
-    d.as_secs_f64() * 1000.0
+    (d.as_secs() * 1_000_000 + u64::from(d.subsec_micros())) as f64 / 1000.0
 }
 
 impl Driver {

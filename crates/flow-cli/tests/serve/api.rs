@@ -42,9 +42,9 @@ async fn workflows_are_listed() {
     assert!(resp.header("content-type").starts_with("application/json"));
     let list = resp.json();
     let expected = json!([
-        { "name": "failing", "file": "failing.json.yaml", "nodes": 2, "strategy": "parallel", "valid": true, "problems": [] },
-        { "name": "quick", "file": "quick.yaml", "nodes": 3, "strategy": "parallel", "valid": true, "problems": [] },
-        { "name": "slow", "file": "slow.yml", "nodes": 3, "strategy": "sequential", "valid": true, "problems": [] },
+        { "name": "failing", "file": "failing.json.yaml", "nodes": 2, "input": null, "strategy": "parallel", "valid": true, "problems": [] },
+        { "name": "quick", "file": "quick.yaml", "nodes": 3, "input": { "who": "world", "naps": [5, 10, 15] }, "strategy": "parallel", "valid": true, "problems": [] },
+        { "name": "slow", "file": "slow.yml", "nodes": 3, "input": null, "strategy": "sequential", "valid": true, "problems": [] },
     ]);
     assert_eq!(list, expected);
     assert!(flow.stderr().contains("(3 workflows, journal "), "{}", flow.stderr());

@@ -56,9 +56,19 @@ fn templates_keep_json_types_or_render_strings() {
 #[tokio::test]
 async fn a_missing_value_is_the_node_error() {
     let error = render("'{{ input.missing }}'", json!({})).await;
-    assert!(error.as_ref().is_err_and(|e| e.contains("undefined")), "{error:?}");
+    assert!(
+        error
+            .as_ref()
+            .is_err_and(|e| e.contains("`input.missing` is not defined")),
+        "{error:?}"
+    );
     let error = render("'x {{ input.missing }}'", json!({})).await;
-    assert!(error.as_ref().is_err_and(|e| e.contains("undefined")), "{error:?}");
+    assert!(
+        error
+            .as_ref()
+            .is_err_and(|e| e.contains("`input.missing` is not defined")),
+        "{error:?}"
+    );
 }
 
 #[tokio::test]
