@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use flow_engine::core::{Recovered, WorkflowSpec};
 use flow_engine::journal::{Journal, RunFilter, RunRow, SyncLevel, now_ms, rfc3339};
-use flow_engine::{Engine, ResumeOptions, RunStatus, Workflow};
+use flow_engine::{Engine, ResumeError, ResumeOptions, RunStatus, Workflow};
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 
@@ -81,7 +81,7 @@ fn row_json(row: &RunRow, now: i64, progress: Option<&Progress>) -> Value {
     let duration = match (row.duration_ms, progress) {
         (Some(duration), _) => duration,
         // An interrupted run's time stopped at its last record.
-        (None, Some(p)) if status == "interrupted" => p.last_ms,
+        (None, Some(p)) if status == RunStatus::Interrupted => p.last_ms,
         _ => (row.finished_at_ms.unwrap_or(now) - row.started_at_ms).max(0) as f64,
     };
     let nodes = match (&row.counts, progress) {
@@ -137,14 +137,11 @@ pub async fn list(args: RunsListArgs) -> u8 {
         Err(code) => return code,
     };
     // `running` and `interrupted` are both stored as running: the owner decides.
-    let wanted = args.status.clone();
-    let stored_status = wanted
-        .as_deref()
-        .map(|s| if s == "interrupted" { "running" } else { s });
-    let live_filter = matches!(wanted.as_deref(), Some("running" | "interrupted"));
+    let wanted: Option<RunStatus> = args.status.as_deref().and_then(|s| s.parse().ok());
+    let live_filter = matches!(wanted, Some(RunStatus::Running | RunStatus::Interrupted));
     let filter = RunFilter {
         workflow: args.workflow.clone(),
-        status: stored_status.map(str::to_owned),
+        status: wanted,
         limit: if live_filter { 0 } else { args.limit },
         before: None,
     };
@@ -158,7 +155,7 @@ pub async fn list(args: RunsListArgs) -> u8 {
     let now = now_ms();
     let rows: Vec<&RunRow> = rows
         .iter()
-        .filter(|r| !live_filter || wanted.as_deref() == Some(r.status_now(now)))
+        .filter(|r| !live_filter || wanted == Some(r.status_now(now)))
         .take(if args.limit == 0 { usize::MAX } else { args.limit })
         .collect();
     let mut progress = Vec::with_capacity(rows.len());
@@ -258,10 +255,7 @@ pub async fn show(args: RunsShowArgs) -> u8 {
                 .as_ref()
                 .or(workflow.strategy())
                 .map_or("parallel".to_owned(), |s| s.kind.clone());
-            let status = match stored.row.status_now(now_ms()) {
-                "running" => RunStatus::Running,
-                _ => RunStatus::Interrupted,
-            };
+            let status = stored.row.status_now(now_ms());
             recovered.report(&workflow, &run_id, &strategy, status)
         }
     };
@@ -319,6 +313,11 @@ pub async fn resume(args: ResumeArgs) -> u8 {
     };
     let resumed = match engine.resume(&writer, &run_id, options).await {
         Ok(resumed) => resumed,
+        // The flag, in the CLI's words.
+        Err(flow_engine::Error::Resume(ResumeError::Finished { run_id, status })) if status != RunStatus::Succeeded => {
+            eprintln!("error: run `{run_id}` has finished ({status}); `--retry-failed` runs its failed nodes again");
+            return EXIT_USAGE;
+        }
         Err(e) => {
             eprintln!("error: {e}");
             return EXIT_USAGE;

@@ -23,7 +23,21 @@ pub enum RunStatus {
     Interrupted,
 }
 
+impl std::str::FromStr for RunStatus {
+    type Err = String;
+
+    /// Reads the name [`RunStatus::as_str`] gives (`"interrupted"`).
+    fn from_str(name: &str) -> Result<Self, Self::Err> {
+        serde_json::from_value(Value::String(name.to_owned())).map_err(|_| format!("unknown run status `{name}`"))
+    }
+}
+
 impl RunStatus {
+    /// Whether the run has ended: succeeded, failed or cancelled.
+    pub fn is_finished(self) -> bool {
+        matches!(self, RunStatus::Succeeded | RunStatus::Failed | RunStatus::Cancelled)
+    }
+
     /// The name used in reports.
     pub fn as_str(self) -> &'static str {
         match self {

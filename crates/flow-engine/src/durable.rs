@@ -11,7 +11,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::driver::Restore;
 use crate::redact::Redactor;
-use crate::{Engine, Error, Result, RunHandle, RunOptions, Workflow, secrets};
+use crate::{Engine, Error, Result, ResumeError, RunHandle, RunOptions, RunStatus, Workflow, secrets};
 
 /// What makes a run durable: its id, its journal, and for a resumed run what
 /// it restores and how long it had gone on.
@@ -131,33 +131,27 @@ impl Engine {
     /// holds it (of two processes that race for one run, one gets it).
     pub async fn resume(&self, writer: &Writer, run_id: &str, options: ResumeOptions) -> Result<Resumed> {
         let journal = writer.journal();
-        let stored = journal
-            .load(run_id)
-            .await?
-            .ok_or_else(|| Error::Resume(format!("no run `{run_id}` in the journal {}", journal.target())))?;
+        let stored = journal.load(run_id).await?.ok_or_else(|| ResumeError::NotFound {
+            run_id: run_id.to_owned(),
+            journal: journal.target().to_owned(),
+        })?;
         let row = &stored.row;
         let now = now_ms();
         match row.status_now(now) {
-            "running" => {
-                let holder = row
-                    .owner
-                    .as_ref()
-                    .map(|o| format!(" by process {} on {}", o.pid, o.host))
-                    .unwrap_or_default();
-                return Err(Error::Resume(format!(
-                    "run `{run_id}` is held{holder}, which is still running it"
-                )));
+            RunStatus::Running => {
+                return Err(ResumeError::Held {
+                    run_id: run_id.to_owned(),
+                    holder: row.owner.as_ref().map(|o| (o.pid, o.host.clone())),
+                }
+                .into());
             }
-            "interrupted" => {}
-            "succeeded" => {
-                return Err(Error::Resume(format!(
-                    "run `{run_id}` has finished (succeeded): there is nothing to resume or retry"
-                )));
-            }
-            status if !options.retry_failed => {
-                return Err(Error::Resume(format!(
-                    "run `{run_id}` has finished ({status}); `--retry-failed` runs its failed nodes again"
-                )));
+            RunStatus::Interrupted => {}
+            status if status == RunStatus::Succeeded || !options.retry_failed => {
+                return Err(ResumeError::Finished {
+                    run_id: run_id.to_owned(),
+                    status,
+                }
+                .into());
             }
             _ => {}
         }
@@ -166,15 +160,16 @@ impl Engine {
             .claim(run_id, writer.owner(), expected, now + LEASE.as_millis() as i64)
             .await?
         {
-            return Err(Error::Resume(format!(
-                "run `{run_id}` was taken over by another process just now"
-            )));
+            return Err(ResumeError::TakenOver {
+                run_id: run_id.to_owned(),
+            }
+            .into());
         }
         if let Some(dispatcher) = &self.inner_dispatcher() {
             dispatcher
                 .adopt(run_id)
                 .await
-                .map_err(|e| Error::Resume(format!("run `{run_id}`: stopping its previous owner's tasks: {e}")))?;
+                .map_err(|e| unusable(run_id, format!("stopping its previous owner's tasks: {e}")))?;
         }
         // Read again now that the run is ours: a write of the previous owner
         // that was still in flight (a killed client's statement runs on in
@@ -183,17 +178,14 @@ impl Engine {
         let stored = journal
             .load(run_id)
             .await?
-            .ok_or_else(|| Error::Resume(format!("run `{run_id}` vanished from the journal {}", journal.target())))?;
+            .ok_or_else(|| unusable(run_id, format!("it vanished from the journal {}", journal.target())))?;
         let next_seq = stored.records.last().map_or(1, |(seq, _)| seq + 1);
         let mut recovered = Recovered::fold(stored.records.iter().map(|(_, r)| r));
         if options.retry_failed {
             recovered.reset_failed();
         }
-        let spec: WorkflowSpec = serde_json::from_value(recovered.document.clone()).map_err(|e| {
-            Error::Resume(format!(
-                "run `{run_id}`: its stored workflow document cannot be read: {e}"
-            ))
-        })?;
+        let spec: WorkflowSpec = serde_json::from_value(recovered.document.clone())
+            .map_err(|e| unusable(run_id, format!("its stored workflow document cannot be read: {e}")))?;
         let workflow = Arc::new(Workflow::compile(spec, self.registry(), self.limits())?);
         let (input, strategy, started_at_ms) = (
             std::mem::take(&mut recovered.input),
@@ -254,4 +246,12 @@ fn restore(workflow: &Workflow, recovered: Recovered) -> Restore {
         }
     }
     restore
+}
+
+fn unusable(run_id: &str, reason: String) -> Error {
+    ResumeError::Unusable {
+        run_id: run_id.to_owned(),
+        reason,
+    }
+    .into()
 }

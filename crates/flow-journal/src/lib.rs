@@ -26,7 +26,7 @@ mod writer;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use flow_core::Record;
+use flow_core::{Record, RunStatus};
 
 pub use owner::{Owner, this_host};
 pub use postgres::{PgJournal, connect as pg_connect, ensure_schema, in_schema, pg_message, shown as shown_url};
@@ -96,9 +96,9 @@ pub struct RunRow {
     pub run_id: String,
     /// The workflow's name.
     pub workflow: String,
-    /// As stored: `running` until the run finishes, then `succeeded`, `failed`
-    /// or `cancelled`. See [`RunRow::status_now`] for `interrupted`.
-    pub status: String,
+    /// As stored: `Running` until the run finishes, then `Succeeded`, `Failed`
+    /// or `Cancelled`. See [`RunRow::status_now`] for `Interrupted`.
+    pub status: RunStatus,
     /// Wall-clock start, ms since the Unix epoch.
     pub started_at_ms: i64,
     /// Wall-clock end, when finished.
@@ -117,13 +117,13 @@ impl RunRow {
     /// The status as a reader should see it now: a `running` run whose owner is
     /// gone (its lease expired, or, on this machine, its process no longer
     /// exists) is `interrupted`.
-    pub fn status_now(&self, now_ms: i64) -> &str {
-        if self.status != "running" {
-            return &self.status;
+    pub fn status_now(&self, now_ms: i64) -> RunStatus {
+        if self.status != RunStatus::Running {
+            return self.status;
         }
         match (&self.owner, self.lease_until_ms) {
-            (Some(owner), Some(until)) if until >= now_ms && !owner.is_gone() => "running",
-            _ => "interrupted",
+            (Some(owner), Some(until)) if until >= now_ms && !owner.is_gone() => RunStatus::Running,
+            _ => RunStatus::Interrupted,
         }
     }
 }
@@ -133,12 +133,23 @@ impl RunRow {
 pub struct RunFilter {
     /// Only this workflow's runs.
     pub workflow: Option<String>,
-    /// Only runs stored with this status (`running` covers `interrupted`).
-    pub status: Option<String>,
+    /// Only runs stored with this status (`Running` covers `Interrupted`).
+    pub status: Option<RunStatus>,
     /// At most this many (0: no limit).
     pub limit: usize,
     /// Only runs older than this one (its start and id), for paging.
     pub before: Option<(i64, String)>,
+}
+
+impl RunFilter {
+    /// The status to ask the table for: `Interrupted` is stored as `Running`
+    /// (the owner's liveness tells them apart, [`RunRow::status_now`]).
+    pub fn stored_status(&self) -> Option<RunStatus> {
+        self.status.map(|s| match s {
+            RunStatus::Interrupted => RunStatus::Running,
+            other => other,
+        })
+    }
 }
 
 /// A run as stored: its row and its records in order.

@@ -261,13 +261,13 @@ const FINISH: &str = "UPDATE flow_runs f SET status = u.st, finished_at = $3, du
 
 const ROW_COLUMNS: &str = "run_id, workflow, status, started_at, finished_at, duration_ms, owner, owner_host, owner_pid, owner_started, lease_until, counts";
 
-fn row(r: &Row) -> RunRow {
+fn row(r: &Row) -> Result<RunRow> {
     let owner: Option<String> = r.get(6);
     let counts: Option<String> = r.get(11);
-    RunRow {
+    Ok(RunRow {
         run_id: r.get(0),
         workflow: r.get(1),
-        status: r.get(2),
+        status: r.get::<_, String>(2).parse().map_err(Error::Storage)?,
         started_at_ms: r.get(3),
         finished_at_ms: r.get(4),
         duration_ms: r.get(5),
@@ -279,7 +279,7 @@ fn row(r: &Row) -> RunRow {
         }),
         lease_until_ms: r.get(10),
         counts: counts.and_then(|c| serde_json::from_str(&c).ok()),
-    }
+    })
 }
 
 #[async_trait]
@@ -425,7 +425,7 @@ impl Journal for PgJournal {
             records.push((seq, decode(run_id, seq, text)?));
         }
         Ok(Some(StoredRun {
-            row: row(&found),
+            row: row(&found)?,
             records,
         }))
     }
@@ -437,8 +437,8 @@ impl Journal for PgJournal {
             args.push(Box::new(w.clone()));
             sql.push_str(&format!(" AND workflow = ${}", args.len()));
         }
-        if let Some(s) = &filter.status {
-            args.push(Box::new(s.clone()));
+        if let Some(s) = filter.stored_status() {
+            args.push(Box::new(s.as_str().to_owned()));
             sql.push_str(&format!(" AND status = ${}", args.len()));
         }
         if let Some((at, id)) = &filter.before {
@@ -456,7 +456,7 @@ impl Journal for PgJournal {
             .map(|a| &**a as &(dyn tokio_postgres::types::ToSql + Sync))
             .collect();
         let rows = self.read.query(&sql, &params).await.map_err(storage)?;
-        Ok(rows.iter().map(row).collect())
+        rows.iter().map(row).collect()
     }
 
     async fn resolve(&self, prefix: &str, limit: usize) -> Result<Vec<String>> {

@@ -177,7 +177,10 @@ fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<RunRow> {
     Ok(RunRow {
         run_id: r.get(0)?,
         workflow: r.get(1)?,
-        status: r.get(2)?,
+        status: r
+            .get::<_, String>(2)?
+            .parse()
+            .map_err(|e: String| rusqlite::Error::FromSqlConversionFailure(2, rusqlite::types::Type::Text, e.into()))?,
         started_at_ms: r.get(3)?,
         finished_at_ms: r.get(4)?,
         duration_ms: r.get(5)?,
@@ -367,8 +370,8 @@ impl Journal for SqliteJournal {
             args.push(w.clone().into());
             sql.push_str(&format!(" AND workflow = ?{}", args.len()));
         }
-        if let Some(s) = &filter.status {
-            args.push(s.clone().into());
+        if let Some(s) = filter.stored_status() {
+            args.push(s.as_str().to_owned().into());
             sql.push_str(&format!(" AND status = ?{}", args.len()));
         }
         if let Some((at, id)) = &filter.before {

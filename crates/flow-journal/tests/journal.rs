@@ -102,8 +102,8 @@ async fn records_round_trip(journal: Arc<dyn Journal>) {
     );
     assert_eq!(stored.records[0].1, started_like(&stored.records[0].1));
     assert_eq!(stored.records[3].1, node_started("a", 3));
-    assert_eq!(stored.row.status, "running");
-    assert_eq!(stored.row.status_now(now_ms()), "running");
+    assert_eq!(stored.row.status, RunStatus::Running);
+    assert_eq!(stored.row.status_now(now_ms()), RunStatus::Running);
     assert_eq!(stored.row.owner.as_ref().map(|o| &o.token), Some(&owner.token));
     assert!(journal.load("nope").await.unwrap().is_none());
 
@@ -136,7 +136,7 @@ async fn records_round_trip(journal: Arc<dyn Journal>) {
         .await
         .unwrap();
     let row = journal.load("r1").await.unwrap().unwrap().row;
-    assert_eq!(row.status, "failed");
+    assert_eq!(row.status, RunStatus::Failed);
     assert_eq!(row.duration_ms, Some(12.5));
     assert!(row.owner.is_none());
     assert_eq!(row.counts, Some(json!({ "succeeded": 1, "failed": 1 })));
@@ -184,7 +184,7 @@ async fn lists_newest_first_with_filters(journal: Arc<dyn Journal>) {
     };
     assert_eq!(ids(journal.list(&only_a).await.unwrap()), vec!["run4", "run2", "run0"]);
     let succeeded = RunFilter {
-        status: Some("succeeded".into()),
+        status: Some(RunStatus::Succeeded),
         ..RunFilter::default()
     };
     assert_eq!(ids(journal.list(&succeeded).await.unwrap()), vec!["run2"]);
@@ -207,7 +207,7 @@ async fn one_of_two_claims_wins(journal: Arc<dyn Journal>) {
     let dead = dead_owner();
     journal.create("r", "w", &started("w"), &dead, lease()).await.unwrap();
     let row = journal.load("r").await.unwrap().unwrap().row;
-    assert_eq!(row.status_now(now_ms()), "interrupted", "its process is gone");
+    assert_eq!(row.status_now(now_ms()), RunStatus::Interrupted, "its process is gone");
     let (a, b) = (Owner::this_process(), Owner::this_process());
     let expected = Some(dead.token.as_str());
     let (won_a, won_b) = tokio::join!(
@@ -216,7 +216,7 @@ async fn one_of_two_claims_wins(journal: Arc<dyn Journal>) {
     );
     assert!(won_a.unwrap() ^ won_b.unwrap(), "exactly one claim wins");
     let row = journal.load("r").await.unwrap().unwrap().row;
-    assert_eq!(row.status_now(now_ms()), "running");
+    assert_eq!(row.status_now(now_ms()), RunStatus::Running);
 
     // An owner elsewhere whose lease ran out is gone too; renewing extends it.
     let elsewhere = Owner {
@@ -228,10 +228,10 @@ async fn one_of_two_claims_wins(journal: Arc<dyn Journal>) {
         .await
         .unwrap();
     let row = journal.load("far").await.unwrap().unwrap().row;
-    assert_eq!(row.status_now(now_ms()), "interrupted");
+    assert_eq!(row.status_now(now_ms()), RunStatus::Interrupted);
     journal.renew(&elsewhere.token, lease()).await.unwrap();
     let row = journal.load("far").await.unwrap().unwrap().row;
-    assert_eq!(row.status_now(now_ms()), "running");
+    assert_eq!(row.status_now(now_ms()), RunStatus::Running);
 }
 
 async fn the_writer_numbers_and_batches(journal: Arc<dyn Journal>) {
@@ -342,7 +342,7 @@ async fn a_first_record_creates_its_run(journal: Arc<dyn Journal>) {
         assert_eq!(stored.row.workflow, "w");
         assert_eq!(stored.row.owner.as_ref().map(|o| &o.token), Some(&owner.token));
         assert!(stored.row.lease_until_ms.unwrap() > now_ms());
-        assert_eq!(stored.row.status_now(now_ms()), "running");
+        assert_eq!(stored.row.status_now(now_ms()), RunStatus::Running);
     }
     // A large batch of many runs: every run whole and in order.
     let many: Vec<Entry> = (0..40)
@@ -551,7 +551,7 @@ fn reopening_keeps_runs_and_does_not_migrate_twice() {
     let journal = SqliteJournal::open(&path, SyncLevel::Full).unwrap();
     let stored = rt.block_on(journal.load("r")).unwrap().unwrap();
     assert_eq!(stored.records.len(), 1);
-    assert_eq!(stored.row.status_now(now_ms()), "running", "this process still owns it");
+    assert_eq!(stored.row.status_now(now_ms()), RunStatus::Running, "this process still owns it");
 }
 
 #[tokio::test]

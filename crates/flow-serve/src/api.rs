@@ -13,7 +13,7 @@ use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use flow_core::{Record, Report, StrategySpec};
 use flow_engine::journal::{Entry, RunFilter, RunRow, now_ms};
-use flow_engine::{ResumeOptions, RunOptions};
+use flow_engine::{ResumeError, ResumeOptions, RunOptions, RunStatus};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
@@ -209,10 +209,10 @@ pub async fn submit(
             if let Some(report) = waited {
                 body = report;
             } else if let Ok((row, report, _)) = app.report(&existing).await {
-                let status = row.status_now(now_ms()).to_owned();
+                let status = row.status_now(now_ms());
                 body = match wait {
-                    Some(_) if !matches!(status.as_str(), "running" | "interrupted") => report_with_url(&report),
-                    _ => serde_json::to_value(started(&existing, &status)).unwrap_or(Value::Null),
+                    Some(_) if status.is_finished() => report_with_url(&report),
+                    _ => serde_json::to_value(started(&existing, status.as_str())).unwrap_or(Value::Null),
                 };
             }
             let mut response = (StatusCode::CREATED, Json(body)).into_response();
@@ -313,15 +313,18 @@ pub async fn list_runs(app: &App, query: &ListQuery) -> Result<RunList, Problem>
             }
         },
     };
-    let status = query.status.as_deref().filter(|s| !s.is_empty());
-    if let Some(s) = status
-        && !STATUSES.contains(&s)
-    {
-        return Err(Problem::bad_request(format!(
-            "status: `{s}` is not one of {}",
-            STATUSES.join(", ")
-        )));
-    }
+    let status = match query.status.as_deref().filter(|s| !s.is_empty()) {
+        None => None,
+        Some(s) => match s.parse::<RunStatus>() {
+            Ok(status) if STATUSES.contains(&s) => Some(status),
+            _ => {
+                return Err(Problem::bad_request(format!(
+                    "status: `{s}` is not one of {}",
+                    STATUSES.join(", ")
+                )));
+            }
+        },
+    };
     let before = match query.cursor.as_deref().filter(|c| !c.is_empty()) {
         None => None,
         Some(cursor) => Some(
@@ -331,10 +334,10 @@ pub async fn list_runs(app: &App, query: &ListQuery) -> Result<RunList, Problem>
                 .ok_or_else(|| Problem::bad_request(format!("cursor: `{cursor}` is not a cursor this server gave")))?,
         ),
     };
-    let live_filter = matches!(status, Some("running" | "interrupted"));
+    let live_filter = matches!(status, Some(RunStatus::Running | RunStatus::Interrupted));
     let filter = RunFilter {
         workflow: query.workflow.clone().filter(|w| !w.is_empty()),
-        status: status.map(|s| if s == "interrupted" { "running" } else { s }.to_owned()),
+        status,
         limit: if live_filter { 0 } else { limit + 1 },
         before,
     };
@@ -415,8 +418,8 @@ pub async fn retry(State(app): Shared, Path(id): Path<String>) -> Result<Respons
         .resume(&app.writer, &id, ResumeOptions::new().retry_failed(true))
         .await
         .map_err(|e| match e {
-            flow_engine::Error::Resume(message) if message.starts_with("no run") => Problem::not_found(message),
-            flow_engine::Error::Resume(message) => Problem::conflict(message),
+            flow_engine::Error::Resume(e @ ResumeError::NotFound { .. }) => Problem::not_found(e.to_string()),
+            flow_engine::Error::Resume(e) => Problem::conflict(e.to_string()),
             other => Problem::unavailable(other.to_string()),
         })?;
     let name = resumed.workflow.name().to_owned();

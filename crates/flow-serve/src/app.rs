@@ -159,10 +159,7 @@ impl App {
             .as_ref()
             .or(workflow.strategy())
             .map_or_else(|| "parallel".to_owned(), |s| s.kind.clone());
-        let status = match stored.row.status_now(now_ms()) {
-            "running" => RunStatus::Running,
-            _ => RunStatus::Interrupted,
-        };
+        let status = stored.row.status_now(now_ms());
         let mut report = recovered.report(&workflow, run_id, &strategy, status);
         if status == RunStatus::Running {
             // Under way: its duration so far, not its last record's time.

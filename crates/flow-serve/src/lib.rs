@@ -150,7 +150,7 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
 /// Runs whose process died (`interrupted`) are taken over and continued.
 async fn resume_interrupted(app: &Arc<App>) {
     let filter = flow_engine::journal::RunFilter {
-        status: Some("running".into()),
+        status: Some(flow_engine::RunStatus::Interrupted),
         ..Default::default()
     };
     let rows = match app.journal.list(&filter).await {
@@ -161,7 +161,10 @@ async fn resume_interrupted(app: &Arc<App>) {
         }
     };
     let now = now_ms();
-    for row in rows.iter().filter(|r| r.status_now(now) == "interrupted") {
+    for row in rows
+        .iter()
+        .filter(|r| r.status_now(now) == flow_engine::RunStatus::Interrupted)
+    {
         match app.engine.resume(&app.writer, &row.run_id, ResumeOptions::new()).await {
             Ok(resumed) => {
                 eprintln!("flow serve: resuming run {} of `{}`", row.run_id, row.workflow);
