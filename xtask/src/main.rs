@@ -15,6 +15,7 @@ mod bench;
 mod gen_workflow;
 mod soak;
 mod test;
+mod tidy;
 
 use std::process::ExitCode;
 

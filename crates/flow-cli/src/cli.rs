@@ -472,6 +472,14 @@ pub fn load(engine: &Engine, file: &Path) -> Result<std::sync::Arc<flow_engine::
     })
 }
 
+/// The library names a limit (`the `max_nodes` limit`); the CLI says which
+/// flag raises it.
+fn with_flags(message: &str) -> String {
+    message
+        .replace("(the `max_nodes` limit)", "(raise it with --max-nodes)")
+        .replace("(the `max_file_bytes` limit)", "(raise it with --max-file-bytes)")
+}
+
 pub fn report_load_error(file: &Path, error: &flow_engine::Error) {
     let shown = file.display().to_string();
     match error {
@@ -487,7 +495,7 @@ pub fn report_load_error(file: &Path, error: &flow_engine::Error) {
                 .map(|b| String::from_utf8_lossy(&b).into_owned())
                 .unwrap_or_default();
             let count = inner.problems().len();
-            eprint!("{}", inner.render(&shown, &source));
+            eprint!("{}", with_flags(&inner.render(&shown, &source)));
             eprintln!(
                 "{shown}: {count} problem{} found; nothing ran",
                 if count == 1 { "" } else { "s" }

@@ -73,7 +73,7 @@ pub fn read_file(path: &Path, limits: &Limits) -> Result<String> {
         Error::Parse(Problem::new(
             "",
             format!(
-                "file is {size} bytes, over the limit of {} bytes (raise it with --max-file-bytes)",
+                "file is {size} bytes, over the limit of {} bytes (the `max_file_bytes` limit)",
                 limits.max_file_bytes
             ),
         ))

@@ -551,7 +551,11 @@ fn reopening_keeps_runs_and_does_not_migrate_twice() {
     let journal = SqliteJournal::open(&path, SyncLevel::Full).unwrap();
     let stored = rt.block_on(journal.load("r")).unwrap().unwrap();
     assert_eq!(stored.records.len(), 1);
-    assert_eq!(stored.row.status_now(now_ms()), RunStatus::Running, "this process still owns it");
+    assert_eq!(
+        stored.row.status_now(now_ms()),
+        RunStatus::Running,
+        "this process still owns it"
+    );
 }
 
 #[tokio::test]

@@ -36,10 +36,7 @@ fn max_items_fails_the_node_and_the_run() {
     assert_eq!(out.code, Some(1), "{out:?}");
     let visit = &out.report()["nodes"]["visit"];
     assert_eq!(visit["status"], "failed");
-    assert_eq!(
-        visit["error"],
-        "for_each gave 5 items, over the limit of 4 (--max-items)"
-    );
+    assert_eq!(visit["error"], "for_each gave 5 items, over the limit of 4 (max_items)");
 }
 
 #[test]

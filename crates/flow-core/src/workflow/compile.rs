@@ -89,7 +89,7 @@ impl<'a> Compiler<'a> {
             return Err(Error::Invalid(vec![Problem::new(
                 "nodes",
                 format!(
-                    "{} nodes, over the limit of {} (raise it with --max-nodes)",
+                    "{} nodes, over the limit of {} (the `max_nodes` limit)",
                     spec.nodes.len(),
                     limits.max_nodes
                 ),

@@ -76,7 +76,7 @@ impl Driver {
         let items = match rendered {
             Ok(list) => match &*list {
                 Value::Array(items) if items.len() > self.max_items => Err(format!(
-                    "for_each gave {} items, over the limit of {} (--max-items)",
+                    "for_each gave {} items, over the limit of {} (max_items)",
                     items.len(),
                     self.max_items
                 )),

@@ -301,7 +301,13 @@ edges:
     probe.reset();
     let refused = engine.resume(&w, &report.run_id, ResumeOptions::new()).await;
     assert!(
-        matches!(&refused, Err(e) if e.to_string().contains("--retry-failed")),
+        matches!(
+            &refused,
+            Err(flow_engine::Error::Resume(flow_engine::ResumeError::Finished {
+                status: flow_engine::RunStatus::Failed,
+                ..
+            }))
+        ),
         "{refused:?}"
     );
     let resumed = match engine

@@ -262,7 +262,7 @@ async fn empty_lists_non_lists_and_too_many_items() {
     assert_eq!(each.status, NodeStatus::Failed);
     assert_eq!(
         each.error.as_deref(),
-        Some("for_each gave 4 items, over the limit of 3 (--max-items)")
+        Some("for_each gave 4 items, over the limit of 3 (max_items)")
     );
 }
 
