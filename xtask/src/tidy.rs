@@ -117,6 +117,45 @@ mod tests {
         }
     }
 
+    /// An embedder of the engine that keeps no journal compiles no database:
+    /// the backends are features (`sqlite`, `postgres`).
+    #[test]
+    fn the_engine_without_features_has_no_database_code() {
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
+        let tree = |features: &[&str]| -> String {
+            let out = Command::new(&cargo)
+                .args([
+                    "tree",
+                    "--offline",
+                    "-p",
+                    "flow-engine",
+                    "-e",
+                    "normal",
+                    "--prefix",
+                    "none",
+                ])
+                .args(features)
+                .current_dir(root())
+                .output()
+                .unwrap_or_else(|e| panic!("cargo tree: {e}"));
+            assert!(
+                out.status.success(),
+                "cargo tree: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            String::from_utf8_lossy(&out.stdout).into_owned()
+        };
+        let bare = tree(&["--no-default-features"]);
+        for database in ["rusqlite", "libsqlite3-sys", "tokio-postgres"] {
+            assert!(
+                !bare.contains(database),
+                "flow-engine without features pulls in {database}:\n{bare}"
+            );
+        }
+        let both = tree(&["--features", "sqlite,postgres"]);
+        assert!(both.contains("rusqlite") && both.contains("tokio-postgres"), "{both}");
+    }
+
     /// Lines of the library crates' sources that put a `--flag` in a string.
     #[test]
     fn library_messages_name_no_command_line_flag() {

@@ -19,7 +19,9 @@
 #![warn(missing_docs)]
 
 mod owner;
+#[cfg(feature = "postgres")]
 mod postgres;
+#[cfg(feature = "sqlite")]
 mod sqlite;
 mod writer;
 
@@ -29,8 +31,10 @@ use async_trait::async_trait;
 use flow_core::{Record, RunStatus};
 
 pub use owner::{Owner, this_host};
+#[cfg(feature = "postgres")]
 pub use postgres::{PgJournal, connect as pg_connect, ensure_schema, in_schema, pg_message, shown as shown_url};
-pub use sqlite::{SqliteJournal, SyncLevel};
+#[cfg(feature = "sqlite")]
+pub use sqlite::SqliteJournal;
 pub use writer::{RunLog, Writer};
 
 /// How long a run's lease lasts unless renewed: an owner gone this long is
@@ -77,6 +81,28 @@ pub enum Error {
 
 /// A journal's result.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// How hard SQLite makes each commit durable (`PRAGMA synchronous`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum SyncLevel {
+    /// fsync at every commit: a commit survives a power cut (the default).
+    #[default]
+    Full,
+    /// fsync at checkpoints only (WAL): a commit survives the process's death,
+    /// the last ones may be lost in a power cut. Faster.
+    Normal,
+}
+
+impl std::str::FromStr for SyncLevel {
+    type Err = String;
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        match s {
+            "full" => Ok(SyncLevel::Full),
+            "normal" => Ok(SyncLevel::Normal),
+            other => Err(format!("unknown sync level `{other}` (expected `full` or `normal`)")),
+        }
+    }
+}
 
 /// A record with its place: the run and its 1-based sequence number.
 #[derive(Debug, Clone)]
@@ -221,9 +247,23 @@ pub trait Journal: Send + Sync + std::fmt::Debug + 'static {
 /// migrated. Errors say why the target cannot be used.
 pub async fn open(target: &str, sync: SyncLevel) -> Result<Arc<dyn Journal>> {
     if is_postgres(target) {
-        Ok(Arc::new(PgJournal::connect(target).await?))
-    } else {
-        Ok(Arc::new(SqliteJournal::open(target, sync)?))
+        #[cfg(feature = "postgres")]
+        return Ok(Arc::new(PgJournal::connect(target).await?));
+        #[cfg(not(feature = "postgres"))]
+        return Err(Error::Open {
+            target: target.split('@').next_back().unwrap_or_default().to_owned(),
+            reason: "this build has no PostgreSQL journal (flow-journal's `postgres` feature)".to_owned(),
+        });
+    }
+    #[cfg(feature = "sqlite")]
+    return Ok(Arc::new(SqliteJournal::open(target, sync)?));
+    #[cfg(not(feature = "sqlite"))]
+    {
+        let _ = sync;
+        Err(Error::Open {
+            target: target.to_owned(),
+            reason: "this build has no SQLite journal (flow-journal's `sqlite` feature)".to_owned(),
+        })
     }
 }
 
@@ -271,6 +311,7 @@ pub fn rfc3339(ms: i64) -> String {
 }
 
 /// The workflow of the run `entry` creates: a `run_started` record numbered 1.
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
 fn creates(entry: &Entry) -> Option<&str> {
     match &entry.record {
         Record::RunStarted { workflow, .. } if entry.seq == 1 => Some(workflow),
@@ -279,6 +320,7 @@ fn creates(entry: &Entry) -> Option<&str> {
 }
 
 /// The runs of a batch (`runs`, sorted) that are not among those `held`.
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
 fn refused<'a>(runs: Vec<&Arc<str>>, held: impl Iterator<Item = &'a str>) -> Vec<Arc<str>> {
     let mut held: Vec<&str> = held.collect();
     if held.len() == runs.len() {
@@ -292,6 +334,7 @@ fn refused<'a>(runs: Vec<&Arc<str>>, held: impl Iterator<Item = &'a str>) -> Vec
 }
 
 /// Folds records into the row's summary counts (`{"succeeded": n, ...}`).
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
 fn counts(record: &Record) -> Option<(String, f64, serde_json::Value)> {
     let Record::RunFinished {
         status,
@@ -313,6 +356,7 @@ fn counts(record: &Record) -> Option<(String, f64, serde_json::Value)> {
     ))
 }
 
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
 fn decode(run_id: &str, seq: u64, data: &str) -> Result<Record> {
     // Without serde_json's limit of 128 levels: a record nests its values
     // (an input, an output) a few levels deeper than they were, and what
@@ -328,6 +372,7 @@ fn decode(run_id: &str, seq: u64, data: &str) -> Result<Record> {
         })
 }
 
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
 fn encode(record: &Record) -> Result<String> {
     serde_json::to_string(record).map_err(|e| Error::Storage(format!("encoding a {} record: {e}", record.kind())))
 }

@@ -10,31 +10,9 @@ use flow_core::Record;
 use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 
 use crate::{
-    Entry, Error, Journal, LEASE, Owner, Result, RunFilter, RunRow, StoredRun, counts, creates, decode, encode, now_ms,
-    refused,
+    Entry, Error, Journal, LEASE, Owner, Result, RunFilter, RunRow, StoredRun, SyncLevel, counts, creates, decode,
+    encode, now_ms, refused,
 };
-
-/// How hard SQLite makes each commit durable (`PRAGMA synchronous`).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub enum SyncLevel {
-    /// fsync at every commit: a commit survives a power cut (the default).
-    #[default]
-    Full,
-    /// fsync at checkpoints only (WAL): a commit survives the process's death,
-    /// the last ones may be lost in a power cut. Faster.
-    Normal,
-}
-
-impl std::str::FromStr for SyncLevel {
-    type Err = String;
-    fn from_str(s: &str) -> std::result::Result<Self, String> {
-        match s {
-            "full" => Ok(SyncLevel::Full),
-            "normal" => Ok(SyncLevel::Normal),
-            other => Err(format!("unknown sync level `{other}` (expected `full` or `normal`)")),
-        }
-    }
-}
 
 const MIGRATIONS: &[&str] = &[
     // 1: runs and their records.
