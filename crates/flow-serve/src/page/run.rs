@@ -1,0 +1,243 @@
+//! A run's page: status, graph, timeline, nodes and their details.
+
+use std::fmt::Write as _;
+
+use flow_core::{ItemCounts, NodeReport, NodeStatus, Report, RunStatus};
+use flow_view::{fmt_ms, truncate};
+
+use super::*;
+
+fn node_duration(node: &NodeReport) -> String {
+    match (node.started_ms, node.finished_ms) {
+        (Some(start), Some(end)) => fmt_ms((end - start).max(0.0)),
+        (Some(_), None) => "running".to_owned(),
+        _ => "—".to_owned(),
+    }
+}
+
+/// A `for_each` node's counts: from the report's, else counted from its items.
+fn item_counts(node: &NodeReport) -> Option<ItemCounts> {
+    if let Some(counts) = node.items {
+        return Some(counts);
+    }
+    let items = node.item_runs.as_ref()?;
+    let mut counts = ItemCounts {
+        total: items.len(),
+        ..ItemCounts::default()
+    };
+    for item in items {
+        match item.status {
+            NodeStatus::Succeeded => counts.succeeded += 1,
+            NodeStatus::Failed => counts.failed += 1,
+            NodeStatus::Cancelled => counts.cancelled += 1,
+            _ => {}
+        }
+    }
+    Some(counts)
+}
+
+fn node_row(id: &str, node: &NodeReport) -> String {
+    let mut attempts = node.attempts.to_string();
+    if let Some(c) = item_counts(node) {
+        let _ = write!(
+            attempts,
+            r#" <small class="items">{}/{} items</small>"#,
+            c.succeeded, c.total
+        );
+    }
+    let error = node.error.as_deref().unwrap_or("");
+    format!(
+        r##"<tr data-node="{id}" data-status="{status}"><td class="node"><a href="#node-{id}">{id}</a></td><td class="status">{badge}</td><td class="attempts num">{attempts}</td><td class="duration num">{duration}</td><td class="error" title="{title}">{cell}</td></tr>"##,
+        id = escape(id),
+        status = node.status.as_str(),
+        badge = badge(node.status.as_str()),
+        duration = escape(&node_duration(node)),
+        title = escape(&truncate(error, 2000)),
+        cell = escape(&truncate(error, CELL_ERROR_CHARS)),
+    )
+}
+
+/// A node's details: error, output, attempts, items. `budget` is what is left
+/// of the page's bytes of output.
+fn node_details(run_id: &str, id: &str, node: &NodeReport, budget: &mut usize) -> String {
+    let mut out = String::new();
+    let summary_extra = format!(
+        "{} · {}",
+        plural(node.attempts as usize, "attempt", "attempts"),
+        node_duration(node)
+    );
+    let _ = write!(
+        out,
+        r#"<details class="node-detail" id="node-{id}" data-detail="{id}"><summary><span class="name">{id}</span> {badge} <span class="muted">{extra}</span></summary><div class="detail-body">"#,
+        id = escape(id),
+        badge = badge(node.status.as_str()),
+        extra = escape(&summary_extra),
+    );
+    if let Some(error) = &node.error {
+        let _ = write!(out, r#"<h3>Error</h3><pre class="error">{}</pre>"#, escape(error));
+    }
+    out.push_str("<h3>Output</h3>");
+    if node.output.is_null() {
+        let none = match node.status {
+            NodeStatus::Pending | NodeStatus::Running => "No output yet.",
+            _ => "No output.",
+        };
+        let _ = write!(out, r#"<p class="muted">{none}</p>"#);
+    } else if *budget == 0 {
+        let _ = write!(
+            out,
+            r#"<p class="note">Not shown: this page already shows its share of outputs. See <a href="/api/v1/runs/{}">the report (JSON)</a>.</p>"#,
+            encode(run_id)
+        );
+    } else {
+        let pretty = serde_json::to_string_pretty(&node.output).unwrap_or_default();
+        let shown = cut_bytes(&pretty, MAX_OUTPUT_BYTES.min(*budget));
+        *budget -= shown.len();
+        let _ = write!(out, r#"<pre class="json">{}</pre>"#, escape(shown));
+        if shown.len() < pretty.len() {
+            let _ = write!(
+                out,
+                r#"<p class="note">Output cut at {} of {}: the whole of it is in <a href="/api/v1/runs/{}">the report (JSON)</a>.</p>"#,
+                kib(shown.len()),
+                kib(pretty.len()),
+                encode(run_id)
+            );
+        }
+    }
+    let counts = item_counts(node);
+    // A `for_each` node's attempts are its items', listed below.
+    if !node.attempts_detail.is_empty() || counts.is_none() {
+        out.push_str("<h3>Attempts</h3>");
+    }
+    if node.attempts_detail.is_empty() {
+        if counts.is_none() {
+            out.push_str(r#"<p class="muted">None.</p>"#);
+        }
+    } else {
+        out.push_str(
+            r#"<div class="table-wrap"><table class="attempts"><thead><tr><th class="num">#</th><th class="num">Start</th><th class="num">End</th><th class="num">Took</th><th>Error</th></tr></thead><tbody>"#,
+        );
+        for (i, attempt) in node.attempts_detail.iter().enumerate() {
+            let _ = write!(
+                out,
+                r#"<tr><td class="num">{}</td><td class="num">{}</td><td class="num">{}</td><td class="num">{}</td><td class="error">{}</td></tr>"#,
+                i + 1,
+                fmt_ms(attempt.started_ms),
+                fmt_ms(attempt.finished_ms),
+                fmt_ms((attempt.finished_ms - attempt.started_ms).max(0.0)),
+                escape(attempt.error.as_deref().unwrap_or(""))
+            );
+        }
+        out.push_str("</tbody></table></div>");
+    }
+    if let Some(wait) = node.limit_wait_ms {
+        let _ = write!(
+            out,
+            r#"<p class="muted">Waited {} for its shared limit.</p>"#,
+            fmt_ms(wait)
+        );
+    }
+    if let Some(counts) = counts {
+        let _ = write!(
+            out,
+            r#"<h3>Items</h3><p class="item-counts">{} · {} succeeded · {} failed · {} cancelled</p>"#,
+            plural(counts.total, "item", "items"),
+            counts.succeeded,
+            counts.failed,
+            counts.cancelled
+        );
+        let items = node.item_runs.as_deref().unwrap_or(&[]);
+        if !items.is_empty() {
+            out.push_str(
+                r#"<div class="table-wrap"><table class="items"><thead><tr><th class="num">Index</th><th>Status</th><th class="num">Attempts</th><th class="num">Took</th><th>Error</th></tr></thead><tbody>"#,
+            );
+            for item in items.iter().take(MAX_ITEMS) {
+                let took = match (item.started_ms, item.finished_ms) {
+                    (Some(s), Some(e)) => fmt_ms((e - s).max(0.0)),
+                    _ => "—".to_owned(),
+                };
+                let _ = write!(
+                    out,
+                    r#"<tr data-item="{index}" data-status="{status}"><td class="num">{index}</td><td>{badge}</td><td class="num">{attempts}</td><td class="num">{took}</td><td class="error">{error}</td></tr>"#,
+                    index = item.index,
+                    status = item.status.as_str(),
+                    badge = badge(item.status.as_str()),
+                    attempts = item.attempts,
+                    error = escape(&truncate(item.error.as_deref().unwrap_or(""), 500)),
+                );
+            }
+            out.push_str("</tbody></table></div>");
+            if items.len() > MAX_ITEMS {
+                let _ = write!(
+                    out,
+                    r#"<p class="note">Showing the first {MAX_ITEMS} of {} items: all of them are in <a href="/api/v1/runs/{}">the report (JSON)</a>.</p>"#,
+                    items.len(),
+                    encode(run_id)
+                );
+            }
+        }
+    }
+    out.push_str("</div></details>\n");
+    out
+}
+
+/// A run's page: status, graph, timeline, nodes. `graph_svg` is the graph
+/// (`flow_view::graph::svg`), trusted as is; `live` makes the script follow the
+/// run's events.
+pub fn run_page(report: &Report, graph_svg: &str, live: bool) -> String {
+    let id = report.run_id.as_str();
+    let status = report.status.as_str();
+    let running = report.status == RunStatus::Running;
+    let retryable = matches!(report.status, RunStatus::Failed | RunStatus::Cancelled);
+    let mut main = String::with_capacity(8192 + graph_svg.len() + report.nodes.len() * 600);
+    let _ = write!(
+        main,
+        r#"<div class="page-head run-head"><div><p class="crumb"><a href="/?workflow={wf_q}">{wf}</a> / run</p><h1>{wf} <span id="run-status" class="badge" data-status="{status}">{status_word}</span></h1><p class="meta"><code id="run-id">{id}</code> · strategy {strategy} · <span id="run-duration">{duration}</span></p></div><div class="actions"><button id="cancel" type="button"{cancel}>Cancel</button><button id="retry" type="button"{retry}>Retry</button></div></div>
+<div id="message" role="alert" hidden></div>
+"#,
+        wf_q = encode(&report.workflow),
+        wf = escape(&report.workflow),
+        status_word = status.replace('_', " "),
+        id = escape(id),
+        strategy = escape(&report.strategy),
+        duration = escape(&fmt_ms(report.duration_ms)),
+        cancel = if running { "" } else { " disabled" },
+        retry = if retryable { "" } else { " disabled" },
+    );
+    let _ = write!(
+        main,
+        r#"<section class="card"><h2>Graph</h2><div id="graph">{graph}</div></section>
+<section class="card"><h2>Timeline</h2><div class="timeline-wrap"><img id="timeline" src="/api/v1/runs/{}/timeline.svg" alt="timeline"></div></section>
+"#,
+        encode(id),
+        graph = if graph_svg.trim().is_empty() {
+            r#"<p class="muted">No graph: the run's workflow cannot be read any more.</p>"#
+        } else {
+            graph_svg
+        },
+    );
+    main.push_str(
+        r#"<section class="card"><h2>Nodes</h2><div class="table-wrap"><table id="nodes"><thead><tr><th>Node</th><th>Status</th><th class="num">Attempts</th><th class="num">Duration</th><th>Error</th></tr></thead><tbody>"#,
+    );
+    for (node_id, node) in report.nodes.iter().take(MAX_NODE_ROWS) {
+        main.push_str(&node_row(node_id, node));
+        main.push('\n');
+    }
+    main.push_str("</tbody></table></div>");
+    let hidden = report.nodes.len().saturating_sub(MAX_NODE_ROWS);
+    if hidden > 0 {
+        let _ = write!(
+            main,
+            r#"<p class="note">{hidden} more nodes not listed: all of them are in <a href="/api/v1/runs/{}">the report (JSON)</a>.</p>"#,
+            encode(id)
+        );
+    }
+    main.push_str("</section>\n<section class=\"card\" id=\"node-details\"><h2>Details</h2>\n");
+    let mut budget = MAX_PAGE_OUTPUT_BYTES;
+    for (node_id, node) in report.nodes.iter().take(MAX_NODE_ROWS) {
+        main.push_str(&node_details(id, node_id, node, &mut budget));
+    }
+    main.push_str("</section>\n");
+    let body = format!(r#"data-page="run" data-run="{}" data-live="{live}""#, escape(id));
+    document(&format!("{} {}", report.workflow, status), &body, Nav::Runs, &main)
+}
