@@ -1,0 +1,112 @@
+//! One run's options ([`RunOptions`]) and its handle ([`RunHandle`]).
+
+use std::sync::Arc;
+
+use serde_json::Value;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use crate::*;
+
+/// Options of one run.
+#[derive(Debug, Default, Clone)]
+pub struct RunOptions {
+    pub(crate) input: Option<Value>,
+    pub(crate) strategy: Option<Arc<dyn Strategy>>,
+    pub(crate) cancel: Option<CancellationToken>,
+    pub(crate) events: Option<EventSender>,
+    pub(crate) strategy_spec: Option<StrategySpec>,
+    pub(crate) journal: Option<flow_journal::Writer>,
+    pub(crate) run_id: Option<Arc<str>>,
+}
+
+impl RunOptions {
+    /// Default options: the workflow's own input and strategy.
+    pub fn new() -> Self {
+        RunOptions::default()
+    }
+
+    /// The run's input (replaces the workflow's default input).
+    pub fn input(mut self, input: Value) -> Self {
+        self.input = Some(input);
+        self
+    }
+
+    /// Runs with this strategy instead of the workflow's.
+    pub fn strategy(mut self, strategy: Arc<dyn Strategy>) -> Self {
+        self.strategy = Some(strategy);
+        self
+    }
+
+    /// Runs with the strategy `spec` describes instead of the workflow's (built
+    /// with this engine's strategy kinds, and journaled as the run's strategy, so
+    /// a resumed run uses it too).
+    pub fn strategy_spec(mut self, spec: StrategySpec) -> Self {
+        self.strategy_spec = Some(spec);
+        self
+    }
+
+    /// Makes the run durable: its records go to `writer`'s journal, each
+    /// attempt's start durable before the node's side effect, each result
+    /// before anything downstream starts. See `docs/durability.md`.
+    pub fn journal(mut self, writer: flow_journal::Writer) -> Self {
+        self.journal = Some(writer);
+        self
+    }
+
+    /// Gives the run this id instead of a fresh UUIDv7 (a service that must
+    /// answer with the id before the run starts). Ids must be unique.
+    pub fn run_id(mut self, id: impl Into<Arc<str>>) -> Self {
+        self.run_id = Some(id.into());
+        self
+    }
+
+    /// Cancels the run when this token is cancelled.
+    pub fn cancel_token(mut self, token: CancellationToken) -> Self {
+        self.cancel = Some(token);
+        self
+    }
+
+    /// Sends the run's events to this channel.
+    pub fn events(mut self, sender: EventSender) -> Self {
+        self.events = Some(sender);
+        self
+    }
+
+    /// Subscribes to the run's events: returns the receiving end.
+    pub fn subscribe(&mut self) -> EventReceiver {
+        let (tx, rx) = mpsc::unbounded_channel();
+        self.events = Some(tx);
+        rx
+    }
+}
+
+/// A run started with [`Engine::start`].
+#[derive(Debug)]
+pub struct RunHandle {
+    pub(crate) run_id: Arc<str>,
+    pub(crate) cancel: CancellationToken,
+    pub(crate) task: tokio::task::JoinHandle<Result<Report>>,
+}
+
+impl RunHandle {
+    /// The run's id: a UUIDv7, as in its report and events.
+    pub fn run_id(&self) -> &str {
+        &self.run_id
+    }
+
+    /// Cancels the run: running nodes stop at once, the rest become `cancelled`.
+    pub fn cancel(&self) {
+        self.cancel.cancel();
+    }
+
+    /// A token that cancels the run when cancelled.
+    pub fn cancel_token(&self) -> CancellationToken {
+        self.cancel.clone()
+    }
+
+    /// Waits for the report.
+    pub async fn wait(self) -> Result<Report> {
+        self.task.await.map_err(|e| Error::Aborted(e.to_string()))?
+    }
+}
