@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use flow_engine::core::{Recovered, WorkflowSpec};
 use flow_engine::journal::{Journal, RunFilter, RunRow, SyncLevel, now_ms, rfc3339};
-use flow_engine::{Engine, ResumeError, ResumeOptions, RunStatus, Workflow};
+use flow_engine::{Engine, ResumeError, ResumeOptions, RunStatus};
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 
@@ -236,27 +236,14 @@ pub async fn show(args: RunsShowArgs) -> u8 {
         Some(report) => report.clone(),
         None => {
             let engine = Engine::new();
-            let spec: WorkflowSpec = match serde_json::from_value(recovered.document.clone()) {
-                Ok(spec) => spec,
-                Err(e) => {
-                    eprintln!("error: run `{}`: its stored workflow cannot be read: {e}", run_id);
-                    return EXIT_FAILED;
-                }
-            };
-            let workflow = match Workflow::compile(spec, engine.registry(), engine.limits()) {
+            let workflow = match engine.compile_stored(&recovered.document) {
                 Ok(w) => Arc::new(w),
                 Err(e) => {
-                    eprintln!("error: run `{}`: its stored workflow: {e}", run_id);
+                    eprintln!("error: run `{run_id}`: {e}");
                     return EXIT_FAILED;
                 }
             };
-            let strategy = recovered
-                .strategy
-                .as_ref()
-                .or(workflow.strategy())
-                .map_or("parallel".to_owned(), |s| s.kind.clone());
-            let status = stored.row.status_now(now_ms());
-            recovered.report(&workflow, &run_id, &strategy, status)
+            engine.stored_report(&run_id, &stored.row, &recovered, &workflow)
         }
     };
     // Exit 0 whatever the run's status: it is in the report.

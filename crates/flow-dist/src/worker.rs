@@ -5,7 +5,7 @@ use std::panic::AssertUnwindSafe;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use flow_core::{ContextWriter, NodeCall, NodeError, Record, Settled, Workflow, WorkflowSpec};
+use flow_core::{ContextWriter, NodeCall, NodeError, Record, Settled, Workflow};
 use flow_engine::Engine;
 use futures::FutureExt;
 use serde_json::Value;
@@ -448,11 +448,11 @@ async fn load_run(shared: &Shared, run_id: &str) -> Result<KnownRun> {
             "run {run_id}: its first record is not run_started"
         )));
     };
-    let spec: WorkflowSpec = serde_json::from_value(document)
-        .map_err(|e| Error::Storage(format!("run {run_id}: its workflow document cannot be read: {e}")))?;
     let workflow = Arc::new(
-        Workflow::compile(spec, shared.engine.registry(), shared.engine.limits())
-            .map_err(|e| Error::Storage(format!("run {run_id}: its workflow does not compile here: {e}")))?,
+        shared
+            .engine
+            .compile_stored(&document)
+            .map_err(|e| Error::Storage(format!("run {run_id}: {e} (on this worker)")))?,
     );
     let secrets = secrets::of_env(workflow.secrets());
     let context = ContextWriter::for_run(

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use flow_core::{Record, Recovered, WorkflowSpec, document_hash, document_of};
-use flow_journal::{LEASE, RunLog, Writer, now_ms};
+use flow_journal::{LEASE, RunLog, RunRow, Writer, now_ms};
 use tokio_util::sync::CancellationToken;
 
 use crate::driver::Restore;
@@ -184,9 +184,10 @@ impl Engine {
         if options.retry_failed {
             recovered.reset_failed();
         }
-        let spec: WorkflowSpec = serde_json::from_value(recovered.document.clone())
-            .map_err(|e| unusable(run_id, format!("its stored workflow document cannot be read: {e}")))?;
-        let workflow = Arc::new(Workflow::compile(spec, self.registry(), self.limits())?);
+        let workflow = Arc::new(
+            self.compile_stored(&recovered.document)
+                .map_err(|reason| unusable(run_id, reason))?,
+        );
         let (input, strategy, started_at_ms) = (
             std::mem::take(&mut recovered.input),
             recovered.strategy.take(),
@@ -254,4 +255,49 @@ fn unusable(run_id: &str, reason: String) -> Error {
         reason,
     }
     .into()
+}
+
+impl Engine {
+    /// Compiles the workflow document a run started with (its `run_started`
+    /// record's) with this engine's node kinds and limits: the one way a stored
+    /// run becomes a [`Workflow`] again, for resuming it, showing it or running
+    /// its attempts elsewhere.
+    ///
+    /// # Errors
+    ///
+    /// Why the document does not read or no longer compiles here.
+    pub fn compile_stored(&self, document: &serde_json::Value) -> std::result::Result<Workflow, String> {
+        let spec: WorkflowSpec = serde_json::from_value(document.clone())
+            .map_err(|e| format!("its stored workflow document cannot be read: {e}"))?;
+        Workflow::compile(spec, self.registry(), self.limits()).map_err(|e| format!("its stored workflow: {e}"))
+    }
+
+    /// A stored run's report: the final one when it finished; otherwise rebuilt
+    /// from its records, `running` or `interrupted` as its owner's liveness says
+    /// now (a running run's duration is its time so far, an interrupted one's
+    /// stops at its last record). `workflow` is the one
+    /// [`compile_stored`](Self::compile_stored) gave for it.
+    pub fn stored_report(
+        &self,
+        run_id: &str,
+        row: &RunRow,
+        recovered: &Recovered,
+        workflow: &Arc<Workflow>,
+    ) -> crate::Report {
+        if let Some(report) = &recovered.finished {
+            return report.clone();
+        }
+        let strategy = recovered
+            .strategy
+            .as_ref()
+            .or(workflow.strategy())
+            .map_or_else(|| "parallel".to_owned(), |s| s.kind.clone());
+        let now = now_ms();
+        let status = row.status_now(now);
+        let mut report = recovered.report(workflow, run_id, &strategy, status);
+        if status == RunStatus::Running {
+            report.duration_ms = report.duration_ms.max((now - recovered.started_at_ms).max(0) as f64);
+        }
+        report
+    }
 }

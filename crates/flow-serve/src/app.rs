@@ -5,8 +5,8 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Instant;
 
-use flow_core::{Recovered, Report, RunStatus, WorkflowSpec};
-use flow_engine::journal::{Journal, RunRow, Writer, now_ms};
+use flow_core::{Recovered, Report};
+use flow_engine::journal::{Journal, RunRow, Writer};
 use flow_engine::{Engine, RunHandle, Workflow};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
@@ -122,11 +122,11 @@ impl App {
         {
             return Ok(w.clone());
         }
-        let spec: WorkflowSpec = serde_json::from_value(recovered.document.clone())
-            .map_err(|e| Problem::internal(format!("the run's stored workflow cannot be read: {e}")))?;
-        let workflow = Workflow::compile(spec, self.engine.registry(), self.engine.limits())
+        let workflow = self
+            .engine
+            .compile_stored(&recovered.document)
             .map(Arc::new)
-            .map_err(|e| Problem::internal(format!("the run's stored workflow: {e}")))?;
+            .map_err(|e| Problem::internal(format!("the run: {e}")))?;
         let mut documents = self.documents.lock().unwrap_or_else(|p| p.into_inner());
         if documents.len() > 256 {
             documents.clear();
@@ -154,19 +154,7 @@ impl App {
                 "run `{run_id}`: its workflow cannot be read"
             )));
         };
-        let strategy = recovered
-            .strategy
-            .as_ref()
-            .or(workflow.strategy())
-            .map_or_else(|| "parallel".to_owned(), |s| s.kind.clone());
-        let status = stored.row.status_now(now_ms());
-        let mut report = recovered.report(&workflow, run_id, &strategy, status);
-        if status == RunStatus::Running {
-            // Under way: its duration so far, not its last record's time.
-            report.duration_ms = report
-                .duration_ms
-                .max((now_ms() - recovered.started_at_ms).max(0) as f64);
-        }
+        let report = self.engine.stored_report(run_id, &stored.row, &recovered, &workflow);
         Ok((stored.row, report, Some(workflow)))
     }
 }
