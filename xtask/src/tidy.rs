@@ -72,6 +72,7 @@ mod tests {
             "flow-nodes",
             "flow-journal",
             "flow-engine",
+            "flow-runtime",
             "flow-view",
             "flow-serve",
             "flow-dist",
@@ -98,8 +99,13 @@ mod tests {
         );
         forbid(
             "flow-engine",
-            &["flow-serve", "flow-dist", "flow-cli", "flow-view"],
-            "the engine never depends on the service, the workers or the CLI",
+            &["flow-serve", "flow-dist", "flow-cli", "flow-view", "flow-runtime"],
+            "the engine never depends on the runtime, the service, the workers or the CLI",
+        );
+        forbid(
+            "flow-runtime",
+            &["flow-serve", "flow-dist", "flow-cli"],
+            "the runtime sits under every front end, not above one",
         );
         forbid(
             "flow-view",

@@ -12,8 +12,9 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use flow_core::{Record, Report, StrategySpec};
+use flow_engine::RunStatus;
 use flow_engine::journal::{Entry, RunFilter, RunRow, now_ms};
-use flow_engine::{ResumeError, ResumeOptions, RunOptions, RunStatus};
+use flow_runtime::Submitted;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
@@ -162,7 +163,7 @@ pub async fn submit(
             entry.problems.join("; ")
         )));
     };
-    if app.stopping.is_cancelled() {
+    if app.stopping().is_cancelled() {
         return Err(Problem::unavailable("the server is stopping: it takes no new runs"));
     }
     let submit: Submit = match json_body(body)? {
@@ -177,28 +178,39 @@ pub async fn submit(
             )));
         }
     };
-    let mut options = RunOptions::new().journal(app.writer.clone());
-    if let Some(input) = submit.input {
-        options = options.input(input);
-    }
-    if let Some(strategy) = submit.strategy {
-        let spec: StrategySpec =
-            serde_json::from_value(strategy).map_err(|e| Problem::unprocessable(format!("strategy: {e}")))?;
-        app.engine
-            .build_strategy(&spec)
-            .map_err(|e| Problem::unprocessable(e.to_string().replace('\n', "; ")))?;
-        options = options.strategy_spec(spec);
-    }
-    let run_id = flow_engine::new_run_id();
-    if let Some(key) = headers.get("idempotency-key") {
-        let key = key
-            .to_str()
-            .map_err(|_| Problem::bad_request("Idempotency-Key: not visible ASCII"))?;
-        if key.is_empty() || key.len() > 255 {
-            return Err(Problem::bad_request("Idempotency-Key: 1 to 255 characters"));
+    let strategy = match submit.strategy {
+        None => None,
+        Some(strategy) => Some(
+            serde_json::from_value::<StrategySpec>(strategy)
+                .map_err(|e| Problem::unprocessable(format!("strategy: {e}")))?,
+        ),
+    };
+    let idempotency_key = match headers.get("idempotency-key") {
+        None => None,
+        Some(key) => {
+            let key = key
+                .to_str()
+                .map_err(|_| Problem::bad_request("Idempotency-Key: not visible ASCII"))?;
+            if key.is_empty() || key.len() > 255 {
+                return Err(Problem::bad_request("Idempotency-Key: 1 to 255 characters"));
+            }
+            Some(key.to_owned())
         }
-        let scoped = format!("{name}\n{key}");
-        if let Some(existing) = app.journal.remember(&scoped, &run_id).await? {
+    };
+    let submitted = app
+        .runtime
+        .submit(
+            &workflow,
+            flow_runtime::Submit {
+                input: submit.input,
+                strategy,
+                idempotency_key,
+            },
+        )
+        .await?;
+    let (run_id, live) = match submitted {
+        Submitted::Started { run_id, live } => (run_id, live),
+        Submitted::Replayed { run_id: existing } => {
             // As the first answer was: with `?wait`, the report once the run
             // has ended (at once when it already has), else where it is.
             let mut body = serde_json::to_value(started(&existing, "running")).unwrap_or(Value::Null);
@@ -221,17 +233,7 @@ pub async fn submit(
                 .insert("idempotent-replayed", HeaderValue::from_static("true"));
             return Ok(response);
         }
-    }
-    // Recorded before the answer: the run's URL finds it at once.
-    let handle = app
-        .engine
-        .start_recorded(&workflow, options.run_id(run_id.clone()))
-        .await
-        .map_err(|e| match e {
-            flow_engine::Error::Journal(e) => Problem::from(e),
-            other => Problem::unprocessable(other.to_string()),
-        })?;
-    let live = app.track(&name, handle);
+    };
     let mut body = serde_json::to_value(started(&run_id, "running")).unwrap_or(Value::Null);
     if let Some(wait) = wait
         && let Some(report) = wait_for_end(&app, &live, wait).await
@@ -247,17 +249,10 @@ pub async fn submit(
 
 /// The report of a live run once it ends within `wait`, with its URLs.
 async fn wait_for_end(app: &App, live: &crate::app::Live, wait: Duration) -> Option<Value> {
-    let mut done = live.done.clone();
     // A stopping server answers at once: a waiting request must not hold
     // it past its grace period.
-    let ended = tokio::select! {
-        ended = tokio::time::timeout(wait, done.wait_for(Option::is_some)) => ended.ok(),
-        () = app.stopping.cancelled() => None,
-    };
-    match ended {
-        Some(Ok(report)) => report.as_deref().map(report_with_url),
-        _ => None,
-    }
+    let report = live.wait(wait, app.stopping()).await?;
+    Some(report_with_url(&report))
 }
 
 fn report_with_url(report: &Report) -> Value {
@@ -334,20 +329,14 @@ pub async fn list_runs(app: &App, query: &ListQuery) -> Result<RunList, Problem>
                 .ok_or_else(|| Problem::bad_request(format!("cursor: `{cursor}` is not a cursor this server gave")))?,
         ),
     };
-    let live_filter = matches!(status, Some(RunStatus::Running | RunStatus::Interrupted));
     let filter = RunFilter {
         workflow: query.workflow.clone().filter(|w| !w.is_empty()),
         status,
-        limit: if live_filter { 0 } else { limit + 1 },
+        limit: limit + 1,
         before,
     };
-    let rows = app.journal.list(&filter).await?;
+    let mut rows: Vec<RunRow> = app.runtime.list(&filter).await?;
     let now = now_ms();
-    let mut rows: Vec<RunRow> = rows
-        .into_iter()
-        .filter(|r| !live_filter || status == Some(r.status_now(now)))
-        .take(limit + 1)
-        .collect();
     let next_cursor = if rows.len() > limit {
         rows.truncate(limit);
         rows.last().map(|r| format!("{}_{}", r.started_at_ms, r.run_id))
@@ -392,38 +381,15 @@ pub async fn timeline(State(app): Shared, Path(id): Path<String>) -> Result<Resp
 /// Cancels a run this server is driving.
 #[utoipa::path(post, path = "/api/v1/runs/{id}/cancel", params(("id" = String, Path)), responses((status = 202, body = Started), (status = 404), (status = 409)))]
 pub async fn cancel(State(app): Shared, Path(id): Path<String>) -> Result<Response, Problem> {
-    if let Some(live) = app.live(&id) {
-        live.cancel.cancel();
-        return Ok((StatusCode::ACCEPTED, Json(started(&id, "cancelling"))).into_response());
-    }
-    let (row, _, _) = app.report(&id).await?;
-    Err(Problem::conflict(format!(
-        "run `{id}` is {}: only a run under way can be cancelled",
-        row.status_now(now_ms())
-    )))
+    app.runtime.cancel(&id).await?;
+    Ok((StatusCode::ACCEPTED, Json(started(&id, "cancelling"))).into_response())
 }
 
 /// Runs a failed or cancelled run's failed nodes and items again (as `flow
 /// resume --retry-failed`); continues an interrupted one.
 #[utoipa::path(post, path = "/api/v1/runs/{id}/retry", params(("id" = String, Path)), responses((status = 202, body = Started), (status = 404), (status = 409)))]
 pub async fn retry(State(app): Shared, Path(id): Path<String>) -> Result<Response, Problem> {
-    if app.stopping.is_cancelled() {
-        return Err(Problem::unavailable("the server is stopping: it takes no new runs"));
-    }
-    if app.live(&id).is_some() {
-        return Err(Problem::conflict(format!("run `{id}` is still running")));
-    }
-    let resumed = app
-        .engine
-        .resume(&app.writer, &id, ResumeOptions::new().retry_failed(true))
-        .await
-        .map_err(|e| match e {
-            flow_engine::Error::Resume(e @ ResumeError::NotFound { .. }) => Problem::not_found(e.to_string()),
-            flow_engine::Error::Resume(e) => Problem::conflict(e.to_string()),
-            other => Problem::unavailable(other.to_string()),
-        })?;
-    let name = resumed.workflow.name().to_owned();
-    app.track(&name, resumed.handle);
+    app.runtime.retry(&id).await?;
     Ok((StatusCode::ACCEPTED, Json(started(&id, "running"))).into_response())
 }
 
@@ -441,15 +407,15 @@ pub async fn events(State(app): Shared, Path(id): Path<String>, headers: HeaderM
             .ok_or_else(|| Problem::bad_request("Last-Event-ID: not a record number"))?,
     };
     // Subscribed before reading the history: nothing falls in between.
-    let mut live = app.writer.subscribe();
+    let mut live = app.writer().subscribe();
     let stored = app
-        .journal
+        .journal()
         .load(&id)
         .await?
         .ok_or_else(|| Problem::not_found(format!("no run `{id}`")))?;
     let (tx, mut rx) = tokio::sync::mpsc::channel::<Event>(256);
-    let journal = app.journal.clone();
-    let stopping = app.stopping.clone();
+    let journal = app.journal().clone();
+    let stopping = app.stopping().clone();
     tokio::spawn(async move {
         let mut sent = after;
         let mut history = stored.records;

@@ -1,38 +1,54 @@
-//! The server's state: the engine, the journal, the workflows, the runs this
-//! process is driving, and how a run's report is found.
+//! The server's state: the runtime (engine, journal, the runs this process is
+//! driving), the workflows of its folder, its token and metrics.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex, RwLock};
-use std::time::Instant;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
 
-use flow_core::{Recovered, Report};
+use flow_core::Report;
 use flow_engine::journal::{Journal, RunRow, Writer};
-use flow_engine::{Engine, RunHandle, Workflow};
-use tokio::sync::watch;
+use flow_engine::{Engine, Workflow};
+pub use flow_runtime::Live;
+use flow_runtime::{Observer, Runtime};
 use tokio_util::sync::CancellationToken;
 
 use crate::catalog::Catalog;
 use crate::problem::Problem;
 
-/// A run this process drives: how to cancel it, and its report once it ends.
-#[derive(Clone)]
-pub struct Live {
-    pub cancel: CancellationToken,
-    pub done: watch::Receiver<Option<Arc<Report>>>,
-}
-
 pub struct App {
-    pub engine: Engine,
-    pub writer: Writer,
-    pub journal: Arc<dyn Journal>,
+    /// Starts, tracks, looks up, cancels and retries runs.
+    pub runtime: Arc<Runtime>,
     pub catalog: RwLock<Arc<Catalog>>,
-    pub live: Mutex<HashMap<String, Live>>,
     pub token: Option<String>,
     pub metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
-    /// Workflows compiled from journaled documents, by document hash.
-    documents: Mutex<HashMap<String, Arc<Workflow>>>,
-    /// Set when the server stops taking new runs (SIGTERM).
-    pub stopping: CancellationToken,
+}
+
+/// The server's metrics and logs of each run.
+struct Metrics;
+
+impl Observer for Metrics {
+    fn started(&self, workflow: &str, _run_id: &str) {
+        metrics::counter!("flow_runs_started_total", "workflow" => workflow.to_owned()).increment(1);
+        metrics::gauge!("flow_runs_in_flight").increment(1.0);
+    }
+
+    fn finished(&self, workflow: &str, report: &Report, elapsed: Duration) {
+        metrics::gauge!("flow_runs_in_flight").decrement(1.0);
+        record_metrics(workflow, report);
+        tracing::info!(
+            run_id = %report.run_id,
+            workflow = %workflow,
+            status = %report.status,
+            ms = elapsed.as_millis() as u64,
+            "run finished"
+        );
+    }
+
+    fn failed(&self, workflow: &str, run_id: &str, error: &flow_engine::Error) {
+        metrics::gauge!("flow_runs_in_flight").decrement(1.0);
+        metrics::counter!("flow_runs_finished_total", "workflow" => workflow.to_owned(), "status" => "error")
+            .increment(1);
+        tracing::error!(run_id = %run_id, error = %error, "run ended without a report");
+    }
 }
 
 impl App {
@@ -44,16 +60,28 @@ impl App {
         metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
     ) -> App {
         App {
-            journal: writer.journal().clone(),
-            engine,
-            writer,
+            runtime: Arc::new(Runtime::new(engine, writer).with_observer(Arc::new(Metrics))),
             catalog: RwLock::new(Arc::new(catalog)),
-            live: Mutex::new(HashMap::new()),
             token,
             metrics,
-            documents: Mutex::new(HashMap::new()),
-            stopping: CancellationToken::new(),
         }
+    }
+
+    pub fn engine(&self) -> &Engine {
+        self.runtime.engine()
+    }
+
+    pub fn writer(&self) -> &Writer {
+        self.runtime.writer()
+    }
+
+    pub fn journal(&self) -> &Arc<dyn Journal> {
+        self.runtime.journal()
+    }
+
+    /// Fired when the server stops taking new runs (SIGTERM).
+    pub fn stopping(&self) -> &CancellationToken {
+        self.runtime.stopping()
     }
 
     pub fn catalog(&self) -> Arc<Catalog> {
@@ -61,101 +89,19 @@ impl App {
     }
 
     pub fn live(&self, run_id: &str) -> Option<Live> {
-        self.live.lock().unwrap_or_else(|p| p.into_inner()).get(run_id).cloned()
+        self.runtime.live(run_id)
     }
 
     pub fn in_flight(&self) -> usize {
-        self.live.lock().unwrap_or_else(|p| p.into_inner()).len()
-    }
-
-    /// Follows a started run: keeps it cancellable while it goes on, counts it
-    /// in the metrics, and publishes its report when it ends.
-    pub fn track(self: &Arc<App>, workflow: &str, handle: RunHandle) -> Live {
-        let (tx, rx) = watch::channel(None);
-        let live = Live {
-            cancel: handle.cancel_token(),
-            done: rx,
-        };
-        let run_id = handle.run_id().to_owned();
-        self.live
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(run_id.clone(), live.clone());
-        let workflow = workflow.to_owned();
-        metrics::counter!("flow_runs_started_total", "workflow" => workflow.clone()).increment(1);
-        metrics::gauge!("flow_runs_in_flight").increment(1.0);
-        let app = self.clone();
-        tokio::spawn(async move {
-            let started = Instant::now();
-            let result = handle.wait().await;
-            metrics::gauge!("flow_runs_in_flight").decrement(1.0);
-            match result {
-                Ok(report) => {
-                    record_metrics(&workflow, &report);
-                    tracing::info!(
-                        run_id = %run_id,
-                        workflow = %workflow,
-                        status = %report.status,
-                        ms = started.elapsed().as_millis() as u64,
-                        "run finished"
-                    );
-                    let _ = tx.send(Some(Arc::new(report)));
-                }
-                Err(e) => {
-                    metrics::counter!("flow_runs_finished_total", "workflow" => workflow.clone(), "status" => "error")
-                        .increment(1);
-                    tracing::error!(run_id = %run_id, error = %e, "run ended without a report");
-                }
-            }
-            app.live.lock().unwrap_or_else(|p| p.into_inner()).remove(&run_id);
-        });
-        live
-    }
-
-    /// The workflow a journaled run started with, compiled once per document.
-    pub fn document(&self, recovered: &Recovered) -> Result<Arc<Workflow>, Problem> {
-        if let Some(w) = self
-            .documents
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(&recovered.hash)
-        {
-            return Ok(w.clone());
-        }
-        let workflow = self
-            .engine
-            .compile_stored(&recovered.document)
-            .map(Arc::new)
-            .map_err(|e| Problem::internal(format!("the run: {e}")))?;
-        let mut documents = self.documents.lock().unwrap_or_else(|p| p.into_inner());
-        if documents.len() > 256 {
-            documents.clear();
-        }
-        documents.insert(recovered.hash.clone(), workflow.clone());
-        Ok(workflow)
+        self.runtime.in_flight()
     }
 
     /// A run's row and report as the journal has them now: the final report
     /// of a finished run; for one under way, nodes not settled yet are
     /// `pending` or `running`.
     pub async fn report(&self, run_id: &str) -> Result<(RunRow, Report, Option<Arc<Workflow>>), Problem> {
-        let stored = self
-            .journal
-            .load(run_id)
-            .await?
-            .ok_or_else(|| Problem::not_found(format!("no run `{run_id}`")))?;
-        let recovered = Recovered::fold(stored.records.iter().map(|(_, r)| r));
-        let workflow = self.document(&recovered).ok();
-        if let Some(report) = &recovered.finished {
-            return Ok((stored.row, report.clone(), workflow));
-        }
-        let Some(workflow) = workflow else {
-            return Err(Problem::internal(format!(
-                "run `{run_id}`: its workflow cannot be read"
-            )));
-        };
-        let report = self.engine.stored_report(run_id, &stored.row, &recovered, &workflow);
-        Ok((stored.row, report, Some(workflow)))
+        let view = self.runtime.lookup(run_id).await?;
+        Ok((view.row, view.report, view.workflow))
     }
 }
 

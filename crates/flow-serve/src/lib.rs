@@ -22,8 +22,8 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use flow_engine::journal::{Owner, SyncLevel, Writer, now_ms};
-use flow_engine::{Engine, Limits, ResumeOptions};
+use flow_engine::journal::{Owner, SyncLevel, Writer};
+use flow_engine::{Engine, Limits};
 
 pub use flow_engine::journal::rfc3339;
 
@@ -120,13 +120,13 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
         } else {
             String::new()
         },
-        app.journal.target()
+        app.journal().target()
     );
     resume_interrupted(&app).await;
     tokio::spawn(reload_on_hangup(app.clone()));
 
     let router = routes::router(app.clone(), config.max_body_bytes);
-    let stopping = app.stopping.clone();
+    let stopping = app.stopping().clone();
     let server = axum::serve(listener, router).with_graceful_shutdown(async move {
         wait_for_stop().await;
         eprintln!("flow serve: stopping: no new requests; runs under way get the grace period");
@@ -143,35 +143,14 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
     if left > 0 {
         eprintln!("flow serve: {left} runs still under way are left for the next start");
     }
-    let _ = app.writer.flush().await;
+    let _ = app.writer().flush().await;
     Ok(())
 }
 
 /// Runs whose process died (`interrupted`) are taken over and continued.
 async fn resume_interrupted(app: &Arc<App>) {
-    let filter = flow_engine::journal::RunFilter {
-        status: Some(flow_engine::RunStatus::Interrupted),
-        ..Default::default()
-    };
-    let rows = match app.journal.list(&filter).await {
-        Ok(rows) => rows,
-        Err(e) => {
-            tracing::error!(error = %e, "cannot list runs to resume");
-            return;
-        }
-    };
-    let now = now_ms();
-    for row in rows
-        .iter()
-        .filter(|r| r.status_now(now) == flow_engine::RunStatus::Interrupted)
-    {
-        match app.engine.resume(&app.writer, &row.run_id, ResumeOptions::new()).await {
-            Ok(resumed) => {
-                eprintln!("flow serve: resuming run {} of `{}`", row.run_id, row.workflow);
-                app.track(&row.workflow, resumed.handle);
-            }
-            Err(e) => tracing::warn!(run_id = %row.run_id, error = %e, "not resumed"),
-        }
+    for (run_id, workflow) in app.runtime.resume_interrupted().await {
+        eprintln!("flow serve: resuming run {run_id} of `{workflow}`");
     }
 }
 
@@ -179,7 +158,7 @@ async fn resume_interrupted(app: &Arc<App>) {
 /// started with (they hold their own `Arc<Workflow>`).
 pub(crate) fn reload(app: &App) -> Result<(), String> {
     let dir = app.catalog().dir.clone();
-    let catalog = Catalog::load(&app.engine, &dir)?;
+    let catalog = Catalog::load(app.engine(), &dir)?;
     let invalid = catalog.entries.values().filter(|e| e.workflow.is_none()).count();
     *app.catalog.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(catalog);
     tracing::info!(invalid, "workflows reloaded");

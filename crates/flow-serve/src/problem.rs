@@ -84,3 +84,20 @@ impl From<flow_engine::journal::Error> for Problem {
         Problem::unavailable(e.to_string())
     }
 }
+
+/// The runtime's errors by variant, never by message.
+impl From<flow_runtime::Error> for Problem {
+    fn from(e: flow_runtime::Error) -> Problem {
+        use flow_engine::ResumeError;
+        use flow_runtime::Error;
+        match e {
+            Error::RunNotFound(_) | Error::Resume(ResumeError::NotFound { .. }) => Problem::not_found(e.to_string()),
+            Error::NotUnderWay { .. } | Error::StillRunning(_) | Error::Resume(_) => Problem::conflict(e.to_string()),
+            Error::Stopping => Problem::unavailable("the server is stopping: it takes no new runs"),
+            Error::BadInput(message) => Problem::unprocessable(message),
+            Error::Journal(e) => Problem::from(e),
+            Error::Unusable(message) => Problem::internal(message),
+            other => Problem::unavailable(other.to_string()),
+        }
+    }
+}

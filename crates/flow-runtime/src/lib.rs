@@ -1,0 +1,498 @@
+//! The runtime of **flow**: the one place that starts journaled runs, keeps
+//! track of those this process drives, looks runs up (live or stored), lists,
+//! cancels, retries and resumes them. Front ends (`flow serve`'s handlers
+//! today; the CLI, schedules, webhooks and the `workflow` node kind next) call
+//! it instead of each folding records, compiling stored documents and tracking
+//! live runs on its own.
+//!
+//! A [`Runtime`] is built from an [`Engine`] and a journal [`Writer`]; an
+//! [`Observer`] of the front end's own (metrics, logs) hears of each run's
+//! start and end. Errors are typed ([`Error`]): a front end chooses its answer
+//! (404, 409, 503, exit 2) by the variant, never by the message.
+//!
+//! ```
+//! # async fn demo(engine: flow_engine::Engine, writer: flow_engine::journal::Writer,
+//! #               workflow: std::sync::Arc<flow_engine::Workflow>) -> Result<(), flow_runtime::Error> {
+//! use std::sync::Arc;
+//! use flow_runtime::{Runtime, Submit, Submitted};
+//!
+//! let runtime = Arc::new(Runtime::new(engine, writer));
+//! let submit = Submit { idempotency_key: Some("order-1234".into()), ..Submit::default() };
+//! match runtime.submit(&workflow, submit).await? {
+//!     Submitted::Started { run_id, .. } => println!("started {run_id}"),
+//!     Submitted::Replayed { run_id } => println!("already started as {run_id}"),
+//! }
+//! # Ok(())
+//! # }
+//! ```
+
+#![warn(missing_docs)]
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use flow_core::{Recovered, Report, RunStatus, StrategySpec};
+use flow_engine::journal::{Journal, RunFilter, RunRow, Writer, now_ms};
+use flow_engine::{Engine, ResumeError, ResumeOptions, RunHandle, RunOptions, Workflow};
+use serde_json::Value;
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+
+/// Why the runtime could not do what it was asked.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// No run has that id.
+    #[error("no run `{0}`")]
+    RunNotFound(String),
+    /// The run is not under way (it finished, or it is interrupted): it
+    /// cannot be cancelled.
+    #[error("run `{run_id}` is {status}: only a run under way can be cancelled")]
+    NotUnderWay {
+        /// The run.
+        run_id: String,
+        /// Its status now.
+        status: RunStatus,
+    },
+    /// The run is still under way here: it cannot be retried yet.
+    #[error("run `{0}` is still running")]
+    StillRunning(String),
+    /// The runtime is stopping: it starts no new runs.
+    #[error("the runtime is stopping: it takes no new runs")]
+    Stopping,
+    /// What was asked is malformed (an invalid strategy, say).
+    #[error("{0}")]
+    BadInput(String),
+    /// The run cannot be resumed or retried.
+    #[error(transparent)]
+    Resume(ResumeError),
+    /// The journal failed.
+    #[error(transparent)]
+    Journal(#[from] flow_engine::journal::Error),
+    /// A stored run cannot be read back (its workflow document does not
+    /// compile here).
+    #[error("{0}")]
+    Unusable(String),
+    /// The engine refused the run for another reason.
+    #[error(transparent)]
+    Engine(flow_engine::Error),
+}
+
+impl From<flow_engine::Error> for Error {
+    fn from(e: flow_engine::Error) -> Self {
+        match e {
+            flow_engine::Error::Resume(e) => Error::Resume(e),
+            flow_engine::Error::Journal(e) => Error::Journal(e),
+            other => Error::Engine(other),
+        }
+    }
+}
+
+/// A `Result` whose error is this crate's [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// A run this process drives: how to cancel it, and its report once it ends.
+#[derive(Debug, Clone)]
+pub struct Live {
+    /// Cancels the run.
+    pub cancel: CancellationToken,
+    /// `None` while the run goes on, its report once it ended.
+    pub done: watch::Receiver<Option<Arc<Report>>>,
+}
+
+impl Live {
+    /// The report, once the run ends within `wait`; `None` when it did not,
+    /// or when `stop` fired first.
+    pub async fn wait(&self, wait: Duration, stop: &CancellationToken) -> Option<Arc<Report>> {
+        let mut done = self.done.clone();
+        let ended = tokio::select! {
+            ended = tokio::time::timeout(wait, done.wait_for(Option::is_some)) => ended.ok(),
+            () = stop.cancelled() => None,
+        };
+        match ended {
+            Some(Ok(report)) => report.clone(),
+            _ => None,
+        }
+    }
+}
+
+/// Hears of the runs a [`Runtime`] drives: a front end's metrics and logs.
+/// Every method has a default that does nothing.
+pub trait Observer: Send + Sync + 'static {
+    /// A run of `workflow` started (or was taken over) here.
+    fn started(&self, workflow: &str, run_id: &str) {
+        let _ = (workflow, run_id);
+    }
+    /// A run ended with `report`, `elapsed` after this process took it.
+    fn finished(&self, workflow: &str, report: &Report, elapsed: Duration) {
+        let _ = (workflow, report, elapsed);
+    }
+    /// A run ended without a report (its driver failed).
+    fn failed(&self, workflow: &str, run_id: &str, error: &flow_engine::Error) {
+        let _ = (workflow, run_id, error);
+    }
+}
+
+struct Quiet;
+impl Observer for Quiet {}
+
+/// What to start: the run's input (the workflow's own `input:` when `None`),
+/// a strategy in place of the workflow's, and an idempotency key (of the
+/// workflow's submissions: the same key gives the same run).
+#[derive(Debug, Clone, Default)]
+pub struct Submit {
+    /// The run's input.
+    pub input: Option<Value>,
+    /// A strategy in place of the workflow's own.
+    pub strategy: Option<StrategySpec>,
+    /// The submission's key: a second submit with it finds the first run.
+    pub idempotency_key: Option<String>,
+}
+
+/// What a submit did.
+#[derive(Debug)]
+pub enum Submitted {
+    /// A new run, recorded in the journal and under way.
+    Started {
+        /// Its id.
+        run_id: String,
+        /// Its handle here.
+        live: Live,
+    },
+    /// The key was bound already: the run it was bound to.
+    Replayed {
+        /// That run's id.
+        run_id: String,
+    },
+}
+
+/// A run as the journal has it now, with its report (the final one, or one
+/// rebuilt from its records) and its workflow when it could be compiled.
+#[derive(Debug)]
+pub struct RunView {
+    /// Its row.
+    pub row: RunRow,
+    /// Its report.
+    pub report: Report,
+    /// The workflow it runs (compiled from its stored document).
+    pub workflow: Option<Arc<Workflow>>,
+}
+
+/// The runs of one engine and journal. See the crate's documentation.
+pub struct Runtime {
+    engine: Engine,
+    writer: Writer,
+    live: Mutex<HashMap<String, Live>>,
+    /// Workflows compiled from journaled documents, by document hash.
+    documents: Mutex<HashMap<String, Arc<Workflow>>>,
+    stopping: CancellationToken,
+    observer: Arc<dyn Observer>,
+}
+
+impl std::fmt::Debug for Runtime {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Runtime")
+            .field("journal", &self.writer.journal().target())
+            .field("in_flight", &self.in_flight())
+            .finish_non_exhaustive()
+    }
+}
+
+/// At most this many compiled stored documents are kept.
+const DOCUMENTS: usize = 256;
+
+impl Runtime {
+    /// A runtime over `engine` whose runs are journaled by `writer`.
+    pub fn new(engine: Engine, writer: Writer) -> Runtime {
+        Runtime {
+            engine,
+            writer,
+            live: Mutex::new(HashMap::new()),
+            documents: Mutex::new(HashMap::new()),
+            stopping: CancellationToken::new(),
+            observer: Arc::new(Quiet),
+        }
+    }
+
+    /// The same runtime, telling `observer` of each run's start and end.
+    pub fn with_observer(mut self, observer: Arc<dyn Observer>) -> Runtime {
+        self.observer = observer;
+        self
+    }
+
+    /// The engine.
+    pub fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
+    /// The journal's writer.
+    pub fn writer(&self) -> &Writer {
+        &self.writer
+    }
+
+    /// The journal.
+    pub fn journal(&self) -> &Arc<dyn Journal> {
+        self.writer.journal()
+    }
+
+    /// Fired when the runtime stops taking new runs ([`Runtime::stop`]).
+    pub fn stopping(&self) -> &CancellationToken {
+        &self.stopping
+    }
+
+    /// Stops taking new runs; those under way go on.
+    pub fn stop(&self) {
+        self.stopping.cancel();
+    }
+
+    /// The run `run_id`, if this process drives it.
+    pub fn live(&self, run_id: &str) -> Option<Live> {
+        self.live
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(run_id)
+            .cloned()
+    }
+
+    /// How many runs this process drives now.
+    pub fn in_flight(&self) -> usize {
+        self.live.lock().unwrap_or_else(PoisonError::into_inner).len()
+    }
+
+    /// Follows a started run: keeps it cancellable while it goes on, tells the
+    /// observer, and publishes its report when it ends.
+    pub fn track(self: &Arc<Self>, workflow: &str, handle: RunHandle) -> Live {
+        let (tx, rx) = watch::channel(None);
+        let live = Live {
+            cancel: handle.cancel_token(),
+            done: rx,
+        };
+        let run_id = handle.run_id().to_owned();
+        self.live
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(run_id.clone(), live.clone());
+        self.observer.started(workflow, &run_id);
+        let workflow = workflow.to_owned();
+        let runtime = self.clone();
+        tokio::spawn(async move {
+            let started = Instant::now();
+            match handle.wait().await {
+                Ok(report) => {
+                    runtime.observer.finished(&workflow, &report, started.elapsed());
+                    let _ = tx.send(Some(Arc::new(report)));
+                }
+                Err(e) => runtime.observer.failed(&workflow, &run_id, &e),
+            }
+            runtime
+                .live
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .remove(&run_id);
+        });
+        live
+    }
+
+    /// Starts a run of `workflow`: recorded in the journal before this returns
+    /// (its id finds it at once), then driven here. With an idempotency key
+    /// that a submit of this workflow bound already, starts nothing and names
+    /// that run.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Stopping`], [`Error::BadInput`] for a strategy that does not
+    /// build, [`Error::Journal`].
+    pub async fn submit(self: &Arc<Self>, workflow: &Arc<Workflow>, submit: Submit) -> Result<Submitted> {
+        if self.stopping.is_cancelled() {
+            return Err(Error::Stopping);
+        }
+        let mut options = RunOptions::new().journal(self.writer.clone());
+        if let Some(input) = submit.input {
+            options = options.input(input);
+        }
+        if let Some(spec) = submit.strategy {
+            self.engine
+                .build_strategy(&spec)
+                .map_err(|e| Error::BadInput(e.to_string().replace('\n', "; ")))?;
+            options = options.strategy_spec(spec);
+        }
+        let run_id = flow_engine::new_run_id();
+        if let Some(key) = &submit.idempotency_key {
+            let scoped = format!("{}\n{key}", workflow.name());
+            if let Some(existing) = self.journal().remember(&scoped, &run_id).await? {
+                return Ok(Submitted::Replayed { run_id: existing });
+            }
+        }
+        let handle = self
+            .engine
+            .start_recorded(workflow, options.run_id(run_id.clone()))
+            .await
+            .map_err(|e| match e {
+                flow_engine::Error::Journal(e) => Error::Journal(e),
+                other => Error::BadInput(other.to_string()),
+            })?;
+        let live = self.track(workflow.name(), handle);
+        Ok(Submitted::Started {
+            run_id: run_id.to_string(),
+            live,
+        })
+    }
+
+    /// The workflow a journaled run started with, compiled once per document.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Unusable`] when the document no longer reads or compiles.
+    pub fn stored_workflow(&self, recovered: &Recovered) -> Result<Arc<Workflow>> {
+        if let Some(w) = self
+            .documents
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(&recovered.hash)
+        {
+            return Ok(w.clone());
+        }
+        let workflow = self
+            .engine
+            .compile_stored(&recovered.document)
+            .map(Arc::new)
+            .map_err(|e| Error::Unusable(format!("the run: {e}")))?;
+        let mut documents = self.documents.lock().unwrap_or_else(PoisonError::into_inner);
+        if documents.len() > DOCUMENTS {
+            documents.clear();
+        }
+        documents.insert(recovered.hash.clone(), workflow.clone());
+        Ok(workflow)
+    }
+
+    /// A run as the journal has it now: the final report of a finished run;
+    /// for one under way, nodes not settled yet are `pending` or `running`.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::RunNotFound`], [`Error::Unusable`], [`Error::Journal`].
+    pub async fn lookup(&self, run_id: &str) -> Result<RunView> {
+        let stored = self
+            .journal()
+            .load(run_id)
+            .await?
+            .ok_or_else(|| Error::RunNotFound(run_id.to_owned()))?;
+        let recovered = Recovered::fold(stored.records.iter().map(|(_, r)| r));
+        let workflow = self.stored_workflow(&recovered).ok();
+        if let Some(report) = &recovered.finished {
+            return Ok(RunView {
+                row: stored.row,
+                report: report.clone(),
+                workflow,
+            });
+        }
+        let Some(workflow) = workflow else {
+            return Err(Error::Unusable(format!("run `{run_id}`: its workflow cannot be read")));
+        };
+        let report = self.engine.stored_report(run_id, &stored.row, &recovered, &workflow);
+        Ok(RunView {
+            row: stored.row,
+            report,
+            workflow: Some(workflow),
+        })
+    }
+
+    /// Runs newest first: `filter` as [`Journal::list`] takes it, where
+    /// `running` and `interrupted` are told apart by their owner's liveness
+    /// now. At most `filter.limit` (0: all).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Journal`].
+    pub async fn list(&self, filter: &RunFilter) -> Result<Vec<RunRow>> {
+        let live_filter = matches!(filter.status, Some(RunStatus::Running | RunStatus::Interrupted));
+        let asked = RunFilter {
+            limit: if live_filter { 0 } else { filter.limit },
+            ..filter.clone()
+        };
+        let rows = self.journal().list(&asked).await?;
+        let now = now_ms();
+        let limit = if filter.limit == 0 { usize::MAX } else { filter.limit };
+        Ok(rows
+            .into_iter()
+            .filter(|r| !live_filter || filter.status == Some(r.status_now(now)))
+            .take(limit)
+            .collect())
+    }
+
+    /// Cancels a run this process drives.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::NotUnderWay`] for a run that is not (with its status),
+    /// [`Error::RunNotFound`].
+    pub async fn cancel(&self, run_id: &str) -> Result<()> {
+        if let Some(live) = self.live(run_id) {
+            live.cancel.cancel();
+            return Ok(());
+        }
+        let view = self.lookup(run_id).await?;
+        Err(Error::NotUnderWay {
+            run_id: run_id.to_owned(),
+            status: view.row.status_now(now_ms()),
+        })
+    }
+
+    /// Runs a failed or cancelled run's failed, cancelled and upstream-failed
+    /// nodes again, here; the run keeps its id.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Stopping`], [`Error::StillRunning`], [`Error::Resume`] (no
+    /// such run, it succeeded, another process holds it).
+    pub async fn retry(self: &Arc<Self>, run_id: &str) -> Result<Live> {
+        self.take_over(run_id, ResumeOptions::new().retry_failed(true)).await
+    }
+
+    /// Takes an interrupted run over and continues it here.
+    ///
+    /// # Errors
+    ///
+    /// As [`Runtime::retry`].
+    pub async fn resume(self: &Arc<Self>, run_id: &str) -> Result<Live> {
+        self.take_over(run_id, ResumeOptions::new()).await
+    }
+
+    async fn take_over(self: &Arc<Self>, run_id: &str, options: ResumeOptions) -> Result<Live> {
+        if self.stopping.is_cancelled() {
+            return Err(Error::Stopping);
+        }
+        if self.live(run_id).is_some() {
+            return Err(Error::StillRunning(run_id.to_owned()));
+        }
+        let resumed = self.engine.resume(&self.writer, run_id, options).await?;
+        let name = resumed.workflow.name().to_owned();
+        Ok(self.track(&name, resumed.handle))
+    }
+
+    /// Takes over every interrupted run of the journal (their process died)
+    /// and continues them here: the runs resumed, by id and workflow. One that
+    /// cannot be resumed (another process took it first) is passed over.
+    pub async fn resume_interrupted(self: &Arc<Self>) -> Vec<(String, String)> {
+        let filter = RunFilter {
+            status: Some(RunStatus::Interrupted),
+            ..RunFilter::default()
+        };
+        let rows = match self.list(&filter).await {
+            Ok(rows) => rows,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot list runs to resume");
+                return Vec::new();
+            }
+        };
+        let mut resumed = Vec::new();
+        for row in rows {
+            match self.resume(&row.run_id).await {
+                Ok(_) => resumed.push((row.run_id, row.workflow)),
+                Err(e) => tracing::warn!(run_id = %row.run_id, error = %e, "not resumed"),
+            }
+        }
+        resumed
+    }
+}
