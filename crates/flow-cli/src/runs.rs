@@ -1,10 +1,8 @@
 //! `flow runs list`, `flow runs show` and `flow resume`: journaled runs.
 
-use std::sync::Arc;
-
-use flow_engine::core::{Recovered, WorkflowSpec};
-use flow_engine::journal::{Journal, RunFilter, RunRow, SyncLevel, now_ms, rfc3339};
+use flow_engine::journal::{RunFilter, RunRow, SyncLevel, now_ms, rfc3339};
 use flow_engine::{Engine, ResumeError, ResumeOptions, RunStatus};
+use flow_runtime::{Progress, Runs};
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 
@@ -13,18 +11,19 @@ use crate::progress::Display;
 use crate::run::{Outputs, cancel_on_signal, finish, open_journal};
 use crate::summary::fmt_ms;
 
-/// The journal the flags name; exit 2 without one.
-async fn journal(args: &JournalArgs) -> Result<Arc<dyn Journal>, u8> {
+/// The runs of the journal the flags name; exit 2 without one.
+async fn runs(args: &JournalArgs) -> Result<Runs, u8> {
     let Some(target) = args.journal.as_deref().filter(|t| !t.is_empty()) else {
         eprintln!("error: no journal: give --journal TARGET or set FLOW_JOURNAL");
         return Err(EXIT_USAGE);
     };
     missing(target)?;
     let sync = args.journal_sync.parse::<SyncLevel>().unwrap_or_default();
-    flow_engine::journal::open(target, sync).await.map_err(|e| {
+    let journal = flow_engine::journal::open(target, sync).await.map_err(|e| {
         eprintln!("error: --journal: {e}");
         EXIT_USAGE
-    })
+    })?;
+    Ok(Runs::new(Engine::new(), journal))
 }
 
 /// Reading runs never creates a journal: a SQLite path that is not there is
@@ -36,44 +35,6 @@ fn missing(target: &str) -> Result<(), u8> {
         return Err(EXIT_USAGE);
     }
     Ok(())
-}
-
-/// What a list shows of an unfinished run, read from its records: when its
-/// last record was written and its nodes by status.
-struct Progress {
-    last_ms: f64,
-    counts: Value,
-}
-
-impl Progress {
-    async fn of(journal: &dyn Journal, row: &RunRow) -> Option<Progress> {
-        let stored = journal.load(&row.run_id).await.ok()??;
-        let recovered = Recovered::fold(stored.records.iter().map(|(_, r)| r));
-        let mut counts = serde_json::Map::new();
-        let spec: Option<WorkflowSpec> = serde_json::from_value(recovered.document.clone()).ok();
-        let ids = spec
-            .map(|s| s.nodes.into_iter().map(|n| n.id).collect::<Vec<_>>())
-            .unwrap_or_default();
-        let settled: std::collections::HashMap<&str, &str> = recovered
-            .settled
-            .iter()
-            .map(|(id, node)| (id.as_str(), node.status.as_str()))
-            .collect();
-        let started: std::collections::HashSet<&str> = recovered.in_flight.keys().map(|(id, _)| id.as_str()).collect();
-        for id in &ids {
-            let status = match settled.get(id.as_str()) {
-                Some(status) => status,
-                None if started.contains(id.as_str()) => "running",
-                None => "pending",
-            };
-            let slot = counts.entry(status).or_insert(Value::from(0));
-            *slot = Value::from(slot.as_u64().unwrap_or(0) + 1);
-        }
-        Some(Progress {
-            last_ms: recovered.last_ms,
-            counts: Value::Object(counts),
-        })
-    }
 }
 
 fn row_json(row: &RunRow, now: i64, progress: Option<&Progress>) -> Value {
@@ -103,9 +64,9 @@ fn row_json(row: &RunRow, now: i64, progress: Option<&Progress>) -> Value {
 
 /// The run a full id or a unique prefix of one names (as git takes a short
 /// hash); exit 2, with the candidates, when none or several match.
-pub async fn resolve(journal: &dyn Journal, given: &str) -> Result<String, u8> {
+pub async fn resolve(runs: &Runs, given: &str) -> Result<String, u8> {
     const SHOWN: usize = 10;
-    let ids = match journal.resolve(given, SHOWN + 1).await {
+    let ids = match runs.resolve(given, SHOWN + 1).await {
         Ok(ids) => ids,
         Err(e) => {
             eprintln!("error: {e}");
@@ -114,7 +75,7 @@ pub async fn resolve(journal: &dyn Journal, given: &str) -> Result<String, u8> {
     };
     match ids.as_slice() {
         [] => {
-            eprintln!("error: no run `{given}` in the journal {}", journal.target());
+            eprintln!("error: no run `{given}` in the journal {}", runs.journal().target());
             Err(EXIT_USAGE)
         }
         [only] => Ok(only.clone()),
@@ -132,20 +93,17 @@ pub async fn resolve(journal: &dyn Journal, given: &str) -> Result<String, u8> {
 }
 
 pub async fn list(args: RunsListArgs) -> u8 {
-    let journal = match journal(&args.journal).await {
-        Ok(j) => j,
+    let runs = match runs(&args.journal).await {
+        Ok(runs) => runs,
         Err(code) => return code,
     };
-    // `running` and `interrupted` are both stored as running: the owner decides.
-    let wanted: Option<RunStatus> = args.status.as_deref().and_then(|s| s.parse().ok());
-    let live_filter = matches!(wanted, Some(RunStatus::Running | RunStatus::Interrupted));
     let filter = RunFilter {
         workflow: args.workflow.clone(),
-        status: wanted,
-        limit: if live_filter { 0 } else { args.limit },
+        status: args.status.as_deref().and_then(|s| s.parse().ok()),
+        limit: args.limit,
         before: None,
     };
-    let rows = match journal.list(&filter).await {
+    let rows = match runs.list(&filter).await {
         Ok(rows) => rows,
         Err(e) => {
             eprintln!("error: {e}");
@@ -153,22 +111,17 @@ pub async fn list(args: RunsListArgs) -> u8 {
         }
     };
     let now = now_ms();
-    let rows: Vec<&RunRow> = rows
-        .iter()
-        .filter(|r| !live_filter || wanted == Some(r.status_now(now)))
-        .take(if args.limit == 0 { usize::MAX } else { args.limit })
-        .collect();
     let mut progress = Vec::with_capacity(rows.len());
     for row in &rows {
         progress.push(match row.counts {
             Some(_) => None,
-            None => Progress::of(journal.as_ref(), row).await,
+            None => runs.progress(&row.run_id).await,
         });
     }
     let rows: Vec<(&RunRow, Value)> = rows
         .iter()
         .zip(&progress)
-        .map(|(row, p)| (*row, row_json(row, now, p.as_ref())))
+        .map(|(row, p)| (row, row_json(row, now, p.as_ref())))
         .collect();
     if args.json {
         let array: Vec<Value> = rows.into_iter().map(|(_, j)| j).collect();
@@ -208,42 +161,27 @@ pub async fn list(args: RunsListArgs) -> u8 {
 }
 
 pub async fn show(args: RunsShowArgs) -> u8 {
-    let journal = match journal(&args.journal).await {
-        Ok(j) => j,
+    let runs = match runs(&args.journal).await {
+        Ok(runs) => runs,
         Err(code) => return code,
     };
-    let run_id = match resolve(journal.as_ref(), &args.run_id).await {
+    let run_id = match resolve(&runs, &args.run_id).await {
         Ok(id) => id,
         Err(code) => return code,
-    };
-    let stored = match journal.load(&run_id).await {
-        Ok(Some(stored)) => stored,
-        Ok(None) => {
-            eprintln!("error: no run `{run_id}` in the journal {}", journal.target());
-            return EXIT_USAGE;
-        }
-        Err(e) => {
-            eprintln!("error: {e}");
-            return EXIT_FAILED;
-        }
     };
     let outputs = match Outputs::prepare(args.report.as_deref(), args.timeline.as_ref(), None, false) {
         Ok(outputs) => outputs,
         Err(code) => return code,
     };
-    let recovered = Recovered::fold(stored.records.iter().map(|(_, r)| r));
-    let report = match &recovered.finished {
-        Some(report) => report.clone(),
-        None => {
-            let engine = Engine::new();
-            let workflow = match engine.compile_stored(&recovered.document) {
-                Ok(w) => Arc::new(w),
-                Err(e) => {
-                    eprintln!("error: run `{run_id}`: {e}");
-                    return EXIT_FAILED;
-                }
-            };
-            engine.stored_report(&run_id, &stored.row, &recovered, &workflow)
+    let report = match runs.lookup(&run_id).await {
+        Ok(view) => view.report,
+        Err(flow_runtime::Error::RunNotFound(_)) => {
+            eprintln!("error: no run `{run_id}` in the journal {}", runs.journal().target());
+            return EXIT_USAGE;
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            return EXIT_FAILED;
         }
     };
     // Exit 0 whatever the run's status: it is in the report.
@@ -294,7 +232,7 @@ pub async fn resume(args: ResumeArgs) -> u8 {
     let events = (display != Display::Quiet || outputs.has_event_log()).then(|| options.subscribe());
     let cancel = CancellationToken::new();
     options = options.cancel_token(cancel.clone());
-    let run_id = match resolve(writer.journal().as_ref(), &args.run_id).await {
+    let run_id = match resolve(&Runs::new(Engine::new(), writer.journal().clone()), &args.run_id).await {
         Ok(id) => id,
         Err(code) => return code,
     };

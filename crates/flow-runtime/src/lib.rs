@@ -179,13 +179,176 @@ pub struct RunView {
     pub workflow: Option<Arc<Workflow>>,
 }
 
+/// The read side of the runtime: runs as the journal has them, for front ends
+/// that only look (`flow runs`) as for those that also drive runs.
+pub struct Runs {
+    engine: Engine,
+    journal: Arc<dyn Journal>,
+    /// Workflows compiled from journaled documents, by document hash.
+    documents: Mutex<HashMap<String, Arc<Workflow>>>,
+}
+
+impl std::fmt::Debug for Runs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Runs")
+            .field("journal", &self.journal.target())
+            .finish_non_exhaustive()
+    }
+}
+
+/// What a list shows of an unfinished run, read from its records: when its
+/// last record was written (ms from its start) and its nodes by status
+/// (`{"succeeded": 1, "running": 1, "pending": 1}`).
+#[derive(Debug, Clone)]
+pub struct Progress {
+    /// The latest offset any record names.
+    pub last_ms: f64,
+    /// Nodes by status.
+    pub counts: Value,
+}
+
+impl Runs {
+    /// The runs of `journal`, read with `engine`'s node kinds and limits.
+    pub fn new(engine: Engine, journal: Arc<dyn Journal>) -> Runs {
+        Runs {
+            engine,
+            journal,
+            documents: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The journal.
+    pub fn journal(&self) -> &Arc<dyn Journal> {
+        &self.journal
+    }
+
+    /// The workflow a journaled run started with, compiled once per document.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Unusable`] when the document no longer reads or compiles.
+    pub fn stored_workflow(&self, recovered: &Recovered) -> Result<Arc<Workflow>> {
+        if let Some(w) = self
+            .documents
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(&recovered.hash)
+        {
+            return Ok(w.clone());
+        }
+        let workflow = self
+            .engine
+            .compile_stored(&recovered.document)
+            .map(Arc::new)
+            .map_err(|e| Error::Unusable(format!("the run: {e}")))?;
+        let mut documents = self.documents.lock().unwrap_or_else(PoisonError::into_inner);
+        if documents.len() > DOCUMENTS {
+            documents.clear();
+        }
+        documents.insert(recovered.hash.clone(), workflow.clone());
+        Ok(workflow)
+    }
+
+    /// A run as the journal has it now: the final report of a finished run;
+    /// for one under way, nodes not settled yet are `pending` or `running`.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::RunNotFound`], [`Error::Unusable`], [`Error::Journal`].
+    pub async fn lookup(&self, run_id: &str) -> Result<RunView> {
+        let stored = self
+            .journal()
+            .load(run_id)
+            .await?
+            .ok_or_else(|| Error::RunNotFound(run_id.to_owned()))?;
+        let recovered = Recovered::fold(stored.records.iter().map(|(_, r)| r));
+        let workflow = self.stored_workflow(&recovered).ok();
+        if let Some(report) = &recovered.finished {
+            return Ok(RunView {
+                row: stored.row,
+                report: report.clone(),
+                workflow,
+            });
+        }
+        let Some(workflow) = workflow else {
+            return Err(Error::Unusable(format!("run `{run_id}`: its workflow cannot be read")));
+        };
+        let report = self.engine.stored_report(run_id, &stored.row, &recovered, &workflow);
+        Ok(RunView {
+            row: stored.row,
+            report,
+            workflow: Some(workflow),
+        })
+    }
+
+    /// Runs newest first: `filter` as [`Journal::list`] takes it, where
+    /// `running` and `interrupted` are told apart by their owner's liveness
+    /// now. At most `filter.limit` (0: all).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Journal`].
+    pub async fn list(&self, filter: &RunFilter) -> Result<Vec<RunRow>> {
+        let live_filter = matches!(filter.status, Some(RunStatus::Running | RunStatus::Interrupted));
+        let asked = RunFilter {
+            limit: if live_filter { 0 } else { filter.limit },
+            ..filter.clone()
+        };
+        let rows = self.journal.list(&asked).await?;
+        let now = now_ms();
+        let limit = if filter.limit == 0 { usize::MAX } else { filter.limit };
+        Ok(rows
+            .into_iter()
+            .filter(|r| !live_filter || filter.status == Some(r.status_now(now)))
+            .take(limit)
+            .collect())
+    }
+
+    /// The ids of runs a full id or a prefix of one names (as git takes a
+    /// short hash), at most `limit`; the id itself first when it is whole.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Journal`].
+    pub async fn resolve(&self, prefix: &str, limit: usize) -> Result<Vec<String>> {
+        Ok(self.journal.resolve(prefix, limit).await?)
+    }
+
+    /// How far an unfinished run got, from its records; `None` when it cannot
+    /// be read.
+    pub async fn progress(&self, run_id: &str) -> Option<Progress> {
+        let stored = self.journal.load(run_id).await.ok()??;
+        let recovered = Recovered::fold(stored.records.iter().map(|(_, r)| r));
+        let workflow = self.stored_workflow(&recovered).ok()?;
+        let settled: HashMap<&str, &str> = recovered
+            .settled
+            .iter()
+            .map(|(id, node)| (id.as_str(), node.status.as_str()))
+            .collect();
+        let started: std::collections::HashSet<&str> = recovered.in_flight.keys().map(|(id, _)| id.as_str()).collect();
+        let mut counts = serde_json::Map::new();
+        for node in workflow.nodes() {
+            let status = match settled.get(node.id()) {
+                Some(status) => status,
+                None if started.contains(node.id()) => "running",
+                None => "pending",
+            };
+            let slot = counts.entry(status).or_insert(Value::from(0));
+            *slot = Value::from(slot.as_u64().unwrap_or(0) + 1);
+        }
+        Some(Progress {
+            last_ms: recovered.last_ms,
+            counts: Value::Object(counts),
+        })
+    }
+}
+
 /// The runs of one engine and journal. See the crate's documentation.
 pub struct Runtime {
     engine: Engine,
     writer: Writer,
+    runs: Runs,
     live: Mutex<HashMap<String, Live>>,
-    /// Workflows compiled from journaled documents, by document hash.
-    documents: Mutex<HashMap<String, Arc<Workflow>>>,
     stopping: CancellationToken,
     observer: Arc<dyn Observer>,
 }
@@ -206,10 +369,10 @@ impl Runtime {
     /// A runtime over `engine` whose runs are journaled by `writer`.
     pub fn new(engine: Engine, writer: Writer) -> Runtime {
         Runtime {
+            runs: Runs::new(engine.clone(), writer.journal().clone()),
             engine,
             writer,
             live: Mutex::new(HashMap::new()),
-            documents: Mutex::new(HashMap::new()),
             stopping: CancellationToken::new(),
             observer: Arc::new(Quiet),
         }
@@ -339,86 +502,27 @@ impl Runtime {
         })
     }
 
-    /// The workflow a journaled run started with, compiled once per document.
-    ///
-    /// # Errors
-    ///
-    /// [`Error::Unusable`] when the document no longer reads or compiles.
-    pub fn stored_workflow(&self, recovered: &Recovered) -> Result<Arc<Workflow>> {
-        if let Some(w) = self
-            .documents
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .get(&recovered.hash)
-        {
-            return Ok(w.clone());
-        }
-        let workflow = self
-            .engine
-            .compile_stored(&recovered.document)
-            .map(Arc::new)
-            .map_err(|e| Error::Unusable(format!("the run: {e}")))?;
-        let mut documents = self.documents.lock().unwrap_or_else(PoisonError::into_inner);
-        if documents.len() > DOCUMENTS {
-            documents.clear();
-        }
-        documents.insert(recovered.hash.clone(), workflow.clone());
-        Ok(workflow)
+    /// The read side: runs as the journal has them.
+    pub fn runs(&self) -> &Runs {
+        &self.runs
     }
 
-    /// A run as the journal has it now: the final report of a finished run;
-    /// for one under way, nodes not settled yet are `pending` or `running`.
+    /// See [`Runs::lookup`].
     ///
     /// # Errors
     ///
-    /// [`Error::RunNotFound`], [`Error::Unusable`], [`Error::Journal`].
+    /// As [`Runs::lookup`].
     pub async fn lookup(&self, run_id: &str) -> Result<RunView> {
-        let stored = self
-            .journal()
-            .load(run_id)
-            .await?
-            .ok_or_else(|| Error::RunNotFound(run_id.to_owned()))?;
-        let recovered = Recovered::fold(stored.records.iter().map(|(_, r)| r));
-        let workflow = self.stored_workflow(&recovered).ok();
-        if let Some(report) = &recovered.finished {
-            return Ok(RunView {
-                row: stored.row,
-                report: report.clone(),
-                workflow,
-            });
-        }
-        let Some(workflow) = workflow else {
-            return Err(Error::Unusable(format!("run `{run_id}`: its workflow cannot be read")));
-        };
-        let report = self.engine.stored_report(run_id, &stored.row, &recovered, &workflow);
-        Ok(RunView {
-            row: stored.row,
-            report,
-            workflow: Some(workflow),
-        })
+        self.runs.lookup(run_id).await
     }
 
-    /// Runs newest first: `filter` as [`Journal::list`] takes it, where
-    /// `running` and `interrupted` are told apart by their owner's liveness
-    /// now. At most `filter.limit` (0: all).
+    /// See [`Runs::list`].
     ///
     /// # Errors
     ///
-    /// [`Error::Journal`].
+    /// As [`Runs::list`].
     pub async fn list(&self, filter: &RunFilter) -> Result<Vec<RunRow>> {
-        let live_filter = matches!(filter.status, Some(RunStatus::Running | RunStatus::Interrupted));
-        let asked = RunFilter {
-            limit: if live_filter { 0 } else { filter.limit },
-            ..filter.clone()
-        };
-        let rows = self.journal().list(&asked).await?;
-        let now = now_ms();
-        let limit = if filter.limit == 0 { usize::MAX } else { filter.limit };
-        Ok(rows
-            .into_iter()
-            .filter(|r| !live_filter || filter.status == Some(r.status_now(now)))
-            .take(limit)
-            .collect())
+        self.runs.list(filter).await
     }
 
     /// Cancels a run this process drives.
