@@ -401,31 +401,35 @@ impl Journal for PgJournal {
     }
 
     async fn load(&self, run_id: &str) -> Result<Option<StoredRun>> {
-        let found = self
-            .read
-            .query_opt(
-                &format!("SELECT {ROW_COLUMNS} FROM flow_runs WHERE run_id = $1"),
-                &[&run_id],
-            )
-            .await
-            .map_err(storage)?;
-        let Some(found) = found else { return Ok(None) };
+        // One statement, one snapshot: the row and the records agree (two
+        // queries could see a run's end between them), as SQLite's one read
+        // transaction gives.
         let rows = self
             .read
             .query(
-                "SELECT seq, data FROM flow_records WHERE run_id = $1 ORDER BY seq",
+                &format!(
+                    "WITH run AS (SELECT {ROW_COLUMNS} FROM flow_runs WHERE run_id = $1)
+                     SELECT run.*, rec.seq, rec.data FROM run
+                     LEFT JOIN flow_records rec ON rec.run_id = run.run_id
+                     ORDER BY rec.seq"
+                ),
                 &[&run_id],
             )
             .await
             .map_err(storage)?;
+        let Some(first) = rows.first() else { return Ok(None) };
+        let columns = ROW_COLUMNS.split(',').count();
         let mut records = Vec::with_capacity(rows.len());
-        for r in rows {
-            let seq = r.get::<_, i64>(0) as u64;
-            let text: &str = r.get(1);
+        for r in &rows {
+            let Some(seq) = r.get::<_, Option<i64>>(columns) else {
+                continue;
+            };
+            let seq = seq as u64;
+            let text: &str = r.get(columns + 1);
             records.push((seq, decode(run_id, seq, text)?));
         }
         Ok(Some(StoredRun {
-            row: row(&found)?,
+            row: row(first)?,
             records,
         }))
     }
