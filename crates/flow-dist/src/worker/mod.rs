@@ -1,19 +1,27 @@
 //! The worker's side (`flow worker`): claim tasks, run them, write outcomes.
+//! This module holds the claim loop and the outcome writer; `cache.rs` the
+//! runs a worker knows (their workflow and settled nodes), `attempt.rs` the
+//! running of one task, `listing.rs` what `flow workers list` shows.
+
+mod attempt;
+mod cache;
+mod listing;
 
 use std::collections::HashMap;
-use std::panic::AssertUnwindSafe;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use flow_core::{ContextWriter, NodeCall, NodeError, Record, Settled, Workflow};
+use flow_core::{ContextWriter, Record, Settled, Workflow};
 use flow_engine::Engine;
-use futures::FutureExt;
-use serde_json::Value;
 use tokio::task::{AbortHandle, JoinSet};
 use tokio_util::sync::CancellationToken;
 
 use crate::secrets::{self, Secrets};
 use crate::{Error, Result, connect, listening, now_ms, schema, storage};
+
+use attempt::execute;
+use cache::refresh;
+pub use listing::{WorkerRow, list_workers};
 
 /// Most tasks claimed by one statement.
 const CLAIM_BATCH: usize = 64;
@@ -369,239 +377,4 @@ fn claimed(row: &tokio_postgres::Row) -> Claimed {
             .get::<_, Option<i64>>(7)
             .map(|ms| Duration::from_millis(ms.max(0) as u64)),
     }
-}
-
-/// Brings the runs of `claimed` up to date: their workflow (compiled once from
-/// the document the run started with) and the nodes settled since. A task is
-/// queued only after its upstream nodes' results are durable, so what it may
-/// read is there now.
-async fn refresh(shared: &Shared, claimed: &[Claimed]) {
-    let mut seen: Vec<&str> = Vec::new();
-    for task in claimed {
-        if seen.contains(&task.run_id.as_str()) {
-            continue;
-        }
-        seen.push(&task.run_id);
-        if let Err(e) = refresh_run(shared, &task.run_id).await {
-            tracing::warn!(run_id = %task.run_id, error = %e, "reading the run from the journal failed");
-        }
-    }
-}
-
-async fn refresh_run(shared: &Shared, run_id: &str) -> Result<()> {
-    let known = shared
-        .runs
-        .lock()
-        .unwrap_or_else(PoisonError::into_inner)
-        .get(run_id)
-        .cloned();
-    let known = match known {
-        Some(known) => known,
-        None => {
-            let loaded = Arc::new(Mutex::new(load_run(shared, run_id).await?));
-            let mut runs = shared.runs.lock().unwrap_or_else(PoisonError::into_inner);
-            if runs.len() >= CACHED_RUNS {
-                runs.clear();
-            }
-            runs.insert(run_id.to_owned(), loaded.clone());
-            loaded
-        }
-    };
-    let after = known.lock().unwrap_or_else(PoisonError::into_inner).seq;
-    let rows = shared
-        .db
-        .query(
-            "SELECT seq, data FROM flow_records WHERE run_id = $1 AND seq > $2 AND kind = 'node_settled' ORDER BY seq",
-            &[&run_id, &after],
-        )
-        .await
-        .map_err(storage)?;
-    let mut known = known.lock().unwrap_or_else(PoisonError::into_inner);
-    for row in rows {
-        let seq: i64 = row.get(0);
-        let data: &str = row.get(1);
-        if let Ok(Record::NodeSettled { node, report }) = serde_json::from_str::<Record>(data)
-            && let Some(index) = known.workflow.index_of(&node)
-        {
-            known
-                .context
-                .record(index, Settled::new(report.status, report.output, report.error));
-        }
-        known.seq = known.seq.max(seq);
-    }
-    Ok(())
-}
-
-async fn load_run(shared: &Shared, run_id: &str) -> Result<KnownRun> {
-    let row = shared
-        .db
-        .query_opt(
-            "SELECT data FROM flow_records WHERE run_id = $1 AND seq = 1",
-            &[&run_id],
-        )
-        .await
-        .map_err(storage)?
-        .ok_or_else(|| Error::Storage(format!("run {run_id} is not in the journal")))?;
-    let data: &str = row.get(0);
-    let Ok(Record::RunStarted { document, input, .. }) = serde_json::from_str::<Record>(data) else {
-        return Err(Error::Storage(format!(
-            "run {run_id}: its first record is not run_started"
-        )));
-    };
-    let workflow = Arc::new(
-        shared
-            .engine
-            .compile_stored(&document)
-            .map_err(|e| Error::Storage(format!("run {run_id}: {e} (on this worker)")))?,
-    );
-    let secrets = secrets::of_env(workflow.secrets());
-    let context = ContextWriter::for_run(
-        workflow.clone(),
-        input,
-        secrets.iter().cloned().collect(),
-        Arc::from(run_id),
-    );
-    Ok(KnownRun {
-        workflow,
-        context,
-        secrets,
-        seq: 1,
-    })
-}
-
-/// Runs one task and writes its outcome; returns the task's id.
-async fn execute(shared: Arc<Shared>, task: Claimed) -> String {
-    let known = shared
-        .runs
-        .lock()
-        .unwrap_or_else(PoisonError::into_inner)
-        .get(&task.run_id)
-        .cloned();
-    let (result, secrets) = match known {
-        None => (
-            Err(NodeError::new(format!(
-                "worker {}: run {} could not be read from the journal",
-                shared.id, task.run_id
-            ))),
-            Vec::new(),
-        ),
-        Some(known) => {
-            let (context, secrets) = {
-                let known = known.lock().unwrap_or_else(PoisonError::into_inner);
-                (known.context.context().clone(), known.secrets.clone())
-            };
-            (attempt(&shared, &task, context, &secrets).await, secrets)
-        }
-    };
-    let outcome = crate::queue::encode(&result, &secrets);
-    let (ack, written) = tokio::sync::oneshot::channel();
-    if shared.outcomes.send((task.id.clone(), outcome, ack)).is_ok() {
-        let _ = written.await;
-    }
-    task.id
-}
-
-async fn attempt(
-    shared: &Shared,
-    task: &Claimed,
-    context: flow_core::Context,
-    secrets: &Secrets,
-) -> Result<Value, NodeError> {
-    let Some(kind) = shared.engine.registry().get(&task.kind) else {
-        return Err(NodeError::permanent(format!(
-            "worker {}: no node kind `{}` here",
-            shared.id, task.kind
-        )));
-    };
-    let config: Value = serde_json::from_str(&task.config)
-        .map_err(|e| NodeError::permanent(format!("the task's config cannot be read: {e}")))?;
-    let mut call = NodeCall::new(
-        Arc::from(task.node.as_str()),
-        Arc::new(secrets::unmask(&config, secrets)),
-        context,
-    );
-    call.attempt = task.attempt;
-    call.item = task.item;
-    let work = AssertUnwindSafe(kind.run(call)).catch_unwind();
-    let outcome = match task.timeout {
-        // The coordinator gives up at the timeout and cancels; this is in case
-        // its cancellation does not come.
-        Some(limit) => match tokio::time::timeout(limit + Duration::from_secs(1), work).await {
-            Ok(outcome) => outcome,
-            Err(_) => return Err(NodeError::new(format!("timed out after {} ms", limit.as_millis()))),
-        },
-        None => work.await,
-    };
-    match outcome {
-        Ok(result) => result,
-        Err(panic) => Err(NodeError::permanent(format!(
-            "panicked: {}",
-            flow_core::panic_message(&*panic)
-        ))),
-    }
-}
-
-/// A worker as `flow workers list` shows it.
-#[derive(Debug, Clone, serde::Serialize)]
-#[non_exhaustive]
-pub struct WorkerRow {
-    /// Its id.
-    pub id: String,
-    /// The machine it runs on.
-    pub host: String,
-    /// Its process id there.
-    pub pid: i64,
-    /// The kinds it takes (`None`: all it knows).
-    pub kinds: Option<Vec<String>>,
-    /// Attempts it runs at once, at most.
-    pub concurrency: i32,
-    /// When it started, ms since the Unix epoch.
-    pub started_at_ms: i64,
-    /// When it last renewed, ms since the Unix epoch.
-    pub seen_at_ms: i64,
-    /// Whether it renewed recently (else it is taken for gone).
-    pub alive: bool,
-    /// What it runs now: `run_id node[#item] attempt N`.
-    pub running: Vec<String>,
-}
-
-/// The workers of the queue in `url` that have not stopped, newest first.
-///
-/// # Errors
-///
-/// When the database cannot be reached or read.
-pub async fn list_workers(url: &str) -> Result<Vec<WorkerRow>> {
-    let mut db = connect(url).await?;
-    schema::migrate(&mut db).await?;
-    let now = now_ms();
-    let rows = db
-        .query(
-            "SELECT w.id, w.host, w.pid, w.kinds, w.concurrency, w.started_at, w.seen_at,
-                    COALESCE(ARRAY(SELECT t.run_id || ' ' || t.node || COALESCE('#' || t.item, '') || ' attempt ' || t.attempt
-                                   FROM flow_tasks t WHERE t.worker = w.id AND t.state = 'claimed' ORDER BY t.started_at),
-                             '{}')
-             FROM flow_workers w WHERE w.stopped_at IS NULL ORDER BY w.started_at DESC",
-            &[],
-        )
-        .await
-        .map_err(storage)?;
-    Ok(rows
-        .iter()
-        .map(|r| {
-            let seen: i64 = r.get(6);
-            WorkerRow {
-                id: r.get(0),
-                host: r.get(1),
-                pid: r.get(2),
-                kinds: r
-                    .get::<_, Option<String>>(3)
-                    .map(|k| k.split(',').map(str::to_owned).collect()),
-                concurrency: r.get(4),
-                started_at_ms: r.get(5),
-                seen_at_ms: seen,
-                alive: now - seen <= GONE_AFTER_MS,
-                running: r.get(7),
-            }
-        })
-        .collect())
 }
