@@ -2,7 +2,7 @@
 
 use flow_engine::journal::{RunFilter, RunRow, SyncLevel, now_ms, rfc3339};
 use flow_engine::{Engine, ResumeError, ResumeOptions, RunStatus};
-use flow_runtime::{Progress, Runs};
+use flow_runtime::{Progress, Runs, Runtime};
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 
@@ -232,14 +232,17 @@ pub async fn resume(args: ResumeArgs) -> u8 {
     let events = (display != Display::Quiet || outputs.has_event_log()).then(|| options.subscribe());
     let cancel = CancellationToken::new();
     options = options.cancel_token(cancel.clone());
-    let run_id = match resolve(&Runs::new(Engine::new(), writer.journal().clone()), &args.run_id).await {
+    let runtime = Runtime::new(engine, writer.clone());
+    let run_id = match resolve(runtime.runs(), &args.run_id).await {
         Ok(id) => id,
         Err(code) => return code,
     };
-    let resumed = match engine.resume(&writer, &run_id, options).await {
+    let resumed = match runtime.take_over_with(&run_id, options).await {
         Ok(resumed) => resumed,
         // The flag, in the CLI's words.
-        Err(flow_engine::Error::Resume(ResumeError::Finished { run_id, status })) if status != RunStatus::Succeeded => {
+        Err(flow_runtime::Error::Resume(ResumeError::Finished { run_id, status }))
+            if status != RunStatus::Succeeded =>
+        {
             eprintln!("error: run `{run_id}` has finished ({status}); `--retry-failed` runs its failed nodes again");
             return EXIT_USAGE;
         }

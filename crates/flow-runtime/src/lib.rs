@@ -564,15 +564,26 @@ impl Runtime {
     }
 
     async fn take_over(self: &Arc<Self>, run_id: &str, options: ResumeOptions) -> Result<Live> {
+        let resumed = self.take_over_with(run_id, options).await?;
+        let name = resumed.workflow.name().to_owned();
+        Ok(self.track(&name, resumed.handle))
+    }
+
+    /// Takes run `run_id` over with `options` (its events, its cancellation,
+    /// `retry_failed`) for a front end that drives the run's handle itself
+    /// (the CLI's progress display): the run is not tracked here.
+    ///
+    /// # Errors
+    ///
+    /// As [`Runtime::retry`].
+    pub async fn take_over_with(&self, run_id: &str, options: ResumeOptions) -> Result<flow_engine::Resumed> {
         if self.stopping.is_cancelled() {
             return Err(Error::Stopping);
         }
         if self.live(run_id).is_some() {
             return Err(Error::StillRunning(run_id.to_owned()));
         }
-        let resumed = self.engine.resume(&self.writer, run_id, options).await?;
-        let name = resumed.workflow.name().to_owned();
-        Ok(self.track(&name, resumed.handle))
+        Ok(self.engine.resume(&self.writer, run_id, options).await?)
     }
 
     /// Takes over every interrupted run of the journal (their process died)
