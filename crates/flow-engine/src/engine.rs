@@ -7,7 +7,14 @@ use std::sync::Arc;
 
 use tokio_util::sync::CancellationToken;
 
-use crate::*;
+use crate::dispatch::Dispatcher;
+use crate::driver::{Driver, DriverParts};
+use crate::durable::Durable;
+use crate::limit::Limiters;
+use crate::{
+    Error, Format, LimitSpec, Limits, NodeKind, Options, Registry, Report, Result, RunHandle, RunOptions, Strategy,
+    StrategyFactory, StrategyRegistry, StrategySpec, Workflow,
+};
 
 /// Builds an [`Engine`].
 #[derive(Debug)]

@@ -49,14 +49,11 @@ pub use flow_core::{
 pub use flow_strategy::{self as strategy, OptionProblem, Options, Strategy, StrategyFactory, StrategyRegistry};
 
 pub use dispatch::{Dispatcher, Quota, Slot, SlotGuard, Task};
-use driver::{Driver, DriverParts};
-use durable::Durable;
 pub use durable::{ResumeOptions, Resumed};
 pub(crate) use engine::secrets;
 pub use engine::{Engine, EngineBuilder, new_run_id, pace};
 pub use error::{Error, Result, ResumeError};
 pub use flow_journal as journal;
-use limit::Limiters;
 pub use run::{RunHandle, RunOptions};
 
 /// Compiles and runs the examples of `docs/nodes.md` ("Writing a node kind")

@@ -6,7 +6,7 @@ use serde_json::Value;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use crate::*;
+use crate::{Error, EventReceiver, EventSender, Report, Result, Strategy, StrategySpec};
 
 /// Options of one run.
 #[derive(Debug, Default, Clone)]
