@@ -14,21 +14,28 @@ mod tests {
         Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
     }
 
+    /// What `cargo ARGS` prints, run at the workspace's root.
+    fn cargo(args: &[&str]) -> String {
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
+        let out = Command::new(cargo)
+            .args(args)
+            .current_dir(root())
+            .output()
+            .unwrap_or_else(|e| panic!("cargo {}: {e}", args[0]));
+        assert!(
+            out.status.success(),
+            "cargo {}: {}",
+            args[0],
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
     /// Each flow package and the flow packages it depends on for building
     /// (normal and build dependencies; tests may use more).
     fn flow_dependencies() -> Vec<(String, Vec<String>, Vec<String>)> {
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
-        let out = Command::new(cargo)
-            .args(["metadata", "--format-version", "1", "--no-deps", "--offline"])
-            .current_dir(root())
-            .output()
-            .unwrap_or_else(|e| panic!("cargo metadata: {e}"));
-        assert!(
-            out.status.success(),
-            "cargo metadata: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let meta: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("cargo metadata: {e}"));
+        let out = cargo(&["metadata", "--format-version", "1", "--no-deps", "--offline"]);
+        let meta: Value = serde_json::from_str(&out).unwrap_or_else(|e| panic!("cargo metadata: {e}"));
         let packages = meta["packages"].as_array().cloned().unwrap_or_default();
         packages
             .iter()
@@ -127,29 +134,19 @@ mod tests {
     /// the backends are features (`sqlite`, `postgres`).
     #[test]
     fn the_engine_without_features_has_no_database_code() {
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
         let tree = |features: &[&str]| -> String {
-            let out = Command::new(&cargo)
-                .args([
-                    "tree",
-                    "--offline",
-                    "-p",
-                    "flow-engine",
-                    "-e",
-                    "normal",
-                    "--prefix",
-                    "none",
-                ])
-                .args(features)
-                .current_dir(root())
-                .output()
-                .unwrap_or_else(|e| panic!("cargo tree: {e}"));
-            assert!(
-                out.status.success(),
-                "cargo tree: {}",
-                String::from_utf8_lossy(&out.stderr)
-            );
-            String::from_utf8_lossy(&out.stdout).into_owned()
+            let mut args = vec![
+                "tree",
+                "--offline",
+                "-p",
+                "flow-engine",
+                "-e",
+                "normal",
+                "--prefix",
+                "none",
+            ];
+            args.extend_from_slice(features);
+            cargo(&args)
         };
         let bare = tree(&["--no-default-features"]);
         for database in ["rusqlite", "libsqlite3-sys", "tokio-postgres"] {

@@ -311,8 +311,8 @@ pub async fn list_runs(app: &App, query: &ListQuery) -> Result<RunList, Problem>
     let status = match query.status.as_deref().filter(|s| !s.is_empty()) {
         None => None,
         Some(s) => match s.parse::<RunStatus>() {
-            Ok(status) if STATUSES.contains(&s) => Some(status),
-            _ => {
+            Ok(status) => Some(status),
+            Err(_) => {
                 return Err(Problem::bad_request(format!(
                     "status: `{s}` is not one of {}",
                     STATUSES.join(", ")
