@@ -382,6 +382,12 @@ pub struct ExplainArgs {
     /// Bound the strategies with these options (`--strategy` marks which row is the run's).
     #[command(flatten)]
     pub strategy: StrategyArgs,
+    /// Measure durations in this journal's past runs of the workflow (a SQLite file or a postgres:// URL): each node's p50 and p95 there, the file's estimate where it never ran.
+    #[arg(long, value_name = "TARGET")]
+    pub journal: Option<String>,
+    /// With --journal: how many of the newest finished runs to measure.
+    #[arg(long, value_name = "N", default_value_t = 100, requires = "journal")]
+    pub last: usize,
     #[command(flatten)]
     pub limits: LimitArgs,
 }
@@ -428,7 +434,7 @@ pub async fn dispatch(cli: Cli) -> u8 {
         Command::Validate(args) => validate(&args),
         Command::Timeline(args) => crate::timeline::command(&args),
         Command::Graph(args) => crate::graph::command(&args),
-        Command::Explain(args) => crate::explain::command(&args),
+        Command::Explain(args) => crate::explain::command(&args).await,
         Command::Demo(args) => crate::demo::command(&args).await,
         Command::Runs(RunsCommand::List(args)) => crate::runs::list(args).await,
         Command::Runs(RunsCommand::Show(args)) => crate::runs::show(args).await,

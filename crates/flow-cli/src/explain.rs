@@ -4,6 +4,7 @@
 use flow_engine::core::{AttemptTime, Estimate, Limit, Node, NodeSpec, Plan, Workflow};
 use flow_engine::strategy::StrategyKind;
 use flow_engine::{Engine, StrategySpec};
+use flow_runtime::History;
 
 use crate::cli::{EXIT_OK, EXIT_USAGE, ExplainArgs, StrategyArgs, load};
 use crate::graph::strategy_line;
@@ -25,7 +26,7 @@ const MAX_LINES: usize = 50;
 /// Node ids per level shown at most.
 const MAX_IDS: usize = 12;
 
-pub fn command(args: &ExplainArgs) -> u8 {
+pub async fn command(args: &ExplainArgs) -> u8 {
     let flags = &args.strategy;
     if flags.max_concurrency == Some(0) {
         eprintln!("error: --max-concurrency: must be at least 1");
@@ -46,12 +47,36 @@ pub fn command(args: &ExplainArgs) -> u8 {
         eprintln!("error: {message}");
         return EXIT_USAGE;
     }
+    if args.last == 0 {
+        eprintln!("error: --last: must be at least 1");
+        return EXIT_USAGE;
+    }
     let workflow = match load(&engine, &args.file) {
         Ok(wf) => wf,
         Err(code) => return code,
     };
-    print!("{}", render(&engine, &workflow, flags));
+    let history = match &args.journal {
+        None => None,
+        Some(target) => match history(target, workflow.name(), args.last).await {
+            Ok(history) => Some(history),
+            Err(code) => return code,
+        },
+    };
+    print!("{}", render(&engine, &workflow, flags, history.as_ref()));
     EXIT_OK
+}
+
+/// The durations of the workflow's past runs in the journal `target`.
+async fn history(target: &str, workflow: &str, last: usize) -> Result<History, u8> {
+    let args = crate::cli::JournalArgs {
+        journal: Some(target.to_owned()),
+        journal_sync: "normal".to_owned(),
+    };
+    let runs = crate::runs::runs(&args).await?;
+    runs.history(workflow, last).await.map_err(|e| {
+        eprintln!("error: --journal: {e}");
+        crate::cli::EXIT_FAILED
+    })
 }
 
 /// What one attempt of a node takes, from its config as written: the kind's own
@@ -64,11 +89,19 @@ pub fn attempt_time(node: &Node, spec: &NodeSpec) -> AttemptTime {
     node.kind().estimate(&spec.config)
 }
 
-pub fn plan(workflow: &Workflow) -> Plan {
+/// The plan: each node's duration measured in `history` where it ran there,
+/// else as its kind estimates it from the file.
+pub fn plan(workflow: &Workflow, history: Option<&History>) -> Plan {
     let specs = &workflow.spec().nodes;
-    Plan::new(workflow, |i, node| match specs.get(i) {
-        Some(spec) => attempt_time(node, spec),
-        None => AttemptTime::Unknown,
+    Plan::from_estimates(workflow, |i, node| {
+        if let Some(m) = history.and_then(|h| h.node(node.id())) {
+            return Estimate::measured(m.p50_ms, m.p95_ms);
+        }
+        let attempt = match specs.get(i) {
+            Some(spec) => attempt_time(node, spec),
+            None => AttemptTime::Unknown,
+        };
+        Estimate::of(node, attempt)
     })
 }
 
@@ -126,8 +159,8 @@ fn plural(n: usize, word: &str) -> String {
 }
 
 /// The explanation, as printed.
-pub fn render(engine: &Engine, workflow: &Workflow, flags: &StrategyArgs) -> String {
-    let plan = plan(workflow);
+pub fn render(engine: &Engine, workflow: &Workflow, flags: &StrategyArgs, history: Option<&History>) -> String {
+    let plan = plan(workflow, history);
     let nodes = workflow.nodes();
     let id = |i: usize| nodes[i].id();
     let mut out = String::new();
@@ -165,7 +198,19 @@ pub fn render(engine: &Engine, workflow: &Workflow, flags: &StrategyArgs) -> Str
         ));
     }
 
-    out.push_str("\ndurations, as far as the file tells:\n");
+    let measured = |node: &Node| history.and_then(|h| h.node(node.id()));
+    match history {
+        None => out.push_str("\ndurations, as far as the file tells:\n"),
+        Some(h) if h.runs() == 0 => out.push_str(&format!(
+            "\ndurations, as far as the file tells (the journal holds no finished run of `{}`):\n",
+            workflow.name()
+        )),
+        Some(h) => out.push_str(&format!(
+            "\ndurations, measured in {} of `{}` in the journal (p50, p95), else as far as the file tells:\n",
+            plural(h.runs(), "finished run"),
+            workflow.name()
+        )),
+    }
     let width = nodes.iter().map(|n| n.id().len()).max().unwrap_or(4).clamp(4, 32);
     let kind_width = nodes
         .iter()
@@ -179,12 +224,18 @@ pub fn render(engine: &Engine, workflow: &Workflow, flags: &StrategyArgs) -> Str
             "  {:<width$}  {:<kind_width$}  {}\n",
             node.id(),
             node.kind_name(),
-            match node.for_each() {
-                Some(for_each) => format!(
+            match (measured(node), node.for_each()) {
+                (Some(m), _) => format!(
+                    "p50 {}, p95 {} (ran in {})",
+                    fmt_ms(m.p50_ms),
+                    fmt_ms(m.p95_ms),
+                    plural(m.samples, "run")
+                ),
+                (None, Some(for_each)) => format!(
                     "dynamic: {}, over a list known only when it runs",
                     crate::graph::for_each_line(for_each)
                 ),
-                None => describe(estimate, attempt_time(node, spec), node),
+                (None, None) => describe(estimate, attempt_time(node, spec), node),
             }
         ));
     }
@@ -210,6 +261,9 @@ pub fn render(engine: &Engine, workflow: &Workflow, flags: &StrategyArgs) -> Str
     out.push_str(&format!("total work: {}\n", fmt_ms(plan.work_ms())));
 
     out.push_str("\nbounds of the run's time, if every node runs:\n");
+    if history.is_some_and(|h| nodes.iter().any(|n| h.node(n.id()).is_some())) {
+        out.push_str("(a measured node counts its p50 in \"at least\" and its p95 in \"at most\")\n");
+    }
     let file = workflow.strategy();
     let run_kind = flags
         .strategy
@@ -320,7 +374,7 @@ pub fn render(engine: &Engine, workflow: &Workflow, flags: &StrategyArgs) -> Str
     let fails = nodes
         .iter()
         .zip(specs)
-        .any(|(node, spec)| matches!(attempt_time(node, spec), AttemptTime::Fails(_)));
+        .any(|(node, spec)| measured(node).is_none() && matches!(attempt_time(node, spec), AttemptTime::Fails(_)));
     if conditional || fails || !unknown.is_empty() {
         out.push_str(
             "note: a `when:` that is false, or a failure, skips nodes: such a run can end sooner than \"at least\".\n",

@@ -12,7 +12,7 @@ use crate::run::{Outputs, cancel_on_signal, finish, open_journal};
 use crate::summary::fmt_ms;
 
 /// The runs of the journal the flags name; exit 2 without one.
-async fn runs(args: &JournalArgs) -> Result<Runs, u8> {
+pub(crate) async fn runs(args: &JournalArgs) -> Result<Runs, u8> {
     let Some(target) = args.journal.as_deref().filter(|t| !t.is_empty()) else {
         eprintln!("error: no journal: give --journal TARGET or set FLOW_JOURNAL");
         return Err(EXIT_USAGE);

@@ -63,6 +63,12 @@ impl Estimate {
         }
     }
 
+    /// A duration measured in past runs: `p50_ms` counts as the least (what a
+    /// typical run takes), `p95_ms` as the most (what a slow one does).
+    pub fn measured(p50_ms: f64, p95_ms: f64) -> Estimate {
+        Estimate::range(p50_ms, p95_ms.max(p50_ms))
+    }
+
     fn range(min_ms: f64, max_ms: f64) -> Estimate {
         Estimate {
             min_ms,
@@ -119,11 +125,17 @@ impl Plan {
     /// The plan of `workflow`, where `attempt` tells how long one attempt of each
     /// node takes.
     pub fn new(workflow: &Workflow, mut attempt: impl FnMut(usize, &Node) -> AttemptTime) -> Plan {
+        Plan::from_estimates(workflow, |i, node| Estimate::of(node, attempt(i, node)))
+    }
+
+    /// The plan of `workflow`, where `estimate` tells how long each node takes in
+    /// all (as [`Estimate::measured`] from past runs, say).
+    pub fn from_estimates(workflow: &Workflow, mut estimate: impl FnMut(usize, &Node) -> Estimate) -> Plan {
         let estimates: Vec<Estimate> = workflow
             .nodes()
             .iter()
             .enumerate()
-            .map(|(i, node)| Estimate::of(node, attempt(i, node)))
+            .map(|(i, node)| estimate(i, node))
             .collect();
         let (critical_ms, critical_path) = longest_path(workflow, |i| estimates[i].min_ms);
         let all_max: Option<Vec<f64>> = estimates.iter().map(|e| e.max_ms).collect();

@@ -221,6 +221,11 @@ pub trait Journal: Send + Sync + std::fmt::Debug + 'static {
     /// A run's row and records, `None` when there is no such run.
     async fn load(&self, run_id: &str) -> Result<Option<StoredRun>>;
 
+    /// A run's records after sequence number `after` (0: all of them), in
+    /// order: what a reader that has seen `after` catches up with. Empty when
+    /// there is no such run.
+    async fn records_after(&self, run_id: &str, after: u64) -> Result<Vec<(u64, Record)>>;
+
     /// Runs, newest first.
     async fn list(&self, filter: &RunFilter) -> Result<Vec<RunRow>>;
 

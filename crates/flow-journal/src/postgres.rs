@@ -434,6 +434,25 @@ impl Journal for PgJournal {
         }))
     }
 
+    async fn records_after(&self, run_id: &str, after: u64) -> Result<Vec<(u64, Record)>> {
+        let after = i64::try_from(after).unwrap_or(i64::MAX);
+        let rows = self
+            .read
+            .query(
+                "SELECT seq, data FROM flow_records WHERE run_id = $1 AND seq > $2 ORDER BY seq",
+                &[&run_id, &after],
+            )
+            .await
+            .map_err(storage)?;
+        let mut records = Vec::with_capacity(rows.len());
+        for r in &rows {
+            let seq = r.get::<_, i64>(0) as u64;
+            let text: &str = r.get(1);
+            records.push((seq, decode(run_id, seq, text)?));
+        }
+        Ok(records)
+    }
+
     async fn list(&self, filter: &RunFilter) -> Result<Vec<RunRow>> {
         let mut sql = format!("SELECT {ROW_COLUMNS} FROM flow_runs WHERE TRUE");
         let mut args: Vec<Box<dyn tokio_postgres::types::ToSql + Sync + Send>> = Vec::new();

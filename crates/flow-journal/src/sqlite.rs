@@ -340,6 +340,25 @@ impl Journal for SqliteJournal {
         result
     }
 
+    async fn records_after(&self, run_id: &str, after: u64) -> Result<Vec<(u64, Record)>> {
+        let conn = self.reader();
+        let mut stmt = conn
+            .prepare_cached("SELECT seq, data FROM flow_records WHERE run_id = ?1 AND seq > ?2 ORDER BY seq")
+            .map_err(storage)?;
+        let after = i64::try_from(after).unwrap_or(i64::MAX);
+        let rows = stmt
+            .query_map(rusqlite::params![run_id, after], |r| {
+                Ok((r.get::<_, i64>(0)? as u64, r.get::<_, String>(1)?))
+            })
+            .map_err(storage)?;
+        let mut records = Vec::new();
+        for r in rows {
+            let (seq, data) = r.map_err(storage)?;
+            records.push((seq, decode(run_id, seq, &data)?));
+        }
+        Ok(records)
+    }
+
     async fn list(&self, filter: &RunFilter) -> Result<Vec<RunRow>> {
         let conn = self.reader();
         let mut sql = format!("SELECT {ROW_COLUMNS} FROM flow_runs WHERE 1 = 1");

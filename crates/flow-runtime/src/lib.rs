@@ -28,6 +28,10 @@
 
 #![warn(missing_docs)]
 
+mod history;
+
+pub use history::{History, Measured};
+
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};

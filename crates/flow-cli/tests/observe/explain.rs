@@ -148,3 +148,112 @@ fn explain_refuses_bad_flags() {
         assert!(stderr(&run).contains(flag), "{}", stderr(&run));
     }
 }
+
+/// `wait` takes what the input says (unknown to the file), `after` ~0 ms, and
+/// `never` is skipped in every run (so it is never measured).
+const MEASURED: &str = r#"
+name: measured
+nodes:
+  - { id: wait, kind: delay, config: { ms: "{{ input.ms }}" } }
+  - { id: after, kind: noop }
+  - { id: never, kind: noop }
+edges:
+  - { from: wait, to: after }
+  - { from: wait, to: never, when: "false" }
+"#;
+
+#[test]
+fn explain_with_a_journal_measures_past_runs() {
+    let dir = tempdir();
+    let wf = file(dir.path(), "measured.yaml", MEASURED);
+    let wf = wf.to_str().expect("a UTF-8 path");
+    let other = file(
+        dir.path(),
+        "other.yaml",
+        "name: other\nnodes: [{ id: wait, kind: delay, config: { ms: 1 } }]\n",
+    );
+    for (file, input) in [(wf, r#"{"ms": 40}"#), (wf, r#"{"ms": 40}"#), (wf, r#"{"ms": 40}"#)] {
+        let out = flow(
+            dir.path(),
+            &["run", file, "--journal", "j.db", "--input", input, "--quiet"],
+        );
+        assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    }
+    let out = flow(
+        dir.path(),
+        &["run", other.to_str().expect("UTF-8"), "--journal", "j.db", "--quiet"],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+
+    // Without the journal, `wait` is unknown; with it, measured in the 3 runs
+    // of this workflow (the other workflow's run does not count).
+    let plain = stdout(&flow(dir.path(), &["explain", wf]));
+    assert!(plain.contains("unknown durations, counted as 0 ms"), "{plain}");
+    let out = flow(dir.path(), &["explain", wf, "--journal", "j.db"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let text = stdout(&out);
+    assert!(
+        text.contains("durations, measured in 3 finished runs of `measured` in the journal"),
+        "{text}"
+    );
+    let line = |id: &str| {
+        text.lines()
+            .find(|l| l.trim_start().starts_with(&format!("{id} ")))
+            .unwrap_or_else(|| panic!("a line for {id} in {text}"))
+            .to_owned()
+    };
+    assert!(line("wait").contains("(ran in 3 runs)"), "{text}");
+    assert!(line("after").contains("(ran in 3 runs)"), "{text}");
+    assert!(
+        line("never").ends_with("~0 ms"),
+        "never ran, so the file's estimate: {text}"
+    );
+    assert!(!text.contains("unknown durations"), "{text}");
+    // The parallel row's "at least" is the measured critical path: at least the 40 ms wait.
+    let row = text
+        .lines()
+        .find(|l| l.trim_start().starts_with("parallel"))
+        .expect("a parallel row");
+    let least: f64 = row
+        .split_whitespace()
+        .nth(3)
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("a number in {row}"));
+    assert!(least >= 40.0, "{row}");
+
+    // --last 1 measures one run; a journal that is not there is exit 2.
+    let one = stdout(&flow(dir.path(), &["explain", wf, "--journal", "j.db", "--last", "1"]));
+    assert!(one.contains("measured in 1 finished run of"), "{one}");
+    let missing = flow(dir.path(), &["explain", wf, "--journal", "nope.db"]);
+    assert_eq!(missing.status.code(), Some(2));
+    assert!(
+        stderr(&missing).contains("there is no journal at nope.db"),
+        "{}",
+        stderr(&missing)
+    );
+    // A journal with no run of the workflow: the file's estimates, said so.
+    let fresh = file(
+        dir.path(),
+        "fresh.yaml",
+        "name: fresh\nnodes: [{ id: a, kind: noop }]\n",
+    );
+    let none = stdout(&flow(
+        dir.path(),
+        &["explain", fresh.to_str().expect("UTF-8"), "--journal", "j.db"],
+    ));
+    assert!(
+        none.contains("as far as the file tells (the journal holds no finished run of `fresh`)"),
+        "{none}"
+    );
+}
+
+#[test]
+fn a_measured_estimate_counts_p50_as_least_and_p95_as_most() {
+    let wf = workflow(DAG);
+    // Every node measured at 10 ms typical, 30 ms slow.
+    let plan = Plan::from_estimates(&wf, |_, _| flow_engine::core::Estimate::measured(10.0, 30.0));
+    assert_eq!(plan.critical_ms(), 30.0, "a -> b -> d at 10 ms each");
+    let b = plan.bounds(pace(StrategySpec::new("parallel")));
+    assert_eq!((b.lower_ms, b.upper_ms), (30.0, Some(90.0)));
+    assert_eq!(plan.unknown().count(), 0);
+}

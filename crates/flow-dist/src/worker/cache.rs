@@ -21,38 +21,39 @@ pub(super) async fn refresh(shared: &Shared, claimed: &[Claimed]) {
 }
 
 async fn refresh_run(shared: &Shared, run_id: &str) -> Result<()> {
-    let known = shared
+    let cached = shared
         .runs
         .lock()
         .unwrap_or_else(PoisonError::into_inner)
         .get(run_id)
         .cloned();
-    let known = match known {
-        Some(known) => known,
+    // One read either way: a run seen before catches up from its last record;
+    // a new one reads them all, its workflow from the first.
+    let (known, records) = match cached {
+        Some(known) => {
+            let after = known.lock().unwrap_or_else(PoisonError::into_inner).seq;
+            let records = shared.journal.records_after(run_id, after).await.map_err(journal)?;
+            (known, records)
+        }
         None => {
-            let loaded = Arc::new(Mutex::new(load_run(shared, run_id).await?));
+            let mut records = shared
+                .journal
+                .records_after(run_id, 0)
+                .await
+                .map_err(journal)?
+                .into_iter();
+            let known = Arc::new(Mutex::new(new_run(shared, run_id, records.next())?));
             let mut runs = shared.runs.lock().unwrap_or_else(PoisonError::into_inner);
             if runs.len() >= CACHED_RUNS {
                 runs.clear();
             }
-            runs.insert(run_id.to_owned(), loaded.clone());
-            loaded
+            runs.insert(run_id.to_owned(), known.clone());
+            (known, records.collect())
         }
     };
-    let after = known.lock().unwrap_or_else(PoisonError::into_inner).seq;
-    let rows = shared
-        .db
-        .query(
-            "SELECT seq, data FROM flow_records WHERE run_id = $1 AND seq > $2 AND kind = 'node_settled' ORDER BY seq",
-            &[&run_id, &after],
-        )
-        .await
-        .map_err(storage)?;
     let mut known = known.lock().unwrap_or_else(PoisonError::into_inner);
-    for row in rows {
-        let seq: i64 = row.get(0);
-        let data: &str = row.get(1);
-        if let Ok(Record::NodeSettled { node, report }) = serde_json::from_str::<Record>(data)
+    for (seq, record) in records {
+        if let Record::NodeSettled { node, report } = record
             && let Some(index) = known.workflow.index_of(&node)
         {
             known
@@ -64,20 +65,15 @@ async fn refresh_run(shared: &Shared, run_id: &str) -> Result<()> {
     Ok(())
 }
 
-async fn load_run(shared: &Shared, run_id: &str) -> Result<KnownRun> {
-    let row = shared
-        .db
-        .query_opt(
-            "SELECT data FROM flow_records WHERE run_id = $1 AND seq = 1",
-            &[&run_id],
-        )
-        .await
-        .map_err(storage)?
-        .ok_or_else(|| Error::Storage(format!("run {run_id} is not in the journal")))?;
-    let data: &str = row.get(0);
-    let Ok(Record::RunStarted { document, input, .. }) = serde_json::from_str::<Record>(data) else {
+fn journal(e: flow_journal::Error) -> Error {
+    Error::Storage(e.to_string())
+}
+
+/// A run the worker has not seen: its workflow compiled from its first record.
+fn new_run(shared: &Shared, run_id: &str, first: Option<(u64, Record)>) -> Result<KnownRun> {
+    let Some((_, Record::RunStarted { document, input, .. })) = first else {
         return Err(Error::Storage(format!(
-            "run {run_id}: its first record is not run_started"
+            "run {run_id} is not in the journal, or its first record is not run_started"
         )));
     };
     let workflow = Arc::new(

@@ -116,14 +116,16 @@ struct KnownRun {
     workflow: Arc<Workflow>,
     context: ContextWriter,
     secrets: Secrets,
-    /// The last `node_settled` record read.
-    seq: i64,
+    /// The last record read.
+    seq: u64,
 }
 
 /// What every attempt of a worker shares.
 struct Shared {
     engine: Engine,
     db: Arc<tokio_postgres::Client>,
+    /// The runs' records, read through the journal's API (never its tables).
+    journal: Arc<dyn flow_journal::Journal>,
     outcomes: tokio::sync::mpsc::UnboundedSender<Outcome>,
     id: String,
     runs: Mutex<HashMap<String, Arc<Mutex<KnownRun>>>>,
@@ -221,6 +223,12 @@ impl Worker {
         } = self;
         let mut db = connect(&url).await?;
         schema::migrate(&mut db).await?;
+        let journal = flow_journal::open(&url, flow_journal::SyncLevel::Normal)
+            .await
+            .map_err(|e| Error::Open {
+                target: flow_journal::shown_url(&url),
+                reason: e.to_string(),
+            })?;
         let (_listener, mut notes) = listening(&url, &["flow_task_new", "flow_task_cancel"]).await?;
         let claim = db.prepare(CLAIM).await.map_err(storage)?;
         let kinds_text = config.kinds.as_ref().map(|k| k.join(","));
@@ -245,6 +253,7 @@ impl Worker {
         let shared = Arc::new(Shared {
             engine,
             db,
+            journal,
             outcomes,
             id: id.clone(),
             runs: Mutex::new(HashMap::new()),
