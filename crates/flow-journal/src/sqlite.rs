@@ -1,9 +1,14 @@
 //! The embedded journal: one SQLite file in WAL mode. Writes go through one
 //! connection (the [`crate::Writer`] thread's batches), reads through another,
 //! so listing runs never waits for a batch.
+//!
+//! SQLite calls block, so none runs on an async runtime's worker threads:
+//! `append` runs where the Writer calls it (its own thread), every other call
+//! on tokio's blocking pool (`spawn_blocking`), so an axum handler that looks a
+//! run up never stalls the tasks that share its thread.
 
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, PoisonError};
 
 use async_trait::async_trait;
 use flow_core::Record;
@@ -53,6 +58,12 @@ const MIGRATIONS: &[&str] = &[
 #[derive(Debug)]
 pub struct SqliteJournal {
     target: String,
+    conns: Arc<Conns>,
+}
+
+/// The two connections, shared with the blocking tasks that use them.
+#[derive(Debug)]
+struct Conns {
     write: Mutex<Connection>,
     read: Mutex<Connection>,
 }
@@ -78,18 +89,41 @@ impl SqliteJournal {
         let read = connect(&path, sync).map_err(|e| fail(explain(&e)))?;
         Ok(SqliteJournal {
             target,
-            write: Mutex::new(write),
-            read: Mutex::new(read),
+            conns: Arc::new(Conns {
+                write: Mutex::new(write),
+                read: Mutex::new(read),
+            }),
         })
     }
 
-    fn writer(&self) -> std::sync::MutexGuard<'_, Connection> {
-        self.write.lock().unwrap_or_else(|p| p.into_inner())
+    /// Runs `f` on the read connection, off the async worker threads.
+    async fn reading<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut Connection) -> Result<T> + Send + 'static,
+    ) -> Result<T> {
+        let conns = self.conns.clone();
+        off_runtime(move || f(&mut conns.read.lock().unwrap_or_else(PoisonError::into_inner))).await
     }
 
-    fn reader(&self) -> std::sync::MutexGuard<'_, Connection> {
-        self.read.lock().unwrap_or_else(|p| p.into_inner())
+    /// Runs `f` on the write connection, off the async worker threads.
+    async fn writing<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut Connection) -> Result<T> + Send + 'static,
+    ) -> Result<T> {
+        let conns = self.conns.clone();
+        off_runtime(move || f(&mut conns.write.lock().unwrap_or_else(PoisonError::into_inner))).await
     }
+}
+
+/// Runs blocking `f` on tokio's blocking pool when called within a runtime,
+/// else right here.
+async fn off_runtime<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'static) -> Result<T> {
+    if tokio::runtime::Handle::try_current().is_err() {
+        return f();
+    }
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| Error::Storage(format!("a journal call did not finish: {e}")))?
 }
 
 fn explain(e: &rusqlite::Error) -> String {
@@ -220,18 +254,22 @@ impl Journal for SqliteJournal {
         lease_until_ms: i64,
     ) -> Result<()> {
         let data = encode(first)?;
-        let mut conn = self.writer();
-        let tx = conn
-            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+        let kind = first.kind();
+        let (run_id, workflow, owner) = (run_id.to_owned(), workflow.to_owned(), owner.clone());
+        self.writing(move |conn| {
+            let tx = conn
+                .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+                .map_err(storage)?;
+            let now = now_ms();
+            insert_run(&tx, &run_id, &workflow, now, &owner, lease_until_ms)?;
+            tx.execute(
+                "INSERT INTO flow_records (run_id, seq, kind, written_at, data) VALUES (?1, 1, ?2, ?3, ?4)",
+                params![run_id, kind, now, data],
+            )
             .map_err(storage)?;
-        let now = now_ms();
-        insert_run(&tx, run_id, workflow, now, owner, lease_until_ms)?;
-        tx.execute(
-            "INSERT INTO flow_records (run_id, seq, kind, written_at, data) VALUES (?1, 1, ?2, ?3, ?4)",
-            params![run_id, first.kind(), now, data],
-        )
-        .map_err(storage)?;
-        tx.commit().map_err(storage)
+            tx.commit().map_err(storage)
+        })
+        .await
     }
 
     async fn append(&self, owner: &Owner, entries: &[Entry]) -> Result<Vec<Arc<str>>> {
@@ -245,7 +283,8 @@ impl Journal for SqliteJournal {
         }
         runs.sort_unstable();
         runs.dedup();
-        let mut conn = self.writer();
+        // Right here: the Writer calls this on its own thread, not a runtime's worker.
+        let mut conn = self.conns.write.lock().unwrap_or_else(PoisonError::into_inner);
         let tx = conn
             .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
             .map_err(storage)?;
@@ -310,57 +349,31 @@ impl Journal for SqliteJournal {
     }
 
     async fn load(&self, run_id: &str) -> Result<Option<StoredRun>> {
-        let conn = self.reader();
-        // One read transaction: the row and the records agree.
-        conn.execute_batch("BEGIN").map_err(storage)?;
-        let result = (|| {
-            let found = conn
+        let run_id = run_id.to_owned();
+        self.reading(move |conn| {
+            // One read transaction: the row and the records agree.
+            let tx = conn.transaction().map_err(storage)?;
+            let found = tx
                 .query_row(
                     &format!("SELECT {ROW_COLUMNS} FROM flow_runs WHERE run_id = ?1"),
-                    [run_id],
+                    [&run_id],
                     row,
                 )
                 .optional()
                 .map_err(storage)?;
             let Some(found) = found else { return Ok(None) };
-            let mut stmt = conn
-                .prepare_cached("SELECT seq, data FROM flow_records WHERE run_id = ?1 ORDER BY seq")
-                .map_err(storage)?;
-            let rows = stmt
-                .query_map([run_id], |r| Ok((r.get::<_, i64>(0)? as u64, r.get::<_, String>(1)?)))
-                .map_err(storage)?;
-            let mut records = Vec::new();
-            for r in rows {
-                let (seq, data) = r.map_err(storage)?;
-                records.push((seq, decode(run_id, seq, &data)?));
-            }
+            let records = records(&tx, &run_id, 0)?;
             Ok(Some(StoredRun { row: found, records }))
-        })();
-        let _ = conn.execute_batch("COMMIT");
-        result
+        })
+        .await
     }
 
     async fn records_after(&self, run_id: &str, after: u64) -> Result<Vec<(u64, Record)>> {
-        let conn = self.reader();
-        let mut stmt = conn
-            .prepare_cached("SELECT seq, data FROM flow_records WHERE run_id = ?1 AND seq > ?2 ORDER BY seq")
-            .map_err(storage)?;
-        let after = i64::try_from(after).unwrap_or(i64::MAX);
-        let rows = stmt
-            .query_map(rusqlite::params![run_id, after], |r| {
-                Ok((r.get::<_, i64>(0)? as u64, r.get::<_, String>(1)?))
-            })
-            .map_err(storage)?;
-        let mut records = Vec::new();
-        for r in rows {
-            let (seq, data) = r.map_err(storage)?;
-            records.push((seq, decode(run_id, seq, &data)?));
-        }
-        Ok(records)
+        let run_id = run_id.to_owned();
+        self.reading(move |conn| records(conn, &run_id, after)).await
     }
 
     async fn list(&self, filter: &RunFilter) -> Result<Vec<RunRow>> {
-        let conn = self.reader();
         let mut sql = format!("SELECT {ROW_COLUMNS} FROM flow_runs WHERE 1 = 1");
         let mut args: Vec<rusqlite::types::Value> = Vec::new();
         if let Some(w) = &filter.workflow {
@@ -383,74 +396,108 @@ impl Journal for SqliteJournal {
         if filter.limit > 0 {
             sql.push_str(&format!(" LIMIT {}", filter.limit));
         }
-        let mut stmt = conn.prepare(&sql).map_err(storage)?;
-        let rows = stmt.query_map(rusqlite::params_from_iter(args), row).map_err(storage)?;
-        rows.collect::<rusqlite::Result<Vec<_>>>().map_err(storage)
+        self.reading(move |conn| {
+            let mut stmt = conn.prepare(&sql).map_err(storage)?;
+            let rows = stmt.query_map(rusqlite::params_from_iter(args), row).map_err(storage)?;
+            rows.collect::<rusqlite::Result<Vec<_>>>().map_err(storage)
+        })
+        .await
     }
 
     async fn resolve(&self, prefix: &str, limit: usize) -> Result<Vec<String>> {
-        let conn = self.reader();
-        // SQLite compares text by bytes: a range over the primary key's index.
-        let mut stmt = conn
-            .prepare(
-                "SELECT run_id FROM flow_runs WHERE run_id >= ?1 AND substr(run_id, 1, length(?1)) = ?1
-                 ORDER BY run_id = ?1 DESC, run_id LIMIT ?2",
-            )
-            .map_err(storage)?;
-        let ids = stmt
-            .query_map(params![prefix, limit as i64], |r| r.get::<_, String>(0))
-            .map_err(storage)?;
-        ids.collect::<rusqlite::Result<Vec<_>>>().map_err(storage)
+        let prefix = prefix.to_owned();
+        self.reading(move |conn| {
+            // SQLite compares text by bytes: a range over the primary key's index.
+            let mut stmt = conn
+                .prepare(
+                    "SELECT run_id FROM flow_runs WHERE run_id >= ?1 AND substr(run_id, 1, length(?1)) = ?1
+                     ORDER BY run_id = ?1 DESC, run_id LIMIT ?2",
+                )
+                .map_err(storage)?;
+            let ids = stmt
+                .query_map(params![prefix, limit as i64], |r| r.get::<_, String>(0))
+                .map_err(storage)?;
+            ids.collect::<rusqlite::Result<Vec<_>>>().map_err(storage)
+        })
+        .await
     }
 
     async fn claim(&self, run_id: &str, owner: &Owner, expected: Option<&str>, lease_until_ms: i64) -> Result<bool> {
-        let conn = self.writer();
-        let changed = conn
-            .execute(
-                "UPDATE flow_runs SET owner = ?2, owner_host = ?3, owner_pid = ?4, owner_started = ?5, lease_until = ?6,
-                 status = 'running', finished_at = NULL, duration_ms = NULL, counts = NULL
-                 WHERE run_id = ?1 AND owner IS ?7",
-                params![
-                    run_id,
-                    owner.token,
-                    owner.host,
-                    owner.pid as i64,
-                    owner.started as i64,
-                    lease_until_ms,
-                    expected
-                ],
-            )
-            .map_err(storage)?;
-        Ok(changed == 1)
+        let (run_id, owner, expected) = (run_id.to_owned(), owner.clone(), expected.map(str::to_owned));
+        self.writing(move |conn| {
+            let changed = conn
+                .execute(
+                    "UPDATE flow_runs SET owner = ?2, owner_host = ?3, owner_pid = ?4, owner_started = ?5, lease_until = ?6,
+                     status = 'running', finished_at = NULL, duration_ms = NULL, counts = NULL
+                     WHERE run_id = ?1 AND owner IS ?7",
+                    params![
+                        run_id,
+                        owner.token,
+                        owner.host,
+                        owner.pid as i64,
+                        owner.started as i64,
+                        lease_until_ms,
+                        expected
+                    ],
+                )
+                .map_err(storage)?;
+            Ok(changed == 1)
+        })
+        .await
     }
 
     async fn renew(&self, owner_token: &str, lease_until_ms: i64) -> Result<()> {
-        let conn = self.writer();
-        conn.execute(
-            "UPDATE flow_runs SET lease_until = ?2 WHERE owner = ?1 AND status = 'running'",
-            params![owner_token, lease_until_ms],
-        )
-        .map_err(storage)?;
-        Ok(())
+        let owner_token = owner_token.to_owned();
+        self.writing(move |conn| {
+            conn.execute(
+                "UPDATE flow_runs SET lease_until = ?2 WHERE owner = ?1 AND status = 'running'",
+                params![owner_token, lease_until_ms],
+            )
+            .map_err(storage)?;
+            Ok(())
+        })
+        .await
     }
 
     async fn remember(&self, key: &str, run_id: &str) -> Result<Option<String>> {
-        let mut conn = self.writer();
-        let tx = conn
-            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
-            .map_err(storage)?;
-        let before: Option<String> = tx
-            .query_row("SELECT run_id FROM flow_keys WHERE key = ?1", [key], |r| r.get(0))
-            .optional()
-            .map_err(storage)?;
-        if before.is_none() {
-            tx.execute(
-                "INSERT INTO flow_keys (key, run_id, created_at) VALUES (?1, ?2, ?3)",
-                params![key, run_id, now_ms()],
-            )
-            .map_err(storage)?;
-        }
-        tx.commit().map_err(storage)?;
-        Ok(before)
+        let (key, run_id) = (key.to_owned(), run_id.to_owned());
+        self.writing(move |conn| {
+            let tx = conn
+                .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+                .map_err(storage)?;
+            let before: Option<String> = tx
+                .query_row("SELECT run_id FROM flow_keys WHERE key = ?1", [&key], |r| r.get(0))
+                .optional()
+                .map_err(storage)?;
+            if before.is_none() {
+                tx.execute(
+                    "INSERT INTO flow_keys (key, run_id, created_at) VALUES (?1, ?2, ?3)",
+                    params![key, run_id, now_ms()],
+                )
+                .map_err(storage)?;
+            }
+            tx.commit().map_err(storage)?;
+            Ok(before)
+        })
+        .await
     }
+}
+
+/// Run `run_id`'s records after sequence number `after`, in order.
+fn records(conn: &Connection, run_id: &str, after: u64) -> Result<Vec<(u64, Record)>> {
+    let mut stmt = conn
+        .prepare_cached("SELECT seq, data FROM flow_records WHERE run_id = ?1 AND seq > ?2 ORDER BY seq")
+        .map_err(storage)?;
+    let after = i64::try_from(after).unwrap_or(i64::MAX);
+    let rows = stmt
+        .query_map(params![run_id, after], |r| {
+            Ok((r.get::<_, i64>(0)? as u64, r.get::<_, String>(1)?))
+        })
+        .map_err(storage)?;
+    let mut records = Vec::new();
+    for r in rows {
+        let (seq, data) = r.map_err(storage)?;
+        records.push((seq, decode(run_id, seq, &data)?));
+    }
+    Ok(records)
 }

@@ -567,3 +567,38 @@ async fn a_postgres_that_refuses_is_an_open_error() {
     assert!(err.starts_with("journal postgres://flow:***@127.0.0.1:1/test"), "{err}");
     assert!(!err.contains("secret"), "{err}");
 }
+
+/// A SQLite call that waits for the file's lock (another process writing)
+/// waits on the blocking pool: the runtime's only thread goes on with its
+/// other tasks meanwhile.
+#[tokio::test(flavor = "current_thread")]
+async fn a_waiting_sqlite_call_leaves_the_runtime_thread_free() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let (journal, dir) = sqlite().await;
+    let owner = Owner::this_process();
+    journal.create("r1", "w", &started("w"), &owner, lease()).await.unwrap();
+    let holder = rusqlite::Connection::open(dir.path().join("runs.db")).unwrap();
+    holder.execute_batch("BEGIN IMMEDIATE").unwrap();
+    let release = std::thread::spawn(move || {
+        std::thread::sleep(std::time::Duration::from_millis(600));
+        holder.execute_batch("COMMIT").unwrap();
+    });
+    let ticks = Arc::new(AtomicUsize::new(0));
+    let ticker = tokio::spawn({
+        let ticks = ticks.clone();
+        async move {
+            loop {
+                tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+                ticks.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    });
+    journal.renew(&owner.token, lease()).await.unwrap();
+    let seen = ticks.load(Ordering::Relaxed);
+    ticker.abort();
+    release.join().unwrap();
+    assert!(
+        seen >= 5,
+        "the runtime thread was blocked: {seen} ticks while the call waited"
+    );
+}
