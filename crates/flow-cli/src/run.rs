@@ -22,24 +22,21 @@ pub async fn run(args: RunArgs) -> u8 {
         Ok(wf) => wf,
         Err(code) => return code,
     };
-    let mut options = RunOptions::new();
-    match strategy_override(&engine, &args, workflow.strategy()) {
-        Ok(Some(spec)) => options = options.strategy_spec(spec),
-        Ok(None) => {}
+    let submit_strategy = match strategy_override(&engine, &args, workflow.strategy()) {
+        Ok(spec) => spec,
         Err(message) => {
             eprintln!("error: {message}");
             return EXIT_USAGE;
         }
-    }
-    if let Some(raw) = &args.input {
-        match parse_input(raw) {
-            Ok(input) => options = options.input(input),
-            Err(message) => {
-                eprintln!("error: --input: {message}");
-                return EXIT_USAGE;
-            }
+    };
+    let submit_input = match args.input.as_deref().map(parse_input) {
+        None => None,
+        Some(Ok(input)) => Some(input),
+        Some(Err(message)) => {
+            eprintln!("error: --input: {message}");
+            return EXIT_USAGE;
         }
-    }
+    };
     let outputs = match Outputs::prepare(
         args.report.as_deref(),
         args.timeline.as_ref(),
@@ -54,8 +51,14 @@ pub async fn run(args: RunArgs) -> u8 {
         Ok(writer) => writer,
         Err(code) => return code,
     };
-    if let Some(writer) = &writer {
-        options = options.journal(writer.clone());
+    let mut options = RunOptions::new();
+    if writer.is_none() {
+        if let Some(spec) = submit_strategy.clone() {
+            options = options.strategy_spec(spec);
+        }
+        if let Some(input) = submit_input.clone() {
+            options = options.input(input);
+        }
     }
     let engine = match crate::worker::engine_for(
         Engine::builder().limits(args.limits.limits()),
@@ -75,10 +78,31 @@ pub async fn run(args: RunArgs) -> u8 {
     options = options.cancel_token(cancel.clone());
     tokio::spawn(cancel_on_signal(cancel.clone()));
 
-    let handle = match engine.start(&workflow, options) {
+    let started = match &writer {
+        // Journaled: through the runtime, as every front end that keeps runs.
+        Some(writer) => {
+            let runtime = flow_runtime::Runtime::new(engine, writer.clone());
+            let submit = flow_runtime::Submit {
+                input: submit_input,
+                strategy: submit_strategy,
+                idempotency_key: None,
+            };
+            match runtime.start_with(&workflow, submit, options).await {
+                Ok(flow_runtime::Started::New(handle)) => Ok(handle),
+                Ok(flow_runtime::Started::Replayed { run_id }) => Err(format!("run {run_id} was started already")),
+                Err(flow_runtime::Error::Journal(e)) => {
+                    eprintln!("error: --journal: {e}");
+                    return EXIT_FAILED;
+                }
+                Err(e) => Err(e.to_string()),
+            }
+        }
+        None => engine.start(&workflow, options).map_err(|e| e.to_string()),
+    };
+    let handle = match started {
         Ok(handle) => handle,
-        Err(e) => {
-            eprintln!("error: {e}");
+        Err(message) => {
+            eprintln!("error: {message}");
             return EXIT_USAGE;
         }
     };

@@ -154,6 +154,18 @@ pub struct Submit {
     pub idempotency_key: Option<String>,
 }
 
+/// What [`Runtime::start_with`] did.
+#[derive(Debug)]
+pub enum Started {
+    /// A new run, recorded in the journal: its handle, for the caller to drive.
+    New(RunHandle),
+    /// The key was bound already: the run it was bound to.
+    Replayed {
+        /// That run's id.
+        run_id: String,
+    },
+}
+
 /// What a submit did.
 #[derive(Debug)]
 pub enum Submitted {
@@ -471,10 +483,30 @@ impl Runtime {
     /// [`Error::Stopping`], [`Error::BadInput`] for a strategy that does not
     /// build, [`Error::Journal`].
     pub async fn submit(self: &Arc<Self>, workflow: &Arc<Workflow>, submit: Submit) -> Result<Submitted> {
+        match self.start_with(workflow, submit, RunOptions::new()).await? {
+            Started::Replayed { run_id } => Ok(Submitted::Replayed { run_id }),
+            Started::New(handle) => {
+                let run_id = handle.run_id().to_owned();
+                let live = self.track(workflow.name(), handle);
+                Ok(Submitted::Started { run_id, live })
+            }
+        }
+    }
+
+    /// Starts a run as [`Runtime::submit`] does, with `options` of the front
+    /// end's own (an event subscription, a cancellation token), for a front
+    /// end that drives the run's handle itself (`flow run --journal`): the run
+    /// is not tracked here. `options`' journal, input, strategy and run id are
+    /// the runtime's and `submit`'s.
+    ///
+    /// # Errors
+    ///
+    /// As [`Runtime::submit`].
+    pub async fn start_with(&self, workflow: &Arc<Workflow>, submit: Submit, options: RunOptions) -> Result<Started> {
         if self.stopping.is_cancelled() {
             return Err(Error::Stopping);
         }
-        let mut options = RunOptions::new().journal(self.writer.clone());
+        let mut options = options.journal(self.writer.clone());
         if let Some(input) = submit.input {
             options = options.input(input);
         }
@@ -488,22 +520,18 @@ impl Runtime {
         if let Some(key) = &submit.idempotency_key {
             let scoped = format!("{}\n{key}", workflow.name());
             if let Some(existing) = self.journal().remember(&scoped, &run_id).await? {
-                return Ok(Submitted::Replayed { run_id: existing });
+                return Ok(Started::Replayed { run_id: existing });
             }
         }
         let handle = self
             .engine
-            .start_recorded(workflow, options.run_id(run_id.clone()))
+            .start_recorded(workflow, options.run_id(run_id))
             .await
             .map_err(|e| match e {
                 flow_engine::Error::Journal(e) => Error::Journal(e),
                 other => Error::BadInput(other.to_string()),
             })?;
-        let live = self.track(workflow.name(), handle);
-        Ok(Submitted::Started {
-            run_id: run_id.to_string(),
-            live,
-        })
+        Ok(Started::New(handle))
     }
 
     /// The read side: runs as the journal has them.
