@@ -5,7 +5,9 @@
 //! it instead of each folding records, compiling stored documents and tracking
 //! live runs on its own.
 //!
-//! A [`Runtime`] is built from an [`Engine`] and a journal [`Writer`]; an
+//! A [`Runtime`] is built from an [`Engine`] and a journal [`Writer`], and
+//! finds workflows by name in a [`WorkflowSource`] (a [`Folder`] of files, one
+//! file, or workflows an embedder [`Registered`]); an
 //! [`Observer`] of the front end's own (metrics, logs) hears of each run's
 //! start and end. Errors are typed ([`Error`]): a front end chooses its answer
 //! (404, 409, 503, exit 2) by the variant, never by the message.
@@ -29,8 +31,10 @@
 #![warn(missing_docs)]
 
 mod history;
+mod source;
 
 pub use history::{History, Measured};
+pub use source::{Entries, Folder, Registered, SourceEntry, WorkflowSource};
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -50,6 +54,22 @@ pub enum Error {
     /// No run has that id.
     #[error("no run `{0}`")]
     RunNotFound(String),
+    /// The source has no workflow of that name.
+    #[error("no workflow `{name}`{}", .did_you_mean.as_ref().map(|s| format!(" (did you mean `{s}`?)")).unwrap_or_default())]
+    WorkflowNotFound {
+        /// The name asked for.
+        name: String,
+        /// The closest name the source has, when one is close.
+        did_you_mean: Option<String>,
+    },
+    /// The workflow's file is invalid: it cannot run.
+    #[error("workflow `{name}` is invalid and cannot run: {}", .problems.join("; "))]
+    WorkflowInvalid {
+        /// Its name.
+        name: String,
+        /// Its problems, each with its place.
+        problems: Vec<String>,
+    },
     /// The run is not under way (it finished, or it is interrupted): it
     /// cannot be cancelled.
     #[error("run `{run_id}` is {status}: only a run under way can be cancelled")]
@@ -367,6 +387,7 @@ pub struct Runtime {
     live: Mutex<HashMap<String, Live>>,
     stopping: CancellationToken,
     observer: Arc<dyn Observer>,
+    source: Arc<dyn WorkflowSource>,
 }
 
 impl std::fmt::Debug for Runtime {
@@ -391,7 +412,50 @@ impl Runtime {
             live: Mutex::new(HashMap::new()),
             stopping: CancellationToken::new(),
             observer: Arc::new(Quiet),
+            source: Arc::new(Registered::new()),
         }
+    }
+
+    /// The same runtime, finding workflows by name in `source` (without one:
+    /// none, until registered through [`Registered`]).
+    pub fn with_source(mut self, source: Arc<dyn WorkflowSource>) -> Runtime {
+        self.source = source;
+        self
+    }
+
+    /// Where workflows are found by name.
+    pub fn source(&self) -> &Arc<dyn WorkflowSource> {
+        &self.source
+    }
+
+    /// The workflow named `name` in the source, ready to run.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::WorkflowNotFound`] (with the closest name),
+    /// [`Error::WorkflowInvalid`] (with its problems).
+    pub fn workflow(&self, name: &str) -> Result<Arc<Workflow>> {
+        let entries = self.source.entries();
+        let Some(entry) = entries.get(name) else {
+            return Err(Error::WorkflowNotFound {
+                name: name.to_owned(),
+                did_you_mean: flow_core::did_you_mean(name, entries.keys().map(String::as_str)).map(str::to_owned),
+            });
+        };
+        entry.workflow.clone().ok_or_else(|| Error::WorkflowInvalid {
+            name: name.to_owned(),
+            problems: entry.problems.clone(),
+        })
+    }
+
+    /// Starts a run of the source's workflow `name`, as [`Runtime::submit`].
+    ///
+    /// # Errors
+    ///
+    /// As [`Runtime::workflow`] and [`Runtime::submit`].
+    pub async fn submit_named(self: &Arc<Self>, name: &str, submit: Submit) -> Result<Submitted> {
+        let workflow = self.workflow(name)?;
+        self.submit(&workflow, submit).await
     }
 
     /// The same runtime, telling `observer` of each run's start and end.

@@ -1,6 +1,8 @@
 //! The runtime over a real SQLite journal: submit (and its idempotency key),
 //! look up, list, cancel, retry; every refusal a typed error.
 
+#![allow(clippy::unwrap_used)]
+
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -111,4 +113,55 @@ async fn a_live_run_is_cancelled_and_a_stopped_runtime_starts_nothing() {
         runtime.submit(&slow, Submit::default()).await,
         Err(Error::Stopping)
     ));
+}
+
+/// A folder source: valid files by their names, an invalid one kept with its
+/// problems, a second file of one name listed under its file name; a reload
+/// sees a new file; submitting by name starts the run.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_folder_source_finds_workflows_by_name() {
+    use flow_runtime::{Folder, WorkflowSource};
+    let dir = tempfile::tempdir().unwrap();
+    let write = |name: &str, text: &str| std::fs::write(dir.path().join(name), text).unwrap();
+    write("a.yaml", "name: alpha\nnodes: [{ id: x, kind: noop }]\n");
+    write("b.yaml", "name: alpha\nnodes: [{ id: y, kind: noop }]\n");
+    write("bad.yaml", "name: broken\nnodes: [{ id: x, kind: nope }]\n");
+    write("notes.txt", "not a workflow");
+    let engine = Engine::new();
+    let folder = Arc::new(Folder::load(&engine, dir.path()).unwrap());
+    let names: Vec<String> = folder.entries().keys().cloned().collect();
+    assert_eq!(names, ["alpha", "b", "broken"]);
+    assert!(folder.entries()["b"].problems[0].contains("the name `alpha` is taken by a.yaml"));
+    assert_eq!(folder.entries()["alpha"].origin, "a.yaml");
+
+    let journal_dir = tempfile::tempdir().unwrap();
+    let journal = SqliteJournal::open(journal_dir.path().join("runs.db"), SyncLevel::Normal).unwrap();
+    let writer = Writer::start(Arc::new(journal), Owner::this_process()).unwrap();
+    let runtime = Arc::new(Runtime::new(engine.clone(), writer).with_source(folder.clone()));
+    match runtime.workflow("alpah") {
+        Err(flow_runtime::Error::WorkflowNotFound { did_you_mean, .. }) => {
+            assert_eq!(did_you_mean.as_deref(), Some("alpha"));
+        }
+        other => panic!("{other:?}"),
+    }
+    let invalid = runtime.workflow("broken").unwrap_err().to_string();
+    assert!(
+        invalid.starts_with("workflow `broken` is invalid and cannot run: "),
+        "{invalid}"
+    );
+    assert!(invalid.contains("nope"), "{invalid}");
+    let (_, live) = started(runtime.submit_named("alpha", Submit::default()).await.unwrap());
+    let report = live
+        .wait(Duration::from_secs(10), &CancellationToken::new())
+        .await
+        .unwrap();
+    assert_eq!(report.workflow, "alpha");
+
+    write("c.yaml", "name: gamma\nnodes: [{ id: z, kind: noop }]\n");
+    assert!(runtime.workflow("gamma").is_err());
+    runtime.source().reload().unwrap();
+    assert!(runtime.workflow("gamma").is_ok());
+    // One file alone is a source too.
+    let one = Folder::load(&engine, &dir.path().join("c.yaml")).unwrap();
+    assert_eq!(one.entries().keys().collect::<Vec<_>>(), ["gamma"]);
 }

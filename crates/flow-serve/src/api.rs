@@ -105,7 +105,7 @@ pub fn json_body(body: Result<Bytes, BytesRejection>) -> Result<Option<Value>, P
 /// Every workflow of the folder, with the problems of invalid ones.
 #[utoipa::path(get, path = "/api/v1/workflows", responses((status = 200, body = Vec<crate::catalog::WorkflowInfo>)))]
 pub async fn workflows(State(app): Shared) -> Response {
-    Json(app.catalog().info()).into_response()
+    Json(app.workflows()).into_response()
 }
 
 /// Reads the workflows folder again (as SIGHUP does); runs under way keep
@@ -113,7 +113,7 @@ pub async fn workflows(State(app): Shared) -> Response {
 #[utoipa::path(post, path = "/api/v1/workflows/reload", responses((status = 200, body = Vec<crate::catalog::WorkflowInfo>)))]
 pub async fn reload(State(app): Shared) -> Result<Response, Problem> {
     crate::reload(&app).map_err(Problem::internal)?;
-    Ok(Json(app.catalog().info()).into_response())
+    Ok(Json(app.workflows()).into_response())
 }
 
 /// Starts a run of workflow `name`. With `Idempotency-Key`, the same key
@@ -149,20 +149,7 @@ pub async fn submit(
             }
         },
     };
-    let catalog = app.catalog();
-    let entry = catalog.entries.get(&name).ok_or_else(|| {
-        let names: Vec<&str> = catalog.entries.keys().map(String::as_str).collect();
-        let hint = flow_core::did_you_mean(&name, names.iter().copied())
-            .map(|s| format!(" (did you mean `{s}`?)"))
-            .unwrap_or_default();
-        Problem::not_found(format!("no workflow `{name}`{hint}"))
-    })?;
-    let Some(workflow) = entry.workflow.clone() else {
-        return Err(Problem::conflict(format!(
-            "workflow `{name}` is invalid and cannot run: {}",
-            entry.problems.join("; ")
-        )));
-    };
+    let workflow = app.runtime.workflow(&name)?;
     if app.stopping().is_cancelled() {
         return Err(Problem::unavailable("the server is stopping: it takes no new runs"));
     }

@@ -1,23 +1,21 @@
-//! The server's state: the runtime (engine, journal, the runs this process is
-//! driving), the workflows of its folder, its token and metrics.
+//! The server's state: the runtime (engine, journal, the workflows of its
+//! folder, the runs this process is driving), its token and metrics.
 
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 use std::time::Duration;
 
 use flow_core::Report;
 use flow_engine::journal::{Journal, RunRow, Writer};
 use flow_engine::{Engine, Workflow};
 pub use flow_runtime::Live;
-use flow_runtime::{Observer, Runtime};
+use flow_runtime::{Observer, Runtime, WorkflowSource};
 use tokio_util::sync::CancellationToken;
 
-use crate::catalog::Catalog;
 use crate::problem::Problem;
 
 pub struct App {
     /// Starts, tracks, looks up, cancels and retries runs.
     pub runtime: Arc<Runtime>,
-    pub catalog: RwLock<Arc<Catalog>>,
     pub token: Option<String>,
     pub metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
 }
@@ -55,20 +53,19 @@ impl App {
     pub fn new(
         engine: Engine,
         writer: Writer,
-        catalog: Catalog,
+        source: Arc<dyn WorkflowSource>,
         token: Option<String>,
         metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
     ) -> App {
         App {
-            runtime: Arc::new(Runtime::new(engine, writer).with_observer(Arc::new(Metrics))),
-            catalog: RwLock::new(Arc::new(catalog)),
+            runtime: Arc::new(
+                Runtime::new(engine, writer)
+                    .with_observer(Arc::new(Metrics))
+                    .with_source(source),
+            ),
             token,
             metrics,
         }
-    }
-
-    pub fn engine(&self) -> &Engine {
-        self.runtime.engine()
     }
 
     pub fn writer(&self) -> &Writer {
@@ -84,8 +81,9 @@ impl App {
         self.runtime.stopping()
     }
 
-    pub fn catalog(&self) -> Arc<Catalog> {
-        self.catalog.read().unwrap_or_else(|p| p.into_inner()).clone()
+    /// The workflows of the folder, as the API and the page list them.
+    pub fn workflows(&self) -> Vec<crate::catalog::WorkflowInfo> {
+        crate::catalog::info(&**self.runtime.source())
     }
 
     pub fn live(&self, run_id: &str) -> Option<Live> {

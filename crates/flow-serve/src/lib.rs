@@ -28,7 +28,6 @@ use flow_engine::{Engine, Limits};
 pub use flow_engine::journal::rfc3339;
 
 use app::App;
-use catalog::Catalog;
 
 /// How to run the server.
 #[derive(Debug, Clone)]
@@ -99,7 +98,8 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
         engine = engine.dispatcher(Arc::new(queue));
     }
     let engine = engine.build();
-    let catalog = Catalog::load(&engine, &config.workflows).map_err(ServeError::Usage)?;
+    let source = flow_runtime::Folder::load(&engine, &config.workflows)
+        .map_err(|e| ServeError::Usage(format!("--workflows {e}")))?;
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .map_err(|e| ServeError::Usage(format!("cannot listen on {}: {e}", config.listen)))?;
@@ -107,14 +107,15 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
     let app = Arc::new(App::new(
         engine,
         writer,
-        catalog,
+        Arc::new(source),
         config.token.clone(),
         metrics_handle(),
     ));
-    let invalid = app.catalog().entries.values().filter(|e| e.workflow.is_none()).count();
+    let workflows = app.runtime.source().entries();
+    let invalid = workflows.values().filter(|e| e.workflow.is_none()).count();
     eprintln!(
         "flow serve: listening on http://{address} ({} workflows{}, journal {})",
-        app.catalog().entries.len(),
+        workflows.len(),
         if invalid > 0 {
             format!(", {invalid} invalid")
         } else {
@@ -157,10 +158,9 @@ async fn resume_interrupted(app: &Arc<App>) {
 /// Reads the workflows folder again. Runs under way keep the version they
 /// started with (they hold their own `Arc<Workflow>`).
 pub(crate) fn reload(app: &App) -> Result<(), String> {
-    let dir = app.catalog().dir.clone();
-    let catalog = Catalog::load(app.engine(), &dir)?;
-    let invalid = catalog.entries.values().filter(|e| e.workflow.is_none()).count();
-    *app.catalog.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(catalog);
+    let source = app.runtime.source();
+    source.reload().map_err(|e| format!("--workflows {e}"))?;
+    let invalid = source.entries().values().filter(|e| e.workflow.is_none()).count();
     tracing::info!(invalid, "workflows reloaded");
     Ok(())
 }

@@ -91,7 +91,10 @@ impl From<flow_runtime::Error> for Problem {
         use flow_engine::ResumeError;
         use flow_runtime::Error;
         match e {
-            Error::RunNotFound(_) | Error::Resume(ResumeError::NotFound { .. }) => Problem::not_found(e.to_string()),
+            Error::RunNotFound(_) | Error::WorkflowNotFound { .. } | Error::Resume(ResumeError::NotFound { .. }) => {
+                Problem::not_found(e.to_string())
+            }
+            Error::WorkflowInvalid { .. } => Problem::conflict(e.to_string()),
             Error::NotUnderWay { .. } | Error::StillRunning(_) | Error::Resume(_) => Problem::conflict(e.to_string()),
             Error::Stopping => Problem::unavailable("the server is stopping: it takes no new runs"),
             Error::BadInput(message) => Problem::unprocessable(message),

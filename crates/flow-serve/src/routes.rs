@@ -114,7 +114,7 @@ async fn runs_page(
         Ok(list) => list.runs,
         Err(problem) => return problem.into_response(),
     };
-    let names: Vec<String> = app.catalog().entries.keys().cloned().collect();
+    let names: Vec<String> = app.runtime.source().entries().keys().cloned().collect();
     Html(page::runs_page(
         &runs,
         &names,
@@ -146,8 +146,7 @@ async fn run_page(State(app): State<Arc<App>>, Path(id): Path<String>) -> Respon
 
 async fn workflows_page(State(app): State<Arc<App>>) -> Response {
     let list: Vec<serde_json::Value> = app
-        .catalog()
-        .info()
+        .workflows()
         .iter()
         .filter_map(|w| serde_json::to_value(w).ok())
         .collect();
