@@ -8,7 +8,7 @@ use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::time::Duration;
 
-use flow_core::{AttemptReport, InFlight, NodeCall, NodeError, Record};
+use flow_core::{AttemptReport, InFlight, NodeCall, NodeError};
 use futures::FutureExt;
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
@@ -16,6 +16,7 @@ use tracing::Instrument;
 
 use crate::driver::{Shared, ms};
 use crate::event::EventKind;
+use crate::fact::Fact;
 use crate::limit::{Held, SharedLimit, Slot};
 
 /// What one node's execution (all its attempts) produced.
@@ -124,33 +125,18 @@ impl Attempts {
                 }
             };
             let started = shared.now_ms();
-            if let Some(journal) = &shared.journal {
-                // Durable before the side effect begins: a run resumed after a
-                // crash knows this attempt may have happened. Boxed: a record is
-                // large, and would otherwise make every node's future larger,
-                // journaled or not.
-                let record = Record::NodeStarted {
-                    node: node.id().to_owned(),
-                    item: self.item,
-                    attempt,
-                    at_ms: started,
-                };
-                if let Err(e) = Box::pin(journal.append_durable(record)).await {
-                    let error = NodeError::permanent(format!("not started: {e}"));
-                    return self.finished(Err(error), attempts);
-                }
+            // Durable before the side effect begins: a run resumed after a
+            // crash knows this attempt may have happened.
+            let start = Fact::AttemptStarted {
+                node: self.node,
+                item: self.item,
+                attempt,
+                at_ms: started,
+            };
+            if let Err(e) = shared.note_durable(&start).await {
+                let error = NodeError::permanent(format!("not started: {e}"));
+                return self.finished(Err(error), attempts);
             }
-            shared.emit(|| match self.item {
-                None => EventKind::NodeStarted {
-                    node: node.id_arc().clone(),
-                    attempt,
-                },
-                Some(index) => EventKind::ItemStarted {
-                    node: node.id_arc().clone(),
-                    index,
-                    attempt,
-                },
-            });
             let span = tracing::debug_span!(
                 parent: &shared.span,
                 "node",
@@ -215,27 +201,27 @@ impl Attempts {
                     if let Some(asked) = e.retry_after() {
                         wait = wait.max(asked.min(policy.max_backoff));
                     }
-                    if let Some(journal) = &shared.journal {
-                        journal.append(Record::AttemptFailed {
-                            node: node.id().to_owned(),
-                            item: self.item,
-                            attempt,
-                            detail: attempts.last().cloned().unwrap_or(AttemptReport {
+                    let fallback;
+                    let detail = match attempts.last() {
+                        Some(detail) => detail,
+                        None => {
+                            fallback = AttemptReport {
                                 started_ms: started,
                                 finished_ms: finished,
                                 error: error.clone(),
                                 limit_wait_ms: waited,
-                            }),
-                            retry_in_ms: ms(wait),
-                        });
-                    }
-                    shared.emit(|| EventKind::AttemptFailed {
-                        node: node.id_arc().clone(),
+                            };
+                            &fallback
+                        }
+                    };
+                    let failed = Fact::AttemptFailed {
+                        node: self.node,
                         item: self.item,
                         attempt,
-                        error: error.unwrap_or_default(),
+                        detail,
                         retry_in_ms: ms(wait),
-                    });
+                    };
+                    shared.note(&failed, true);
                     tracing::debug!(
                         parent: &span,
                         node = node.id(),

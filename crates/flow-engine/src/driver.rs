@@ -16,8 +16,8 @@ use std::task::{Context as TaskContext, Poll};
 use std::time::{Duration, Instant};
 
 use flow_core::{
-    Context, ContextWriter, InFlight, ItemRun, NodeCall, NodeReport, NodeReports, NodeStatus, Phase, Record, Report,
-    RunState, RunStatus, Settled, Transition, Workflow,
+    Context, ContextWriter, InFlight, ItemRun, NodeCall, NodeReport, NodeReports, NodeStatus, Phase, Report, RunState,
+    RunStatus, Settled, Transition, Workflow,
 };
 use flow_journal::RunLog;
 use flow_strategy::Strategy;
@@ -31,6 +31,7 @@ use crate::attempt::{Attempts, Finished, Limit, sleep_until};
 mod for_each;
 mod resume;
 use crate::event::{Event, EventKind, EventSender};
+use crate::fact::Fact;
 use crate::limit::SharedLimit;
 use crate::redact::Redactor;
 use for_each::ForEachRun;
@@ -177,6 +178,11 @@ impl Shared {
         ms(self.t0.elapsed())
     }
 
+    /// Whether someone subscribed to the run's events.
+    pub(crate) fn has_subscribers(&self) -> bool {
+        self.events.is_some()
+    }
+
     /// Sends the event `kind` builds, only when someone subscribed.
     pub(crate) fn emit(&self, kind: impl FnOnce() -> EventKind) {
         if let Some(tx) = &self.events {
@@ -311,13 +317,9 @@ impl Driver {
             if self.user_token.is_cancelled() && !self.cancelling {
                 self.cancel();
             }
-            if self.cancelling
-                && self.user_token.is_cancelled()
-                && let Some(journal) = self.shared.journal.as_ref().filter(|_| !self.cancel_recorded)
-            {
-                journal.append(Record::RunCancelled {
-                    at_ms: self.shared.now_ms(),
-                });
+            if self.cancelling && self.user_token.is_cancelled() && !self.cancel_recorded {
+                let at_ms = self.shared.now_ms();
+                self.shared.note(&Fact::RunCancelled { at_ms }, true);
                 self.cancel_recorded = true;
             }
             self.fill();
@@ -339,18 +341,14 @@ impl Driver {
                 _ = sleep_until(admit_at), if admit_at.is_some() => self.admit_at = None,
             }
         }
-        let journal = self.shared.journal.clone();
+        let shared = self.shared.clone();
         let report = self.finish();
-        if let Some(journal) = journal {
-            let record = Record::RunFinished {
-                status: report.status,
-                duration_ms: report.duration_ms,
-                report: Box::new(report.clone()),
-            };
+        let finished = Fact::RunFinished { report: &report };
+        if let Err(e) = shared.note_durable(&finished).await {
             // A failed write stays with the writer: its next flush reports it.
-            if let Err(e) = journal.append_durable(record).await {
-                tracing::error!(error = %e, "the run's end could not be journaled");
-            }
+            // Subscribers hear of the end all the same.
+            tracing::error!(error = %e, "the run's end could not be journaled");
+            shared.publish(&finished);
         }
         report
     }
@@ -526,35 +524,27 @@ impl Driver {
         self.settle(index, status, passes, output, error);
     }
 
-    /// Records a node's result in the context, with its `NodeSettled` event: the
-    /// one place a result is written.
-    fn record(&mut self, index: usize, status: NodeStatus, output: Value, error: Option<String>) {
-        let shared = &self.shared;
-        let attempts = self.entries[index].1.attempts;
-        shared.emit(|| EventKind::NodeSettled {
-            node: shared.node_id(index),
+    /// Records a node's result in the context, with its `NodeSettled`
+    /// transition (journaled when `journaled` holds): the one place a result is
+    /// written.
+    fn record(&mut self, index: usize, status: NodeStatus, output: Value, error: Option<String>, journaled: bool) {
+        let settled = Fact::NodeSettled {
+            node: index,
+            base: &self.entries[index].1,
             status,
-            attempts,
-            error: error.clone(),
-        });
+            output: &output,
+            error: &error,
+        };
+        self.shared.note(&settled, journaled);
         let recorded = self.writer.record(index, Settled::new(status, output, error));
         // The state machine settles each node once, so a slot is never written twice.
         debug_assert!(recorded, "node {index} was recorded twice");
     }
 
     fn settle(&mut self, index: usize, status: NodeStatus, passes: bool, output: Value, error: Option<String>) {
-        if let Some(journal) = self.shared.journal.as_ref().filter(|_| !self.replaying) {
-            // Queued before any downstream start, which waits for it to be durable.
-            let mut report = self.entries[index].1.clone();
-            report.status = status;
-            report.output = self.shared.redactor.redact_value(output.clone());
-            report.error = error.clone();
-            journal.append(Record::NodeSettled {
-                node: self.shared.node_id(index).to_string(),
-                report,
-            });
-        }
-        self.record(index, status, output, error);
+        // Journaled (unless restored from the journal) before any downstream
+        // start, which waits for it to be durable.
+        self.record(index, status, output, error, !self.replaying);
         if status == NodeStatus::Failed && !passes {
             self.failed = true;
         }
@@ -586,7 +576,7 @@ impl Driver {
                         self.failed = true;
                     }
                     let error = error.map(|e| shared.redactor.redact(&e));
-                    self.record(node, status, Value::Null, error);
+                    self.record(node, status, Value::Null, error, false);
                 }
                 _ => {}
             }
@@ -608,7 +598,7 @@ impl Driver {
     /// Settles every node that has not started as cancelled (with its event).
     fn cancel_pending(&mut self) {
         for node in self.state.cancel_pending() {
-            self.record(node, NodeStatus::Cancelled, Value::Null, None);
+            self.record(node, NodeStatus::Cancelled, Value::Null, None, false);
         }
     }
 
@@ -637,7 +627,6 @@ impl Driver {
         } else {
             RunStatus::Succeeded
         };
-        self.shared.emit(|| EventKind::RunFinished { status, duration_ms });
         let shared = self.shared;
         let mut entries = self.entries;
         for ((_, entry), settled) in entries.iter_mut().zip(self.writer.into_settled()) {

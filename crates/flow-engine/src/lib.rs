@@ -36,6 +36,7 @@ mod durable;
 mod engine;
 mod error;
 mod event;
+mod fact;
 pub mod kind;
 mod limit;
 mod redact;

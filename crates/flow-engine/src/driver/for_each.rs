@@ -8,12 +8,12 @@
 
 use std::sync::Arc;
 
-use flow_core::{AttemptReport, ItemCounts, ItemRun, ListPath, NodeCall, NodeError, NodeStatus, Record};
+use flow_core::{AttemptReport, ItemCounts, ItemRun, ListPath, NodeCall, NodeError, NodeStatus};
 use serde_json::Value;
 
 use super::{Driver, Unit};
 use crate::attempt::{Attempts, Finished};
-use crate::event::EventKind;
+use crate::fact::Fact;
 
 /// The items of one `for_each` node in one run.
 pub(super) struct ForEachRun {
@@ -99,16 +99,13 @@ impl Driver {
             }
         };
         let total = items.len();
-        if let Some(journal) = &shared.journal {
-            journal.append(Record::ItemsListed {
-                node: shared.node_id(index).to_string(),
+        shared.note(
+            &Fact::ItemsListed {
+                node: index,
                 items: total,
-            });
-        }
-        shared.emit(|| EventKind::ItemsListed {
-            node: shared.node_id(index),
-            items: total,
-        });
+            },
+            true,
+        );
         let run = ForEachRun {
             items,
             next: 0,
@@ -290,21 +287,12 @@ impl Driver {
         entry.started_ms = started;
         entry.finished_ms = finished;
         entry.error = error.clone();
-        if let Some(journal) = shared.journal.as_ref().filter(|_| !self.replaying) {
-            journal.append(Record::ItemSettled {
-                node: shared.node_id(node_index).to_string(),
-                item: entry.clone(),
-                output: shared.redactor.redact_value(run.outputs[index].clone()),
-            });
-        }
-        let attempts = entry.attempts;
-        shared.emit(|| EventKind::ItemSettled {
-            node: shared.node_id(node_index),
-            index,
-            status,
-            attempts,
-            error,
-        });
+        let settled = Fact::ItemSettled {
+            node: node_index,
+            item: entry,
+            output: &run.outputs[index],
+        };
+        shared.note(&settled, !self.replaying);
         let node = &shared.workflow.nodes()[node_index];
         let tolerated = node.for_each().map_or(0, |f| f.tolerated(run.counts.total));
         if run.counts.failed > tolerated && self.fail_fast && !run.stopped {
@@ -340,14 +328,13 @@ impl Driver {
         let shared = self.shared.clone();
         for entry in &mut run.runs[run.next..] {
             run.counts.cancelled += 1;
-            let index = entry.index;
-            shared.emit(|| EventKind::ItemSettled {
-                node: shared.node_id(node_index),
-                index,
-                status: NodeStatus::Cancelled,
-                attempts: 0,
-                error: None,
-            });
+            // Never started: cancelled, 0 attempts, no error (as the entry was made).
+            let never = Fact::ItemSettled {
+                node: node_index,
+                item: entry,
+                output: &Value::Null,
+            };
+            shared.publish(&never);
         }
         let node = &shared.workflow.nodes()[node_index];
         let counts = run.counts;

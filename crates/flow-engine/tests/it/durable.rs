@@ -328,3 +328,109 @@ edges:
     assert_eq!(probe.runs("each"), 1, "only the failed item runs again");
     assert_eq!(again.run_id, report.run_id);
 }
+
+/// One fact, two forms: every journaled record of a run (past its start) has
+/// its event, of the same kind, node, item and attempt, in the same order for
+/// each node and item (they run side by side: only a unit's own facts are
+/// ordered).
+/// Events without a record are those the journal can tell again (nodes
+/// skipped or cancelled before they started) or never keeps (ready, limits).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_record_is_published_as_its_event_in_order() {
+    use flow_engine::EventKind;
+    let dir = tempfile::tempdir().expect("a temporary folder");
+    let journal = open(dir.path(), "runs.db");
+    let w = writer(&journal);
+    let yaml = r#"
+name: facts
+input: { list: [1, 2, 3] }
+strategy: { kind: all-settled }
+nodes:
+  - { id: flaky, kind: fail, config: { message: "no" }, retry: { max_attempts: 2, backoff_ms: 1 } }
+  - id: each
+    kind: transform
+    for_each: "{{ input.list }}"
+    config: { output: "{{ item }}" }
+  - { id: after, kind: noop }
+  - { id: never, kind: noop }
+edges:
+  - { from: each, to: after }
+  - { from: each, to: never, when: "false" }
+"#;
+    let engine = Engine::new();
+    let workflow = engine.parse_yaml(yaml).expect("a valid workflow");
+    let mut options = RunOptions::new().journal(w.clone());
+    let mut events = options.subscribe();
+    let handle = engine.start(&workflow, options).expect("the run starts");
+    let run_id = handle.run_id().to_owned();
+    handle.wait().await.expect("a report");
+    w.flush().await.expect("flushed");
+    let mut published = Vec::new();
+    while let Some(event) = events.recv().await {
+        published.push(event.kind);
+    }
+    let stored = journal.load(&run_id).await.expect("read").expect("the run");
+    // (kind, node, item, attempt) of each form.
+    let of_record = |r: &Record| -> Option<(String, String, Option<usize>, Option<u32>)> {
+        match r {
+            Record::NodeStarted {
+                node, item, attempt, ..
+            } => Some(("started".into(), node.clone(), *item, Some(*attempt))),
+            Record::AttemptFailed {
+                node, item, attempt, ..
+            } => Some(("attempt_failed".into(), node.clone(), *item, Some(*attempt))),
+            Record::ItemsListed { node, .. } => Some(("items_listed".into(), node.clone(), None, None)),
+            Record::ItemSettled { node, item, .. } => {
+                Some(("item_settled".into(), node.clone(), Some(item.index), None))
+            }
+            Record::NodeSettled { node, .. } => Some(("node_settled".into(), node.clone(), None, None)),
+            Record::RunFinished { .. } => Some(("run_finished".into(), String::new(), None, None)),
+            _ => None,
+        }
+    };
+    let of_event = |e: &EventKind| -> Option<(String, String, Option<usize>, Option<u32>)> {
+        match e {
+            EventKind::NodeStarted { node, attempt } => {
+                Some(("started".into(), node.to_string(), None, Some(*attempt)))
+            }
+            EventKind::ItemStarted { node, index, attempt } => {
+                Some(("started".into(), node.to_string(), Some(*index), Some(*attempt)))
+            }
+            EventKind::AttemptFailed {
+                node, item, attempt, ..
+            } => Some(("attempt_failed".into(), node.to_string(), *item, Some(*attempt))),
+            EventKind::ItemsListed { node, .. } => Some(("items_listed".into(), node.to_string(), None, None)),
+            EventKind::ItemSettled { node, index, .. } => {
+                Some(("item_settled".into(), node.to_string(), Some(*index), None))
+            }
+            EventKind::NodeSettled { node, .. } => Some(("node_settled".into(), node.to_string(), None, None)),
+            EventKind::RunFinished { .. } => Some(("run_finished".into(), String::new(), None, None)),
+            _ => None,
+        }
+    };
+    let records: Vec<_> = stored.records.iter().filter_map(|(_, r)| of_record(r)).collect();
+    let events: Vec<_> = published.iter().filter_map(of_event).collect();
+    // Node by node, the records are the events, with those of the node that
+    // never ran left out.
+    let never_ran = |e: &(String, String, Option<usize>, Option<u32>)| e.0 == "node_settled" && e.1 == "never";
+    let expected: Vec<_> = events.into_iter().filter(|e| !never_ran(e)).collect();
+    let units: std::collections::BTreeSet<(String, Option<usize>)> =
+        expected.iter().map(|e| (e.1.clone(), e.2)).collect();
+    for (node, item) in units {
+        let of = |list: &[(String, String, Option<usize>, Option<u32>)]| {
+            list.iter()
+                .filter(|e| e.1 == node && e.2 == item)
+                .cloned()
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(of(&records), of(&expected), "the facts of `{node}` item {item:?}");
+    }
+    assert_eq!(records.len(), expected.len(), "{records:?}\n{expected:?}");
+    assert_eq!(records.last().map(|r| r.0.as_str()), Some("run_finished"));
+    assert_eq!(expected.last().map(|r| r.0.as_str()), Some("run_finished"));
+    assert!(records.iter().any(|r| r.0 == "attempt_failed"), "{records:?}");
+    assert!(
+        records.iter().filter(|r| r.0 == "item_settled").count() == 3,
+        "{records:?}"
+    );
+}

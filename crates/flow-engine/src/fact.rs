@@ -1,0 +1,214 @@
+//! One vocabulary for what happens in a run. Each transition is one
+//! [`Fact`] value; the journal's [`Record`] and the subscribers'
+//! [`EventKind`] are both made from it, in one place ([`Shared::note`]), so
+//! what is journaled and what is published cannot drift apart.
+//!
+//! Not every transition is journaled: a node skipped or cancelled before it
+//! started, and the results a resumed run restores, are published only (the
+//! journal can tell them again), and some events have no record at all (a node
+//! ready, a limit's wait). Records and events are built only when the run has
+//! a journal or a subscriber: a plain run builds neither.
+
+use flow_core::{AttemptReport, ItemRun, NodeReport, NodeStatus, Record, Report};
+use serde_json::Value;
+
+use crate::driver::Shared;
+use crate::event::EventKind;
+
+/// One transition of a run (nodes by index).
+pub(crate) enum Fact<'a> {
+    /// An attempt of a node, or of one item of a `for_each` node, starts.
+    AttemptStarted {
+        node: usize,
+        item: Option<usize>,
+        attempt: u32,
+        at_ms: f64,
+    },
+    /// An attempt failed and another one follows after `retry_in_ms`.
+    AttemptFailed {
+        node: usize,
+        item: Option<usize>,
+        attempt: u32,
+        detail: &'a AttemptReport,
+        retry_in_ms: f64,
+    },
+    /// A `for_each` node's list was rendered.
+    ItemsListed { node: usize, items: usize },
+    /// One item of a `for_each` node settled (`output` is `null` unless it succeeded).
+    ItemSettled {
+        node: usize,
+        item: &'a ItemRun,
+        output: &'a Value,
+    },
+    /// A node settled: its report entry so far (`base`) with how it ended.
+    NodeSettled {
+        node: usize,
+        base: &'a NodeReport,
+        status: NodeStatus,
+        output: &'a Value,
+        error: &'a Option<String>,
+    },
+    /// The run was cancelled from outside (journaled, not published: the
+    /// nodes' own events say it).
+    RunCancelled { at_ms: f64 },
+    /// The run ended with `report`.
+    RunFinished { report: &'a Report },
+}
+
+impl Fact<'_> {
+    /// The journal's record of it. Outputs are redacted here: secrets never
+    /// reach the journal.
+    fn record(&self, shared: &Shared) -> Record {
+        let id = |node: usize| shared.workflow.nodes()[node].id().to_owned();
+        match *self {
+            Fact::AttemptStarted {
+                node,
+                item,
+                attempt,
+                at_ms,
+            } => Record::NodeStarted {
+                node: id(node),
+                item,
+                attempt,
+                at_ms,
+            },
+            Fact::AttemptFailed {
+                node,
+                item,
+                attempt,
+                detail,
+                retry_in_ms,
+            } => Record::AttemptFailed {
+                node: id(node),
+                item,
+                attempt,
+                detail: detail.clone(),
+                retry_in_ms,
+            },
+            Fact::ItemsListed { node, items } => Record::ItemsListed { node: id(node), items },
+            Fact::ItemSettled { node, item, output } => Record::ItemSettled {
+                node: id(node),
+                item: item.clone(),
+                output: shared.redactor.redact_value(output.clone()),
+            },
+            Fact::NodeSettled {
+                node,
+                base,
+                status,
+                output,
+                error,
+            } => {
+                let mut report = base.clone();
+                report.status = status;
+                report.output = shared.redactor.redact_value(output.clone());
+                report.error = error.clone();
+                Record::NodeSettled { node: id(node), report }
+            }
+            Fact::RunCancelled { at_ms } => Record::RunCancelled { at_ms },
+            Fact::RunFinished { report } => Record::RunFinished {
+                status: report.status,
+                duration_ms: report.duration_ms,
+                report: Box::new(report.clone()),
+            },
+        }
+    }
+
+    /// The subscribers' event of it, if it has one.
+    fn event(&self, shared: &Shared) -> Option<EventKind> {
+        let id = |node: usize| shared.workflow.nodes()[node].id_arc().clone();
+        Some(match *self {
+            Fact::AttemptStarted {
+                node,
+                item: None,
+                attempt,
+                ..
+            } => EventKind::NodeStarted {
+                node: id(node),
+                attempt,
+            },
+            Fact::AttemptStarted {
+                node,
+                item: Some(index),
+                attempt,
+                ..
+            } => EventKind::ItemStarted {
+                node: id(node),
+                index,
+                attempt,
+            },
+            Fact::AttemptFailed {
+                node,
+                item,
+                attempt,
+                detail,
+                retry_in_ms,
+            } => EventKind::AttemptFailed {
+                node: id(node),
+                item,
+                attempt,
+                error: detail.error.clone().unwrap_or_default(),
+                retry_in_ms,
+            },
+            Fact::ItemsListed { node, items } => EventKind::ItemsListed { node: id(node), items },
+            Fact::ItemSettled { node, item, .. } => EventKind::ItemSettled {
+                node: id(node),
+                index: item.index,
+                status: item.status,
+                attempts: item.attempts,
+                error: item.error.clone(),
+            },
+            Fact::NodeSettled {
+                node,
+                base,
+                status,
+                error,
+                ..
+            } => EventKind::NodeSettled {
+                node: id(node),
+                status,
+                attempts: base.attempts,
+                error: error.clone(),
+            },
+            Fact::RunCancelled { .. } => return None,
+            Fact::RunFinished { report } => EventKind::RunFinished {
+                status: report.status,
+                duration_ms: report.duration_ms,
+            },
+        })
+    }
+}
+
+impl Shared {
+    /// The one place a run's transitions go out: the record appended to the
+    /// run's journal (when it has one and `journaled` holds), then the event
+    /// sent to subscribers (when there are any).
+    pub(crate) fn note(&self, fact: &Fact<'_>, journaled: bool) {
+        if journaled && let Some(journal) = &self.journal {
+            journal.append(fact.record(self));
+        }
+        self.publish(fact);
+    }
+
+    /// As [`Shared::note`], the record made durable before the event is sent
+    /// (a node's side effect begins only once its start is durable). When the
+    /// journal refuses the record, nothing is published and the error returned.
+    pub(crate) async fn note_durable(&self, fact: &Fact<'_>) -> Result<(), flow_journal::Error> {
+        if let Some(journal) = &self.journal {
+            // Boxed: a record is large, and would otherwise make every node's
+            // future larger, journaled or not.
+            Box::pin(journal.append_durable(fact.record(self))).await?;
+        }
+        self.publish(fact);
+        Ok(())
+    }
+
+    /// Sends the transition's event only (it is journaled another way, or not
+    /// at all).
+    pub(crate) fn publish(&self, fact: &Fact<'_>) {
+        if self.has_subscribers()
+            && let Some(kind) = fact.event(self)
+        {
+            self.emit(|| kind);
+        }
+    }
+}
