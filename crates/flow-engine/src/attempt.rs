@@ -16,7 +16,6 @@ use tracing::Instrument;
 
 use crate::driver::{Shared, ms};
 use crate::event::EventKind;
-use crate::fact::Fact;
 use crate::limit::{Held, SharedLimit, Slot};
 
 /// What one node's execution (all its attempts) produced.
@@ -127,13 +126,9 @@ impl Attempts {
             let started = shared.now_ms();
             // Durable before the side effect begins: a run resumed after a
             // crash knows this attempt may have happened.
-            let start = Fact::AttemptStarted {
-                node: self.node,
-                item: self.item,
-                attempt,
-                at_ms: started,
-            };
-            if let Err(e) = shared.note_durable(&start).await {
+            if let Some(durable) = shared.attempt_started(self.node, self.item, attempt, started)
+                && let Err(e) = durable.await
+            {
                 let error = NodeError::permanent(format!("not started: {e}"));
                 return self.finished(Err(error), attempts);
             }
@@ -201,27 +196,10 @@ impl Attempts {
                     if let Some(asked) = e.retry_after() {
                         wait = wait.max(asked.min(policy.max_backoff));
                     }
-                    let fallback;
-                    let detail = match attempts.last() {
-                        Some(detail) => detail,
-                        None => {
-                            fallback = AttemptReport {
-                                started_ms: started,
-                                finished_ms: finished,
-                                error: error.clone(),
-                                limit_wait_ms: waited,
-                            };
-                            &fallback
-                        }
-                    };
-                    let failed = Fact::AttemptFailed {
-                        node: self.node,
-                        item: self.item,
-                        attempt,
-                        detail,
-                        retry_in_ms: ms(wait),
-                    };
-                    shared.note(&failed, true);
+                    // (`attempts` has this attempt's report: it was pushed above.)
+                    if let Some(detail) = attempts.last() {
+                        shared.attempt_failed(self.node, self.item, attempt, detail, ms(wait));
+                    }
                     tracing::debug!(
                         parent: &span,
                         node = node.id(),

@@ -9,6 +9,9 @@
 //! ready, a limit's wait). Records and events are built only when the run has
 //! a journal or a subscriber: a plain run builds neither.
 
+use std::future::Future;
+use std::pin::Pin;
+
 use flow_core::{AttemptReport, ItemRun, NodeReport, NodeStatus, Record, Report};
 use serde_json::Value;
 
@@ -194,12 +197,57 @@ impl Shared {
     /// journal refuses the record, nothing is published and the error returned.
     pub(crate) async fn note_durable(&self, fact: &Fact<'_>) -> Result<(), flow_journal::Error> {
         if let Some(journal) = &self.journal {
-            // Boxed: a record is large, and would otherwise make every node's
+            // Boxed: a record is large, and would otherwise make the caller's
             // future larger, journaled or not.
             Box::pin(journal.append_durable(fact.record(self))).await?;
         }
         self.publish(fact);
         Ok(())
+    }
+
+    /// An attempt starts: published at once on a run without a journal; on a
+    /// journaled one, the returned future makes its record durable, then
+    /// publishes it. The future is boxed and holds the fact, so an attempt's
+    /// own future (one per node) does not grow by either.
+    pub(crate) fn attempt_started(
+        &self,
+        node: usize,
+        item: Option<usize>,
+        attempt: u32,
+        at_ms: f64,
+    ) -> Option<Pin<Box<impl Future<Output = Result<(), flow_journal::Error>> + Send + '_>>> {
+        let fact = Fact::AttemptStarted {
+            node,
+            item,
+            attempt,
+            at_ms,
+        };
+        if self.journal.is_none() {
+            self.publish(&fact);
+            return None;
+        }
+        Some(Box::pin(async move { self.note_durable(&fact).await }))
+    }
+
+    /// An attempt failed and another follows after `retry_in_ms`: journaled
+    /// and published. Out of line, so the attempt's future holds none of it
+    /// across its wait.
+    pub(crate) fn attempt_failed(
+        &self,
+        node: usize,
+        item: Option<usize>,
+        attempt: u32,
+        detail: &AttemptReport,
+        retry_in_ms: f64,
+    ) {
+        let fact = Fact::AttemptFailed {
+            node,
+            item,
+            attempt,
+            detail,
+            retry_in_ms,
+        };
+        self.note(&fact, true);
     }
 
     /// Sends the transition's event only (it is journaled another way, or not
