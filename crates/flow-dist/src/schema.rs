@@ -1,5 +1,5 @@
 //! The queue's tables, next to the journal's (same schema, `search_path`),
-//! created and migrated under an advisory lock.
+//! created and migrated by the journal's runner under an advisory lock.
 
 use tokio_postgres::Client;
 
@@ -59,33 +59,14 @@ const MIGRATIONS: &[&str] = &[
     );",
 ];
 
-/// Creates or migrates the queue's tables.
+/// Creates or migrates the queue's tables, through the journal's migration
+/// runner (its own version table and advisory lock).
 pub(crate) async fn migrate(client: &mut Client) -> Result<()> {
     flow_journal::ensure_schema(client)
         .await
         .map_err(crate::Error::Storage)?;
-    let tx = client.transaction().await.map_err(storage)?;
-    tx.execute("SELECT pg_advisory_xact_lock(7418093276)", &[])
+    let migrations: Vec<String> = MIGRATIONS.iter().map(|m| (*m).to_owned()).collect();
+    flow_journal::run_migrations(client, "flow_dist_schema", 7418093276, &migrations)
         .await
-        .map_err(storage)?;
-    tx.batch_execute("CREATE TABLE IF NOT EXISTS flow_dist_schema (version INT NOT NULL)")
-        .await
-        .map_err(storage)?;
-    let at: i32 = tx
-        .query_opt("SELECT version FROM flow_dist_schema", &[])
-        .await
-        .map_err(storage)?
-        .map_or(0, |r| r.get(0));
-    if at == 0 {
-        tx.execute("INSERT INTO flow_dist_schema (version) VALUES (0)", &[])
-            .await
-            .map_err(storage)?;
-    }
-    for (i, sql) in MIGRATIONS.iter().enumerate().skip(at as usize) {
-        tx.batch_execute(sql).await.map_err(storage)?;
-        tx.execute("UPDATE flow_dist_schema SET version = $1", &[&(i as i32 + 1)])
-            .await
-            .map_err(storage)?;
-    }
-    tx.commit().await.map_err(storage)
+        .map_err(storage)
 }

@@ -21,6 +21,8 @@
 mod owner;
 #[cfg(feature = "postgres")]
 mod postgres;
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+mod sql;
 #[cfg(feature = "sqlite")]
 mod sqlite;
 mod writer;
@@ -32,7 +34,9 @@ use flow_core::{Record, RunStatus};
 
 pub use owner::{Owner, this_host};
 #[cfg(feature = "postgres")]
-pub use postgres::{PgJournal, connect as pg_connect, ensure_schema, in_schema, pg_message, shown as shown_url};
+pub use postgres::{
+    PgJournal, connect as pg_connect, ensure_schema, in_schema, pg_message, run_migrations, shown as shown_url,
+};
 #[cfg(feature = "sqlite")]
 pub use sqlite::SqliteJournal;
 pub use writer::{RunLog, Writer};

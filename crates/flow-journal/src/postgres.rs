@@ -10,45 +10,11 @@ use tokio_postgres::{Client, NoTls, Row};
 
 use std::sync::Arc;
 
+use crate::sql::{self, Arg, Columns, Dialect, ROW_COLUMNS};
 use crate::{
     Entry, Error, Journal, LEASE, Owner, Result, RunFilter, RunRow, StoredRun, counts, creates, decode, encode, now_ms,
     refused,
 };
-
-const MIGRATIONS: &[&str] = &[
-    // 1: runs and their records.
-    "CREATE TABLE flow_runs (
-        run_id TEXT PRIMARY KEY,
-        workflow TEXT NOT NULL,
-        status TEXT NOT NULL,
-        started_at BIGINT NOT NULL,
-        finished_at BIGINT,
-        duration_ms DOUBLE PRECISION,
-        owner TEXT,
-        owner_host TEXT,
-        owner_pid BIGINT,
-        owner_started BIGINT,
-        lease_until BIGINT,
-        counts TEXT
-    );
-    CREATE INDEX flow_runs_by_start ON flow_runs (started_at DESC, run_id DESC);
-    CREATE INDEX flow_runs_by_workflow ON flow_runs (workflow, started_at DESC);
-    CREATE INDEX flow_runs_by_status ON flow_runs (status);
-    CREATE TABLE flow_records (
-        run_id TEXT NOT NULL,
-        seq BIGINT NOT NULL,
-        kind TEXT NOT NULL,
-        written_at BIGINT NOT NULL,
-        data TEXT NOT NULL,
-        PRIMARY KEY (run_id, seq)
-    );",
-    // 2: idempotency keys of submissions (`flow serve`).
-    "CREATE TABLE flow_keys (
-        key TEXT PRIMARY KEY,
-        run_id TEXT NOT NULL,
-        created_at BIGINT NOT NULL
-    );",
-];
 
 /// A journal in PostgreSQL.
 #[derive(Debug)]
@@ -208,21 +174,40 @@ pub async fn in_schema(url: &str, schema: &str) -> Result<String> {
 }
 
 async fn migrate(client: &mut Client) -> std::result::Result<(), tokio_postgres::Error> {
+    run_migrations(client, "flow_schema", 7418093275, &sql::migrations(Dialect::Postgres)).await
+}
+
+/// Applies the `migrations` the database has not seen, in one transaction,
+/// one migrating process at a time (the advisory lock `lock`): table
+/// `version_table` counts those applied. The journal's tables and the queue's
+/// (flow-dist) migrate through it, each with its own table and lock.
+///
+/// # Errors
+///
+/// The first statement that fails; nothing is applied then.
+pub async fn run_migrations(
+    client: &mut Client,
+    version_table: &str,
+    lock: i64,
+    migrations: &[String],
+) -> std::result::Result<(), tokio_postgres::Error> {
     let tx = client.transaction().await?;
-    // One migrating process at a time, per database.
-    tx.execute("SELECT pg_advisory_xact_lock(7418093275)", &[]).await?;
-    tx.batch_execute("CREATE TABLE IF NOT EXISTS flow_schema (version INT NOT NULL)")
-        .await?;
+    tx.execute("SELECT pg_advisory_xact_lock($1)", &[&lock]).await?;
+    tx.batch_execute(&format!(
+        "CREATE TABLE IF NOT EXISTS {version_table} (version INT NOT NULL)"
+    ))
+    .await?;
     let at: i32 = tx
-        .query_opt("SELECT version FROM flow_schema", &[])
+        .query_opt(&format!("SELECT version FROM {version_table}"), &[])
         .await?
         .map_or(0, |r| r.get(0));
     if at == 0 {
-        tx.execute("INSERT INTO flow_schema (version) VALUES (0)", &[]).await?;
+        tx.execute(&format!("INSERT INTO {version_table} (version) VALUES (0)"), &[])
+            .await?;
     }
-    for (i, sql) in MIGRATIONS.iter().enumerate().skip(at as usize) {
+    for (i, sql) in migrations.iter().enumerate().skip(at as usize) {
         tx.batch_execute(sql).await?;
-        tx.execute("UPDATE flow_schema SET version = $1", &[&(i as i32 + 1)])
+        tx.execute(&format!("UPDATE {version_table} SET version = $1"), &[&(i as i32 + 1)])
             .await?;
     }
     tx.commit().await
@@ -259,27 +244,23 @@ const FINISH: &str = "UPDATE flow_runs f SET status = u.st, finished_at = $3, du
      FROM UNNEST($1::text[], $2::text[], $4::float8[], $5::text[]) AS u(r, st, du, co)
      WHERE f.run_id = u.r AND f.owner = $6";
 
-const ROW_COLUMNS: &str = "run_id, workflow, status, started_at, finished_at, duration_ms, owner, owner_host, owner_pid, owner_started, lease_until, counts";
-
 fn row(r: &Row) -> Result<RunRow> {
-    let owner: Option<String> = r.get(6);
-    let counts: Option<String> = r.get(11);
-    Ok(RunRow {
-        run_id: r.get(0),
-        workflow: r.get(1),
-        status: r.get::<_, String>(2).parse().map_err(Error::Storage)?,
-        started_at_ms: r.get(3),
-        finished_at_ms: r.get(4),
-        duration_ms: r.get(5),
-        owner: owner.map(|token| Owner {
-            token,
-            host: r.get::<_, Option<String>>(7).unwrap_or_default(),
-            pid: r.get::<_, Option<i64>>(8).unwrap_or(0) as u32,
-            started: r.get::<_, Option<i64>>(9).unwrap_or(0) as u64,
-        }),
-        lease_until_ms: r.get(10),
-        counts: counts.and_then(|c| serde_json::from_str(&c).ok()),
-    })
+    let get = |e: tokio_postgres::Error| Error::Storage(pg_message(&e));
+    Columns {
+        run_id: r.try_get(0).map_err(get)?,
+        workflow: r.try_get(1).map_err(get)?,
+        status: r.try_get(2).map_err(get)?,
+        started_at: r.try_get(3).map_err(get)?,
+        finished_at: r.try_get(4).map_err(get)?,
+        duration_ms: r.try_get(5).map_err(get)?,
+        owner: r.try_get(6).map_err(get)?,
+        owner_host: r.try_get(7).map_err(get)?,
+        owner_pid: r.try_get(8).map_err(get)?,
+        owner_started: r.try_get(9).map_err(get)?,
+        lease_until: r.try_get(10).map_err(get)?,
+        counts: r.try_get(11).map_err(get)?,
+    }
+    .into_row()
 }
 
 #[async_trait]
@@ -300,24 +281,15 @@ impl Journal for PgJournal {
         let mut client = self.write.lock().await;
         let tx = client.transaction().await.map_err(storage)?;
         let now = now_ms();
+        let (token, host, pid, started) = sql::owner_args(owner);
         tx.execute(
-            "INSERT INTO flow_runs (run_id, workflow, status, started_at, owner, owner_host, owner_pid, owner_started, lease_until)
-             VALUES ($1, $2, 'running', $3, $4, $5, $6, $7, $8)",
-            &[
-                &run_id,
-                &workflow,
-                &now,
-                &owner.token,
-                &owner.host,
-                &(owner.pid as i64),
-                &(owner.started as i64),
-                &lease_until_ms,
-            ],
+            &sql::insert_run(Dialect::Postgres),
+            &[&run_id, &workflow, &now, &token, &host, &pid, &started, &lease_until_ms],
         )
         .await
         .map_err(storage)?;
         tx.execute(
-            "INSERT INTO flow_records (run_id, seq, kind, written_at, data) VALUES ($1, 1, $2, $3, $4)",
+            &sql::insert_first(Dialect::Postgres),
             &[&run_id, &first.kind(), &now, &data],
         )
         .await
@@ -438,10 +410,7 @@ impl Journal for PgJournal {
         let after = i64::try_from(after).unwrap_or(i64::MAX);
         let rows = self
             .read
-            .query(
-                "SELECT seq, data FROM flow_records WHERE run_id = $1 AND seq > $2 ORDER BY seq",
-                &[&run_id, &after],
-            )
+            .query(&sql::records_after(Dialect::Postgres), &[&run_id, &after])
             .await
             .map_err(storage)?;
         let mut records = Vec::with_capacity(rows.len());
@@ -454,26 +423,16 @@ impl Journal for PgJournal {
     }
 
     async fn list(&self, filter: &RunFilter) -> Result<Vec<RunRow>> {
-        let mut sql = format!("SELECT {ROW_COLUMNS} FROM flow_runs WHERE TRUE");
-        let mut args: Vec<Box<dyn tokio_postgres::types::ToSql + Sync + Send>> = Vec::new();
-        if let Some(w) = &filter.workflow {
-            args.push(Box::new(w.clone()));
-            sql.push_str(&format!(" AND workflow = ${}", args.len()));
-        }
-        if let Some(s) = filter.stored_status() {
-            args.push(Box::new(s.as_str().to_owned()));
-            sql.push_str(&format!(" AND status = ${}", args.len()));
-        }
-        if let Some((at, id)) = &filter.before {
-            args.push(Box::new(*at));
-            args.push(Box::new(id.clone()));
-            let (a, b) = (args.len() - 1, args.len());
-            sql.push_str(&format!(" AND (started_at, run_id) < (${a}, ${b})"));
-        }
-        sql.push_str(" ORDER BY started_at DESC, run_id DESC");
-        if filter.limit > 0 {
-            sql.push_str(&format!(" LIMIT {}", filter.limit));
-        }
+        let (sql, args) = sql::list(Dialect::Postgres, filter);
+        let args: Vec<Box<dyn tokio_postgres::types::ToSql + Sync + Send>> = args
+            .into_iter()
+            .map(|a| -> Box<dyn tokio_postgres::types::ToSql + Sync + Send> {
+                match a {
+                    Arg::Text(t) => Box::new(t),
+                    Arg::Int(i) => Box::new(i),
+                }
+            })
+            .collect();
         let params: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> = args
             .iter()
             .map(|a| &**a as &(dyn tokio_postgres::types::ToSql + Sync))
@@ -496,21 +455,12 @@ impl Journal for PgJournal {
     }
 
     async fn claim(&self, run_id: &str, owner: &Owner, expected: Option<&str>, lease_until_ms: i64) -> Result<bool> {
+        let (token, host, pid, started) = sql::owner_args(owner);
         let client = self.write.lock().await;
         let changed = client
             .execute(
-                "UPDATE flow_runs SET owner = $2, owner_host = $3, owner_pid = $4, owner_started = $5, lease_until = $6,
-                 status = 'running', finished_at = NULL, duration_ms = NULL, counts = NULL
-                 WHERE run_id = $1 AND owner IS NOT DISTINCT FROM $7",
-                &[
-                    &run_id,
-                    &owner.token,
-                    &owner.host,
-                    &(owner.pid as i64),
-                    &(owner.started as i64),
-                    &lease_until_ms,
-                    &expected,
-                ],
+                &sql::claim(Dialect::Postgres),
+                &[&run_id, &token, &host, &pid, &started, &lease_until_ms, &expected],
             )
             .await
             .map_err(storage)?;
@@ -520,10 +470,7 @@ impl Journal for PgJournal {
     async fn renew(&self, owner_token: &str, lease_until_ms: i64) -> Result<()> {
         let client = self.write.lock().await;
         client
-            .execute(
-                "UPDATE flow_runs SET lease_until = $2 WHERE owner = $1 AND status = 'running'",
-                &[&owner_token, &lease_until_ms],
-            )
+            .execute(&sql::renew(Dialect::Postgres), &[&owner_token, &lease_until_ms])
             .await
             .map_err(storage)?;
         Ok(())

@@ -14,45 +14,11 @@ use async_trait::async_trait;
 use flow_core::Record;
 use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 
+use crate::sql::{self, Arg, Columns, Dialect, ROW_COLUMNS};
 use crate::{
     Entry, Error, Journal, LEASE, Owner, Result, RunFilter, RunRow, StoredRun, SyncLevel, counts, creates, decode,
     encode, now_ms, refused,
 };
-
-const MIGRATIONS: &[&str] = &[
-    // 1: runs and their records.
-    "CREATE TABLE flow_runs (
-        run_id TEXT PRIMARY KEY,
-        workflow TEXT NOT NULL,
-        status TEXT NOT NULL,
-        started_at INTEGER NOT NULL,
-        finished_at INTEGER,
-        duration_ms REAL,
-        owner TEXT,
-        owner_host TEXT,
-        owner_pid INTEGER,
-        owner_started INTEGER,
-        lease_until INTEGER,
-        counts TEXT
-    );
-    CREATE INDEX flow_runs_by_start ON flow_runs (started_at DESC, run_id DESC);
-    CREATE INDEX flow_runs_by_workflow ON flow_runs (workflow, started_at DESC);
-    CREATE INDEX flow_runs_by_status ON flow_runs (status);
-    CREATE TABLE flow_records (
-        run_id TEXT NOT NULL,
-        seq INTEGER NOT NULL,
-        kind TEXT NOT NULL,
-        written_at INTEGER NOT NULL,
-        data TEXT NOT NULL,
-        PRIMARY KEY (run_id, seq)
-    );",
-    // 2: idempotency keys of submissions (`flow serve`).
-    "CREATE TABLE flow_keys (
-        key TEXT PRIMARY KEY,
-        run_id TEXT NOT NULL,
-        created_at INTEGER NOT NULL
-    ) WITHOUT ROWID;",
-];
 
 /// A journal in one SQLite file (created if missing), WAL mode.
 #[derive(Debug)]
@@ -159,7 +125,7 @@ fn connect(path: &Path, sync: SyncLevel) -> rusqlite::Result<Connection> {
 /// them), each in its own immediate transaction, so two processes opening a new
 /// file at once do not both apply one.
 fn migrate(conn: &Connection) -> rusqlite::Result<()> {
-    for (i, sql) in MIGRATIONS.iter().enumerate() {
+    for (i, sql) in sql::migrations(Dialect::Sqlite).iter().enumerate() {
         let version = i as i64 + 1;
         conn.execute_batch("BEGIN IMMEDIATE")?;
         let result = (|| {
@@ -181,33 +147,24 @@ fn migrate(conn: &Connection) -> rusqlite::Result<()> {
     Ok(())
 }
 
-const ROW_COLUMNS: &str = "run_id, workflow, status, started_at, finished_at, duration_ms, owner, owner_host, owner_pid, owner_started, lease_until, counts";
-
 fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<RunRow> {
-    let owner: Option<String> = r.get(6)?;
-    let counts: Option<String> = r.get(11)?;
-    Ok(RunRow {
+    let columns = Columns {
         run_id: r.get(0)?,
         workflow: r.get(1)?,
-        status: r
-            .get::<_, String>(2)?
-            .parse()
-            .map_err(|e: String| rusqlite::Error::FromSqlConversionFailure(2, rusqlite::types::Type::Text, e.into()))?,
-        started_at_ms: r.get(3)?,
-        finished_at_ms: r.get(4)?,
+        status: r.get(2)?,
+        started_at: r.get(3)?,
+        finished_at: r.get(4)?,
         duration_ms: r.get(5)?,
-        owner: match owner {
-            None => None,
-            Some(token) => Some(Owner {
-                token,
-                host: r.get::<_, Option<String>>(7)?.unwrap_or_default(),
-                pid: r.get::<_, Option<i64>>(8)?.unwrap_or(0) as u32,
-                started: r.get::<_, Option<i64>>(9)?.unwrap_or(0) as u64,
-            }),
-        },
-        lease_until_ms: r.get(10)?,
-        counts: counts.and_then(|c| serde_json::from_str(&c).ok()),
-    })
+        owner: r.get(6)?,
+        owner_host: r.get(7)?,
+        owner_pid: r.get(8)?,
+        owner_started: r.get(9)?,
+        lease_until: r.get(10)?,
+        counts: r.get(11)?,
+    };
+    columns
+        .into_row()
+        .map_err(|e| rusqlite::Error::FromSqlConversionFailure(2, rusqlite::types::Type::Text, e.to_string().into()))
 }
 
 /// A new run's row, held by `owner` until `lease_until`.
@@ -219,24 +176,11 @@ fn insert_run(
     owner: &Owner,
     lease_until: i64,
 ) -> Result<()> {
-    tx.prepare_cached(
-        "INSERT INTO flow_runs (run_id, workflow, status, started_at, owner, owner_host, owner_pid, owner_started, lease_until)
-         VALUES (?1, ?2, 'running', ?3, ?4, ?5, ?6, ?7, ?8)",
-    )
-    .and_then(|mut insert| {
-        insert.execute(params![
-            run_id,
-            workflow,
-            now,
-            owner.token,
-            owner.host,
-            owner.pid as i64,
-            owner.started as i64,
-            lease_until
-        ])
-    })
-    .map(|_| ())
-    .map_err(storage)
+    let (token, host, pid, started) = sql::owner_args(owner);
+    tx.prepare_cached(&sql::insert_run(Dialect::Sqlite))
+        .and_then(|mut insert| insert.execute(params![run_id, workflow, now, token, host, pid, started, lease_until]))
+        .map(|_| ())
+        .map_err(storage)
 }
 
 #[async_trait]
@@ -262,11 +206,8 @@ impl Journal for SqliteJournal {
                 .map_err(storage)?;
             let now = now_ms();
             insert_run(&tx, &run_id, &workflow, now, &owner, lease_until_ms)?;
-            tx.execute(
-                "INSERT INTO flow_records (run_id, seq, kind, written_at, data) VALUES (?1, 1, ?2, ?3, ?4)",
-                params![run_id, kind, now, data],
-            )
-            .map_err(storage)?;
+            tx.execute(&sql::insert_first(Dialect::Sqlite), params![run_id, kind, now, data])
+                .map_err(storage)?;
             tx.commit().map_err(storage)
         })
         .await
@@ -374,28 +315,14 @@ impl Journal for SqliteJournal {
     }
 
     async fn list(&self, filter: &RunFilter) -> Result<Vec<RunRow>> {
-        let mut sql = format!("SELECT {ROW_COLUMNS} FROM flow_runs WHERE 1 = 1");
-        let mut args: Vec<rusqlite::types::Value> = Vec::new();
-        if let Some(w) = &filter.workflow {
-            args.push(w.clone().into());
-            sql.push_str(&format!(" AND workflow = ?{}", args.len()));
-        }
-        if let Some(s) = filter.stored_status() {
-            args.push(s.as_str().to_owned().into());
-            sql.push_str(&format!(" AND status = ?{}", args.len()));
-        }
-        if let Some((at, id)) = &filter.before {
-            args.push((*at).into());
-            args.push(id.clone().into());
-            let (a, b) = (args.len() - 1, args.len());
-            sql.push_str(&format!(
-                " AND (started_at < ?{a} OR (started_at = ?{a} AND run_id < ?{b}))"
-            ));
-        }
-        sql.push_str(" ORDER BY started_at DESC, run_id DESC");
-        if filter.limit > 0 {
-            sql.push_str(&format!(" LIMIT {}", filter.limit));
-        }
+        let (sql, args) = sql::list(Dialect::Sqlite, filter);
+        let args: Vec<rusqlite::types::Value> = args
+            .into_iter()
+            .map(|a| match a {
+                Arg::Text(t) => t.into(),
+                Arg::Int(i) => i.into(),
+            })
+            .collect();
         self.reading(move |conn| {
             let mut stmt = conn.prepare(&sql).map_err(storage)?;
             let rows = stmt.query_map(rusqlite::params_from_iter(args), row).map_err(storage)?;
@@ -425,20 +352,11 @@ impl Journal for SqliteJournal {
     async fn claim(&self, run_id: &str, owner: &Owner, expected: Option<&str>, lease_until_ms: i64) -> Result<bool> {
         let (run_id, owner, expected) = (run_id.to_owned(), owner.clone(), expected.map(str::to_owned));
         self.writing(move |conn| {
+            let (token, host, pid, started) = sql::owner_args(&owner);
             let changed = conn
                 .execute(
-                    "UPDATE flow_runs SET owner = ?2, owner_host = ?3, owner_pid = ?4, owner_started = ?5, lease_until = ?6,
-                     status = 'running', finished_at = NULL, duration_ms = NULL, counts = NULL
-                     WHERE run_id = ?1 AND owner IS ?7",
-                    params![
-                        run_id,
-                        owner.token,
-                        owner.host,
-                        owner.pid as i64,
-                        owner.started as i64,
-                        lease_until_ms,
-                        expected
-                    ],
+                    &sql::claim(Dialect::Sqlite),
+                    params![run_id, token, host, pid, started, lease_until_ms, expected],
                 )
                 .map_err(storage)?;
             Ok(changed == 1)
@@ -449,11 +367,8 @@ impl Journal for SqliteJournal {
     async fn renew(&self, owner_token: &str, lease_until_ms: i64) -> Result<()> {
         let owner_token = owner_token.to_owned();
         self.writing(move |conn| {
-            conn.execute(
-                "UPDATE flow_runs SET lease_until = ?2 WHERE owner = ?1 AND status = 'running'",
-                params![owner_token, lease_until_ms],
-            )
-            .map_err(storage)?;
+            conn.execute(&sql::renew(Dialect::Sqlite), params![owner_token, lease_until_ms])
+                .map_err(storage)?;
             Ok(())
         })
         .await
@@ -486,7 +401,7 @@ impl Journal for SqliteJournal {
 /// Run `run_id`'s records after sequence number `after`, in order.
 fn records(conn: &Connection, run_id: &str, after: u64) -> Result<Vec<(u64, Record)>> {
     let mut stmt = conn
-        .prepare_cached("SELECT seq, data FROM flow_records WHERE run_id = ?1 AND seq > ?2 ORDER BY seq")
+        .prepare_cached(&sql::records_after(Dialect::Sqlite))
         .map_err(storage)?;
     let after = i64::try_from(after).unwrap_or(i64::MAX);
     let rows = stmt

@@ -1,0 +1,247 @@
+//! The SQL both backends share, written once over a small [`Dialect`]: the
+//! schema's migrations, the run row's columns and their mapping to a
+//! [`RunRow`], the list filter, creating a run's row, claim and renew. Each
+//! backend binds the parameters with its own driver; PostgreSQL keeps its
+//! one-statement batch (`UNNEST`) and its key upsert as its own.
+
+use crate::{Error, Owner, Result, RunFilter, RunRow};
+
+/// How the two databases spell what differs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(not(all(feature = "sqlite", feature = "postgres")), allow(dead_code))]
+pub(crate) enum Dialect {
+    Sqlite,
+    Postgres,
+}
+
+impl Dialect {
+    /// The `n`th (1-based) placeholder.
+    fn param(self, n: usize) -> String {
+        match self {
+            Dialect::Sqlite => format!("?{n}"),
+            Dialect::Postgres => format!("${n}"),
+        }
+    }
+
+    /// Fills a statement written with `{int}`, `{real}` (column types),
+    /// `{keyed}` (a table that needs no row id, where that can be said), `{is}`
+    /// (a comparison that holds for two NULLs) and `{1}`, `{2}`... (placeholders).
+    fn sql(self, template: &str) -> String {
+        let (int, real, keyed, is) = match self {
+            Dialect::Sqlite => ("INTEGER", "REAL", " WITHOUT ROWID", "IS"),
+            Dialect::Postgres => ("BIGINT", "DOUBLE PRECISION", "", "IS NOT DISTINCT FROM"),
+        };
+        let mut sql = template
+            .replace("{int}", int)
+            .replace("{real}", real)
+            .replace("{keyed}", keyed)
+            .replace("{is}", is);
+        for n in (1..=9).rev() {
+            sql = sql.replace(&format!("{{{n}}}"), &self.param(n));
+        }
+        sql
+    }
+}
+
+/// The journal's schema, one migration at a time; the backend counts which it
+/// has applied.
+const MIGRATIONS: &[&str] = &[
+    // 1: runs and their records.
+    "CREATE TABLE flow_runs (
+        run_id TEXT PRIMARY KEY,
+        workflow TEXT NOT NULL,
+        status TEXT NOT NULL,
+        started_at {int} NOT NULL,
+        finished_at {int},
+        duration_ms {real},
+        owner TEXT,
+        owner_host TEXT,
+        owner_pid {int},
+        owner_started {int},
+        lease_until {int},
+        counts TEXT
+    );
+    CREATE INDEX flow_runs_by_start ON flow_runs (started_at DESC, run_id DESC);
+    CREATE INDEX flow_runs_by_workflow ON flow_runs (workflow, started_at DESC);
+    CREATE INDEX flow_runs_by_status ON flow_runs (status);
+    CREATE TABLE flow_records (
+        run_id TEXT NOT NULL,
+        seq {int} NOT NULL,
+        kind TEXT NOT NULL,
+        written_at {int} NOT NULL,
+        data TEXT NOT NULL,
+        PRIMARY KEY (run_id, seq)
+    );",
+    // 2: idempotency keys of submissions (`flow serve`).
+    "CREATE TABLE flow_keys (
+        key TEXT PRIMARY KEY,
+        run_id TEXT NOT NULL,
+        created_at {int} NOT NULL
+    ){keyed};",
+];
+
+/// The migrations, in `dialect`.
+pub(crate) fn migrations(dialect: Dialect) -> Vec<String> {
+    MIGRATIONS.iter().map(|m| dialect.sql(m)).collect()
+}
+
+/// A run row's columns, in the order [`Columns`] reads them.
+pub(crate) const ROW_COLUMNS: &str = "run_id, workflow, status, started_at, finished_at, duration_ms, owner, owner_host, owner_pid, owner_started, lease_until, counts";
+
+/// A run row's columns as read, before they mean anything.
+pub(crate) struct Columns {
+    pub run_id: String,
+    pub workflow: String,
+    pub status: String,
+    pub started_at: i64,
+    pub finished_at: Option<i64>,
+    pub duration_ms: Option<f64>,
+    pub owner: Option<String>,
+    pub owner_host: Option<String>,
+    pub owner_pid: Option<i64>,
+    pub owner_started: Option<i64>,
+    pub lease_until: Option<i64>,
+    pub counts: Option<String>,
+}
+
+impl Columns {
+    /// The row they make.
+    pub(crate) fn into_row(self) -> Result<RunRow> {
+        let status = self
+            .status
+            .parse()
+            .map_err(|e: String| Error::Storage(format!("run {}: {e}", self.run_id)))?;
+        let (host, pid, started) = (self.owner_host, self.owner_pid, self.owner_started);
+        Ok(RunRow {
+            run_id: self.run_id,
+            workflow: self.workflow,
+            status,
+            started_at_ms: self.started_at,
+            finished_at_ms: self.finished_at,
+            duration_ms: self.duration_ms,
+            owner: self.owner.map(|token| Owner {
+                token,
+                host: host.unwrap_or_default(),
+                pid: pid.unwrap_or(0) as u32,
+                started: started.unwrap_or(0) as u64,
+            }),
+            lease_until_ms: self.lease_until,
+            counts: self.counts.and_then(|c| serde_json::from_str(&c).ok()),
+        })
+    }
+}
+
+/// A parameter of a built query.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum Arg {
+    Text(String),
+    Int(i64),
+}
+
+/// The list query for `filter`, newest first, with its parameters.
+pub(crate) fn list(dialect: Dialect, filter: &RunFilter) -> (String, Vec<Arg>) {
+    let mut sql = format!("SELECT {ROW_COLUMNS} FROM flow_runs WHERE 1 = 1");
+    let mut args = Vec::new();
+    if let Some(w) = &filter.workflow {
+        args.push(Arg::Text(w.clone()));
+        sql.push_str(&format!(" AND workflow = {}", dialect.param(args.len())));
+    }
+    if let Some(s) = filter.stored_status() {
+        args.push(Arg::Text(s.as_str().to_owned()));
+        sql.push_str(&format!(" AND status = {}", dialect.param(args.len())));
+    }
+    if let Some((at, id)) = &filter.before {
+        args.push(Arg::Int(*at));
+        args.push(Arg::Text(id.clone()));
+        let (a, b) = (dialect.param(args.len() - 1), dialect.param(args.len()));
+        sql.push_str(&format!(
+            " AND (started_at < {a} OR (started_at = {a} AND run_id < {b}))"
+        ));
+    }
+    sql.push_str(" ORDER BY started_at DESC, run_id DESC");
+    if filter.limit > 0 {
+        sql.push_str(&format!(" LIMIT {}", filter.limit));
+    }
+    (sql, args)
+}
+
+/// A new run's row, held until its lease ends: run id, workflow, start, then
+/// the owner's token, host, pid and start, and the lease.
+pub(crate) fn insert_run(dialect: Dialect) -> String {
+    dialect.sql(
+        "INSERT INTO flow_runs (run_id, workflow, status, started_at, owner, owner_host, owner_pid, owner_started, lease_until)
+         VALUES ({1}, {2}, 'running', {3}, {4}, {5}, {6}, {7}, {8})",
+    )
+}
+
+/// A run's first record: run id, kind, time, data.
+pub(crate) fn insert_first(dialect: Dialect) -> String {
+    dialect.sql("INSERT INTO flow_records (run_id, seq, kind, written_at, data) VALUES ({1}, 1, {2}, {3}, {4})")
+}
+
+/// Takes a run for a new owner if its owner is still the one read before
+/// (`{7}`, NULL for none): run id, the owner's token, host, pid and start, the
+/// lease, the expected owner.
+pub(crate) fn claim(dialect: Dialect) -> String {
+    dialect.sql(
+        "UPDATE flow_runs SET owner = {2}, owner_host = {3}, owner_pid = {4}, owner_started = {5}, lease_until = {6},
+         status = 'running', finished_at = NULL, duration_ms = NULL, counts = NULL
+         WHERE run_id = {1} AND owner {is} {7}",
+    )
+}
+
+/// Extends the lease of every running run an owner holds: token, lease.
+pub(crate) fn renew(dialect: Dialect) -> String {
+    dialect.sql("UPDATE flow_runs SET lease_until = {2} WHERE owner = {1} AND status = 'running'")
+}
+
+/// A run's records after a sequence number: run id, after.
+pub(crate) fn records_after(dialect: Dialect) -> String {
+    dialect.sql("SELECT seq, data FROM flow_records WHERE run_id = {1} AND seq > {2} ORDER BY seq")
+}
+
+/// An owner's parameters, as [`insert_run`] and [`claim`] take them (from `{4}`
+/// and `{2}`): token, host, pid, start.
+pub(crate) fn owner_args(owner: &Owner) -> (&str, &str, i64, i64) {
+    (&owner.token, &owner.host, i64::from(owner.pid), owner.started as i64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn statements_are_spelled_per_dialect() {
+        assert!(claim(Dialect::Sqlite).ends_with("WHERE run_id = ?1 AND owner IS ?7"));
+        assert!(claim(Dialect::Postgres).ends_with("WHERE run_id = $1 AND owner IS NOT DISTINCT FROM $7"));
+        let pg = migrations(Dialect::Postgres).join("\n");
+        assert!(pg.contains("started_at BIGINT NOT NULL") && pg.contains("duration_ms DOUBLE PRECISION"));
+        let lite = migrations(Dialect::Sqlite).join("\n");
+        assert!(lite.contains("started_at INTEGER NOT NULL") && lite.contains("duration_ms REAL"));
+        assert!(!pg.contains('{') && !lite.contains('{'));
+    }
+
+    #[test]
+    fn the_list_filter_binds_its_values() {
+        let filter = RunFilter {
+            workflow: Some("w".into()),
+            status: Some(flow_core::RunStatus::Interrupted),
+            limit: 5,
+            before: Some((10, "r".into())),
+        };
+        let (sql, args) = list(Dialect::Postgres, &filter);
+        assert!(
+            sql.contains("workflow = $1 AND status = $2 AND (started_at < $3 OR (started_at = $3 AND run_id < $4))")
+        );
+        assert!(sql.ends_with("LIMIT 5"));
+        assert_eq!(
+            args,
+            [
+                Arg::Text("w".into()),
+                Arg::Text("running".into()),
+                Arg::Int(10),
+                Arg::Text("r".into())
+            ]
+        );
+    }
+}
