@@ -179,6 +179,7 @@ impl Shared {
     }
 
     /// Whether someone subscribed to the run's events.
+    #[inline]
     pub(crate) fn has_subscribers(&self) -> bool {
         self.events.is_some()
     }

@@ -185,7 +185,16 @@ impl Shared {
     /// The one place a run's transitions go out: the record appended to the
     /// run's journal (when it has one and `journaled` holds), then the event
     /// sent to subscribers (when there are any).
+    #[inline]
     pub(crate) fn note(&self, fact: &Fact<'_>, journaled: bool) {
+        // A plain run (no journal, no subscriber) pays this test alone.
+        if (journaled && self.journal.is_some()) || self.has_subscribers() {
+            self.note_out_of_line(fact, journaled);
+        }
+    }
+
+    #[inline(never)]
+    fn note_out_of_line(&self, fact: &Fact<'_>, journaled: bool) {
         if journaled && let Some(journal) = &self.journal {
             journal.append(fact.record(self));
         }
@@ -252,10 +261,16 @@ impl Shared {
 
     /// Sends the transition's event only (it is journaled another way, or not
     /// at all).
+    #[inline]
     pub(crate) fn publish(&self, fact: &Fact<'_>) {
-        if self.has_subscribers()
-            && let Some(kind) = fact.event(self)
-        {
+        if self.has_subscribers() {
+            self.publish_out_of_line(fact);
+        }
+    }
+
+    #[inline(never)]
+    fn publish_out_of_line(&self, fact: &Fact<'_>) {
+        if let Some(kind) = fact.event(self) {
             self.emit(|| kind);
         }
     }
