@@ -30,6 +30,7 @@
 
 #![warn(missing_docs)]
 
+mod events;
 mod history;
 mod source;
 

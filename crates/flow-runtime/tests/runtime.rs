@@ -165,3 +165,43 @@ async fn a_folder_source_finds_workflows_by_name() {
     let one = Folder::load(&engine, &dir.path().join("c.yaml")).unwrap();
     assert_eq!(one.entries().keys().collect::<Vec<_>>(), ["gamma"]);
 }
+
+/// A subscription gets a run's records in order, live ones included, and ends
+/// with the run; one from past the end ends at once; an unknown run is an error.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_subscription_follows_a_run_to_its_end() {
+    let dir = tempfile::tempdir().unwrap();
+    let (runtime, engine) = runtime(&dir);
+    let steps = engine
+        .parse(
+            "name: steps\nnodes:\n  - { id: a, kind: delay, config: { ms: 100 } }\n  - { id: b, kind: noop }\nedges: [{ from: a, to: b }]\n",
+            Format::Yaml,
+        )
+        .unwrap();
+    let (run_id, _live) = started(runtime.submit(&steps, Submit::default()).await.unwrap());
+    // Subscribed while `a` sleeps: the rest arrives live.
+    let mut rx = runtime.subscribe(&run_id, 0).await.unwrap();
+    let mut seen = Vec::new();
+    while let Some((seq, record)) = tokio::time::timeout(Duration::from_secs(20), rx.recv()).await.unwrap() {
+        seen.push((seq, record.kind()));
+    }
+    let seqs: Vec<u64> = seen.iter().map(|(s, _)| *s).collect();
+    assert_eq!(seqs, (1..=seqs.len() as u64).collect::<Vec<_>>(), "{seen:?}");
+    assert_eq!(seen.first().map(|s| s.1), Some("run_started"));
+    assert_eq!(seen.last().map(|s| s.1), Some("run_finished"));
+    // From the middle: the rest; from the end: nothing, and closed.
+    let mut rest = runtime.subscribe(&run_id, 2).await.unwrap();
+    assert_eq!(rest.recv().await.map(|(s, _)| s), Some(3));
+    let last = seqs.len() as u64;
+    let mut none = runtime.subscribe(&run_id, last).await.unwrap();
+    assert!(
+        tokio::time::timeout(Duration::from_secs(5), none.recv())
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(matches!(
+        runtime.subscribe("no-such-run", 0).await,
+        Err(Error::RunNotFound(_))
+    ));
+}

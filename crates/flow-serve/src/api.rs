@@ -13,7 +13,7 @@ use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use flow_core::{Record, Report, StrategySpec};
 use flow_engine::RunStatus;
-use flow_engine::journal::{Entry, RunFilter, RunRow, now_ms};
+use flow_engine::journal::{RunFilter, RunRow, now_ms};
 use flow_runtime::Submitted;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
@@ -393,57 +393,11 @@ pub async fn events(State(app): Shared, Path(id): Path<String>, headers: HeaderM
             .and_then(|t| t.trim().parse::<u64>().ok())
             .ok_or_else(|| Problem::bad_request("Last-Event-ID: not a record number"))?,
     };
-    // Subscribed before reading the history: nothing falls in between.
-    let mut live = app.writer().subscribe();
-    let stored = app
-        .journal()
-        .load(&id)
-        .await?
-        .ok_or_else(|| Problem::not_found(format!("no run `{id}`")))?;
-    let (tx, mut rx) = tokio::sync::mpsc::channel::<Event>(256);
-    let journal = app.journal().clone();
-    let stopping = app.stopping().clone();
-    tokio::spawn(async move {
-        let mut sent = after;
-        let mut history = stored.records;
-        loop {
-            let last = history.len();
-            for (i, (seq, record)) in history.drain(..).enumerate() {
-                // The run's end is its last `run_finished`: a retried run goes on after one.
-                let end = matches!(record, Record::RunFinished { .. }) && i + 1 == last;
-                if seq <= sent {
-                    // The client saw the end already (`Last-Event-ID`): nothing more comes.
-                    if end {
-                        return;
-                    }
-                    continue;
-                }
-                sent = seq;
-                if tx.send(event(seq, &record)).await.is_err() || end {
-                    return;
-                }
-            }
-            // A stopping server ends its streams: they must not hold it past its grace period.
-            let next = tokio::select! {
-                next = live.recv() => next,
-                () = stopping.cancelled() => return,
-            };
-            match next {
-                Ok(batch) => history.extend(
-                    batch
-                        .iter()
-                        .filter(|e: &&Entry| *e.run_id == *id && e.seq > sent)
-                        .map(|e| (e.seq, e.record.clone())),
-                ),
-                Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => match journal.load(&id).await {
-                    Ok(Some(s)) => history = s.records,
-                    _ => return,
-                },
-                Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
-            }
-        }
+    let mut rx = app.runtime.subscribe(&id, after).await?;
+    let stream = futures::stream::poll_fn(move |cx| {
+        rx.poll_recv(cx)
+            .map(|next| next.map(|(seq, record)| Ok::<Event, Infallible>(event(seq, &record))))
     });
-    let stream = futures::stream::poll_fn(move |cx| rx.poll_recv(cx).map(|e| e.map(Ok::<Event, Infallible>)));
     Ok(Sse::new(stream).keep_alive(KeepAlive::default()).into_response())
 }
 
