@@ -480,10 +480,11 @@ pub fn load(engine: &Engine, file: &Path) -> Result<std::sync::Arc<flow_engine::
 
 /// The library names a limit (`the `max_nodes` limit`); the CLI says which
 /// flag raises it.
-fn with_flags(message: &str) -> String {
+pub(crate) fn with_flags(message: &str) -> String {
     message
         .replace("(the `max_nodes` limit)", "(raise it with --max-nodes)")
         .replace("(the `max_file_bytes` limit)", "(raise it with --max-file-bytes)")
+        .replace("(the `max_depth` limit)", "(raise it with --max-depth)")
 }
 
 pub fn report_load_error(file: &Path, error: &flow_engine::Error) {

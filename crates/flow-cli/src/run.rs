@@ -102,7 +102,7 @@ pub async fn run(args: RunArgs) -> u8 {
     let handle = match started {
         Ok(handle) => handle,
         Err(message) => {
-            eprintln!("error: {message}");
+            eprintln!("error: {}", crate::cli::with_flags(&message));
             return EXIT_USAGE;
         }
     };

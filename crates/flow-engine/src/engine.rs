@@ -267,6 +267,17 @@ impl Engine {
         }
     }
 
+    /// A run's own input must fit the limits a file's `input:` does.
+    fn check_input(&self, options: &RunOptions) -> Result<()> {
+        let max = self.inner.limits.max_depth;
+        match &options.input {
+            Some(input) if flow_core::depth(input) > max => Err(Error::Input(format!(
+                "nested deeper than the limit of {max} (the `max_depth` limit)"
+            ))),
+            _ => Ok(()),
+        }
+    }
+
     /// The run's driver, with its journal and, for a resumed run, what it
     /// restores.
     pub(crate) fn driver(
@@ -303,6 +314,7 @@ impl Engine {
     /// With a journal ([`RunOptions::journal`]), the run is recorded first; an
     /// error doing so is [`Error::Journal`] and nothing runs.
     pub async fn run(&self, workflow: &Arc<Workflow>, mut options: RunOptions) -> Result<Report> {
+        self.check_input(&options)?;
         let run_id = options.run_id.take().unwrap_or_else(new_run_id);
         let durable = self.begin(workflow, &mut options, run_id).await?;
         let (driver, _) = self.driver(workflow, options, durable)?;
@@ -313,6 +325,7 @@ impl Engine {
     /// A journaled run is recorded on that task; [`RunHandle::wait`] reports a
     /// journal error.
     pub fn start(&self, workflow: &Arc<Workflow>, mut options: RunOptions) -> Result<RunHandle> {
+        self.check_input(&options)?;
         let run_id = options.run_id.take().unwrap_or_else(new_run_id);
         if options.journal.is_none() {
             let (driver, cancel) = self.driver(workflow, options, Durable::none(run_id.clone()))?;
@@ -342,6 +355,7 @@ impl Engine {
     /// returns (an error doing so is [`Error::Journal`] and nothing runs): a
     /// reader of the journal finds the run as soon as its handle is given.
     pub async fn start_recorded(&self, workflow: &Arc<Workflow>, mut options: RunOptions) -> Result<RunHandle> {
+        self.check_input(&options)?;
         let run_id = options.run_id.take().unwrap_or_else(new_run_id);
         // Checked first, so a bad strategy leaves nothing in the journal.
         match &options.strategy_spec {

@@ -16,6 +16,9 @@ pub enum Error {
     /// The strategy's options are invalid.
     #[error("{0}")]
     Strategy(#[from] flow_strategy::Error),
+    /// The run's input is refused (deeper than the `max_depth` limit).
+    #[error("input: {0}")]
+    Input(String),
     /// The run's driver task ended abnormally (a bug: please report it).
     #[error("the run ended abnormally: {0}")]
     Aborted(String),

@@ -263,6 +263,13 @@ fn row(r: &Row) -> Result<RunRow> {
     .into_row()
 }
 
+/// Whether PostgreSQL can hold `text` (its `text` type refuses NUL bytes). A
+/// run id or a filter that cannot be stored names no run: it is answered as
+/// such, not sent to the server as an error.
+fn storable(text: &str) -> bool {
+    !text.contains('\0')
+}
+
 #[async_trait]
 impl Journal for PgJournal {
     fn target(&self) -> &str {
@@ -373,6 +380,9 @@ impl Journal for PgJournal {
     }
 
     async fn load(&self, run_id: &str) -> Result<Option<StoredRun>> {
+        if !storable(run_id) {
+            return Ok(None);
+        }
         // One statement, one snapshot: the row and the records agree (two
         // queries could see a run's end between them), as SQLite's one read
         // transaction gives.
@@ -407,6 +417,9 @@ impl Journal for PgJournal {
     }
 
     async fn records_after(&self, run_id: &str, after: u64) -> Result<Vec<(u64, Record)>> {
+        if !storable(run_id) {
+            return Ok(Vec::new());
+        }
         let after = i64::try_from(after).unwrap_or(i64::MAX);
         let rows = self
             .read
@@ -423,6 +436,10 @@ impl Journal for PgJournal {
     }
 
     async fn list(&self, filter: &RunFilter) -> Result<Vec<RunRow>> {
+        let texts = filter.workflow.iter().chain(filter.before.iter().map(|(_, id)| id));
+        if texts.into_iter().any(|t| !storable(t)) {
+            return Ok(Vec::new());
+        }
         let (sql, args) = sql::list(Dialect::Postgres, filter);
         let args: Vec<Box<dyn tokio_postgres::types::ToSql + Sync + Send>> = args
             .into_iter()
@@ -442,6 +459,9 @@ impl Journal for PgJournal {
     }
 
     async fn resolve(&self, prefix: &str, limit: usize) -> Result<Vec<String>> {
+        if !storable(prefix) {
+            return Ok(Vec::new());
+        }
         let rows = self
             .read
             .query(
@@ -455,6 +475,9 @@ impl Journal for PgJournal {
     }
 
     async fn claim(&self, run_id: &str, owner: &Owner, expected: Option<&str>, lease_until_ms: i64) -> Result<bool> {
+        if !storable(run_id) {
+            return Ok(false);
+        }
         let (token, host, pid, started) = sql::owner_args(owner);
         let client = self.write.lock().await;
         let changed = client

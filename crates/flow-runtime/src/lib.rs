@@ -326,6 +326,16 @@ impl Runs {
     ///
     /// [`Error::Journal`].
     pub async fn list(&self, filter: &RunFilter) -> Result<Vec<RunRow>> {
+        if let Some(w) = &filter.workflow
+            && w.chars().any(char::is_control)
+        {
+            return Err(Error::BadInput("workflow: a name holds no control characters".into()));
+        }
+        if let Some((_, id)) = &filter.before
+            && id.chars().any(char::is_control)
+        {
+            return Err(Error::BadInput("cursor: not a cursor this journal gave".into()));
+        }
         let live_filter = matches!(filter.status, Some(RunStatus::Running | RunStatus::Interrupted));
         let asked = RunFilter {
             limit: if live_filter { 0 } else { filter.limit },

@@ -218,3 +218,42 @@ fn every_example_is_valid() {
         assert!(out.stdout.contains(": valid: workflow"), "{name}: {out:?}");
     }
 }
+
+#[test]
+fn a_name_with_a_control_character_is_refused() {
+    check(
+        "nul.json",
+        br#"{"name": "a\u0000b", "nodes": [{"id": "a", "kind": "noop"}]}"#,
+        &["name: must not hold control characters"],
+    );
+}
+
+#[test]
+fn an_input_deeper_than_max_depth_is_refused_before_anything_runs() {
+    let dir = tempdir();
+    let path = write(&dir, "fine.yaml", "name: fine\nnodes: [{ id: a, kind: noop }]\n");
+    let deep = format!("{}1{}", "[".repeat(70), "]".repeat(70));
+    let out = flow([
+        std::ffi::OsStr::new("run"),
+        path.as_os_str(),
+        std::ffi::OsStr::new("--input"),
+        std::ffi::OsStr::new(&deep),
+    ]);
+    assert_eq!(out.code, Some(2), "{out:?}");
+    assert!(
+        out.stderr
+            .contains("input: nested deeper than the limit of 64 (raise it with --max-depth)"),
+        "{out:?}"
+    );
+    // Raised, it runs.
+    let out = flow([
+        std::ffi::OsStr::new("run"),
+        path.as_os_str(),
+        std::ffi::OsStr::new("--input"),
+        std::ffi::OsStr::new(&deep),
+        std::ffi::OsStr::new("--max-depth"),
+        std::ffi::OsStr::new("100"),
+        std::ffi::OsStr::new("--quiet"),
+    ]);
+    assert_eq!(out.code, Some(0), "{out:?}");
+}

@@ -609,7 +609,14 @@ fn nested(depth: usize) -> Value {
 #[tokio::test]
 async fn deeply_nested_input_is_kept_and_read_back() {
     let dirs = Dirs::with(&[("echo.yaml", ECHO)]);
-    let flow = Flow::start(&dirs);
+    // `--max-depth` covers a run's input (64 by default): raised here.
+    let flow = Flow::start_with(
+        &dirs,
+        Start {
+            args: &["--max-depth", "200"],
+            ..Start::default()
+        },
+    );
     // The body is 126 levels deep: within serde_json's 128; the journal's
     // records hold it a few levels deeper.
     let x = nested(123);

@@ -10,6 +10,7 @@ mod auth;
 mod docs;
 mod events;
 mod fuzz;
+mod input;
 mod lifecycle;
 mod limits;
 mod queue;

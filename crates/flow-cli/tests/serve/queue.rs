@@ -6,7 +6,7 @@ use std::process::Stdio;
 
 use serde_json::json;
 
-use crate::support::{Dirs, Flow, Start, command};
+use crate::support::{Dirs, Flow, Schema, Start, command};
 
 const WORKFLOW: &str = r#"name: queued
 input: { n: 2 }
@@ -19,45 +19,9 @@ edges:
   - { from: b, to: c }
 "#;
 
-struct Schema(String);
-
-impl Drop for Schema {
-    fn drop(&mut self) {
-        if std::thread::panicking() {
-            eprintln!("kept PostgreSQL schema {} of a failed test", self.0);
-            return;
-        }
-        let schema = self.0.clone();
-        let _ = std::thread::spawn(move || {
-            let Ok(rt) = tokio::runtime::Builder::new_current_thread().enable_all().build() else {
-                return;
-            };
-            rt.block_on(async {
-                if let Ok((client, connection)) =
-                    tokio_postgres::connect(&flow_journal::test_pg_url(), tokio_postgres::NoTls).await
-                {
-                    tokio::spawn(connection);
-                    let _ = client
-                        .batch_execute(&format!("DROP SCHEMA IF EXISTS \"{schema}\" CASCADE"))
-                        .await;
-                }
-            });
-        })
-        .join();
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_server_with_dispatch_queue_runs_nodes_on_a_worker() {
-    let name = format!(
-        "t_serve_queue_{}_{}",
-        std::process::id(),
-        flow_journal::now_ms() % 1_000_000
-    );
-    let url = flow_journal::in_schema(&flow_journal::test_pg_url(), &name)
-        .await
-        .unwrap_or_else(|e| panic!("PostgreSQL is needed by this test and is not reachable: {e}"));
-    let _schema = Schema(name);
+    let (url, _schema) = Schema::fresh("t_serve_queue").await;
     let dirs = Dirs::with(&[("queued.yaml", WORKFLOW)]);
     let flow = Flow::start_with(
         &dirs,

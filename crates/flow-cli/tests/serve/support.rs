@@ -25,6 +25,48 @@ pub const PATIENCE: Duration = Duration::from_secs(20);
 // ---------------------------------------------------------------------------
 // Files
 
+/// A PostgreSQL schema of a test's own, dropped at the end (kept, and named,
+/// when the test failed). The test fails when PostgreSQL cannot be reached.
+pub struct Schema(String);
+
+impl Schema {
+    /// A fresh schema named after `prefix` and this process, and the journal
+    /// URL whose tables live in it.
+    pub async fn fresh(prefix: &str) -> (String, Schema) {
+        let name = format!("{prefix}_{}_{}", std::process::id(), flow_journal::now_ms() % 1_000_000);
+        let url = flow_journal::in_schema(&flow_journal::test_pg_url(), &name)
+            .await
+            .unwrap_or_else(|e| panic!("PostgreSQL is needed by this test and is not reachable: {e}"));
+        (url, Schema(name))
+    }
+}
+
+impl Drop for Schema {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            eprintln!("kept PostgreSQL schema {} of a failed test", self.0);
+            return;
+        }
+        let schema = self.0.clone();
+        let _ = std::thread::spawn(move || {
+            let Ok(rt) = tokio::runtime::Builder::new_current_thread().enable_all().build() else {
+                return;
+            };
+            rt.block_on(async {
+                if let Ok((client, connection)) =
+                    tokio_postgres::connect(&flow_journal::test_pg_url(), tokio_postgres::NoTls).await
+                {
+                    tokio::spawn(connection);
+                    let _ = client
+                        .batch_execute(&format!("DROP SCHEMA IF EXISTS \"{schema}\" CASCADE"))
+                        .await;
+                }
+            });
+        })
+        .join();
+    }
+}
+
 /// A temporary folder with a `workflows/` folder and a SQLite journal path,
 /// kept across restarts of the server.
 pub struct Dirs {

@@ -108,6 +108,9 @@ impl<'a> Compiler<'a> {
         let spec = self.spec;
         if spec.name.trim().is_empty() {
             self.push("name", "must not be empty", self.key_line("name"));
+        } else if spec.name.chars().any(char::is_control) {
+            // Names go into journals, logs and URLs: no NUL, newline or escape.
+            self.push("name", "must not hold control characters", self.key_line("name"));
         }
         if spec.nodes.is_empty() {
             self.push("nodes", "a workflow needs at least one node", self.key_line("nodes"));
@@ -615,7 +618,8 @@ pub(super) fn valid_id(id: &str) -> bool {
     !id.is_empty() && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
 }
 
-fn depth(value: &Value) -> usize {
+/// How deeply `value` nests (a scalar is 1), counted without recursion.
+pub fn depth(value: &Value) -> usize {
     // Iterative, so a deep value cannot overflow the stack here.
     let mut max = 0;
     let mut stack = vec![(value, 1usize)];

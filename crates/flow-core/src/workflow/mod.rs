@@ -19,6 +19,7 @@ use crate::node::{NodeKind, Registry};
 use crate::spec::{LimitSpec, StrategySpec, Trigger, WorkflowSpec};
 use crate::template::{Expr, TemplateSet, ValueTemplate};
 
+pub use compile::depth;
 pub(crate) use compile::limit_problems;
 pub use retry::RetryPolicy;
 
