@@ -71,13 +71,12 @@ async fn listening(
     tokio::sync::mpsc::UnboundedReceiver<tokio_postgres::Notification>,
 )> {
     use futures::StreamExt;
-    let open = |e: tokio_postgres::Error| Error::Open {
-        target: flow_journal::shown_url(url),
-        reason: flow_journal::pg_message(&e),
-    };
-    let (client, mut connection) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+    let (client, mut connection) = flow_journal::pg_open_connection(url)
         .await
-        .map_err(open)?;
+        .map_err(|reason| Error::Open {
+            target: flow_journal::shown_url(url),
+            reason,
+        })?;
     let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
     tokio::spawn(async move {
         let mut messages = futures::stream::poll_fn(move |cx| connection.poll_message(cx));
@@ -103,8 +102,8 @@ async fn listening(
 
 /// A plain connection (its messages read by a task of the current runtime).
 async fn connect(url: &str) -> Result<tokio_postgres::Client> {
-    flow_journal::pg_connect(url).await.map_err(|e| Error::Open {
+    flow_journal::pg_connect(url).await.map_err(|reason| Error::Open {
         target: flow_journal::shown_url(url),
-        reason: flow_journal::pg_message(&e),
+        reason,
     })
 }

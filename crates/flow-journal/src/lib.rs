@@ -35,7 +35,8 @@ use flow_core::{Record, RunStatus};
 pub use owner::{Owner, this_host};
 #[cfg(feature = "postgres")]
 pub use postgres::{
-    PgJournal, connect as pg_connect, ensure_schema, in_schema, pg_message, run_migrations, shown as shown_url,
+    CONNECT_TIMEOUT, PgJournal, connect as pg_connect, ensure_schema, in_schema, open_connection as pg_open_connection,
+    pg_message, run_migrations, shown as shown_url,
 };
 #[cfg(feature = "sqlite")]
 pub use sqlite::SqliteJournal;

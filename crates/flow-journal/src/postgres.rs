@@ -49,24 +49,70 @@ pub fn pg_message(e: &tokio_postgres::Error) -> String {
     }
 }
 
-/// The URL without its password, for messages.
+/// The URL without its password, for messages: the user's (`user:***@`) and a
+/// `password=` parameter's (`password=***`).
 pub fn shown(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
+    let (base, query) = match url.split_once('?') {
+        Some((base, query)) => (base, Some(query)),
+        None => (url, None),
+    };
+    let mut out = match (base.find("://"), base.rfind('@')) {
         (Some(scheme), Some(at)) if at > scheme => {
-            let userinfo = &url[scheme + 3..at];
+            let userinfo = &base[scheme + 3..at];
             match userinfo.split_once(':') {
-                Some((user, _)) => format!("{}{user}:***{}", &url[..scheme + 3], &url[at..]),
-                None => url.to_owned(),
+                Some((user, _)) => format!("{}{user}:***{}", &base[..scheme + 3], &base[at..]),
+                None => base.to_owned(),
             }
         }
-        _ => url.to_owned(),
+        _ => base.to_owned(),
+    };
+    if let Some(query) = query {
+        let params: Vec<String> = query
+            .split('&')
+            .map(|p| match p.split_once('=') {
+                Some((key, _)) if key.eq_ignore_ascii_case("password") => format!("{key}=***"),
+                _ => p.to_owned(),
+            })
+            .collect();
+        out.push('?');
+        out.push_str(&params.join("&"));
+    }
+    out
+}
+
+/// How long opening a PostgreSQL connection may take, TCP and the startup
+/// handshake together, unless the URL's `connect_timeout` says otherwise: a
+/// port where something else listens fails in time instead of hanging.
+pub const CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// A connection to `url` and the connection's half (its messages, for the
+/// caller to drive), opened within [`CONNECT_TIMEOUT`]. Errors are the
+/// server's message, or why it could not be reached.
+pub async fn open_connection(
+    url: &str,
+) -> std::result::Result<
+    (
+        Client,
+        tokio_postgres::Connection<tokio_postgres::Socket, tokio_postgres::tls::NoTlsStream>,
+    ),
+    String,
+> {
+    let config: tokio_postgres::Config = url.parse().map_err(|e| pg_message(&e))?;
+    let limit = config.get_connect_timeout().copied().unwrap_or(CONNECT_TIMEOUT);
+    match tokio::time::timeout(limit, config.connect(NoTls)).await {
+        Ok(connected) => connected.map_err(|e| pg_message(&e)),
+        Err(_) => Err(format!(
+            "no PostgreSQL answered within {} s (is it PostgreSQL that listens there?)",
+            limit.as_secs_f64()
+        )),
     }
 }
 
 /// A connection to `url` whose messages a task of the current runtime reads
-/// (notifications are not delivered: see `tokio_postgres::Connection`).
-pub async fn connect(url: &str) -> std::result::Result<Client, tokio_postgres::Error> {
-    let (client, connection) = tokio_postgres::connect(url, NoTls).await?;
+/// (notifications are not delivered: see `tokio_postgres::Connection`),
+/// opened within [`CONNECT_TIMEOUT`].
+pub async fn connect(url: &str) -> std::result::Result<Client, String> {
+    let (client, connection) = open_connection(url).await?;
     tokio::spawn(async move {
         if let Err(e) = connection.await {
             tracing::warn!(error = %e, "journal connection to PostgreSQL ended");
@@ -85,12 +131,12 @@ impl PgJournal {
             target: target.clone(),
             reason,
         };
-        let mut write = connect(url).await.map_err(|e| fail(pg_message(&e)))?;
+        let mut write = connect(url).await.map_err(fail)?;
         ensure_schema(&write).await.map_err(fail)?;
         migrate(&mut write).await.map_err(|e| fail(pg_message(&e)))?;
         let insert = write.prepare(INSERT).await.map_err(|e| fail(pg_message(&e)))?;
         let finish = write.prepare(FINISH).await.map_err(|e| fail(pg_message(&e)))?;
-        let read = connect(url).await.map_err(|e| fail(pg_message(&e)))?;
+        let read = connect(url).await.map_err(fail)?;
         Ok(PgJournal {
             target,
             write: Mutex::new(write),
@@ -161,9 +207,9 @@ pub async fn in_schema(url: &str, schema: &str) -> Result<String> {
             reason: format!("schema name `{schema}`: use letters, digits and `_` only"),
         });
     }
-    let client = connect(url).await.map_err(|e| Error::Open {
+    let client = connect(url).await.map_err(|reason| Error::Open {
         target: shown(url),
-        reason: pg_message(&e),
+        reason,
     })?;
     client
         .batch_execute(&format!("CREATE SCHEMA IF NOT EXISTS \"{schema}\""))
@@ -542,6 +588,14 @@ mod tests {
         assert_eq!(
             super::shown("postgres://postgres@127.0.0.1/test"),
             "postgres://postgres@127.0.0.1/test"
+        );
+        assert_eq!(
+            super::shown("postgres://u@db/runs?sslmode=disable&password=hunter2&options=-c%20x"),
+            "postgres://u@db/runs?sslmode=disable&password=***&options=-c%20x"
+        );
+        assert_eq!(
+            super::shown("postgres://u:pw@db/runs?Password=x"),
+            "postgres://u:***@db/runs?Password=***"
         );
     }
 }

@@ -91,9 +91,18 @@ impl From<flow_runtime::Error> for Problem {
         use flow_engine::ResumeError;
         use flow_runtime::Error;
         match e {
-            Error::RunNotFound(_) | Error::WorkflowNotFound { .. } | Error::Resume(ResumeError::NotFound { .. }) => {
-                Problem::not_found(e.to_string())
+            // What a client can act on: not the journal's URL, nor a holder's pid
+            // and host (those stay in the server's log).
+            Error::Resume(ResumeError::NotFound { run_id, .. }) => Problem::not_found(format!("no run `{run_id}`")),
+            Error::Resume(ResumeError::Held { run_id, holder }) => {
+                if let Some((pid, host)) = holder {
+                    tracing::info!(run_id = %run_id, pid, host = %host, "a run asked for is held by a live process");
+                }
+                Problem::conflict(format!(
+                    "run `{run_id}` is held by another process, which is still running it"
+                ))
             }
+            Error::RunNotFound(_) | Error::WorkflowNotFound { .. } => Problem::not_found(e.to_string()),
             Error::WorkflowInvalid { .. } => Problem::conflict(e.to_string()),
             Error::NotUnderWay { .. } | Error::StillRunning(_) | Error::Resume(_) => Problem::conflict(e.to_string()),
             Error::Stopping => Problem::unavailable("the server is stopping: it takes no new runs"),

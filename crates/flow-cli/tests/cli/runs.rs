@@ -136,3 +136,37 @@ fn a_unique_prefix_names_a_run_and_an_ambiguous_one_lists_the_matches() {
     ]);
     assert_eq!(out.report()["run_id"], ids[0].as_str());
 }
+
+/// A `postgres://` journal where something else listens (it accepts and never
+/// answers) fails within the URL's `connect_timeout`, exit 2, and the message
+/// shows neither the user's password nor a `password=` parameter.
+#[test]
+fn a_journal_that_never_answers_fails_in_time_and_masks_passwords() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("a free port");
+    let port = listener.local_addr().expect("an address").port();
+    let held = std::thread::spawn(move || {
+        // Accept, then say nothing until the test ends.
+        let conns: Vec<_> = listener.incoming().take(2).filter_map(Result::ok).collect();
+        std::thread::sleep(Duration::from_secs(8));
+        drop(conns);
+    });
+    let url = format!("postgres://flow:secret1@127.0.0.1:{port}/db?password=secret2&connect_timeout=1");
+    let started = Instant::now();
+    let out = flow(["runs", "list", "--journal", &url]);
+    assert!(
+        started.elapsed() < Duration::from_secs(6),
+        "{:?}: {out:?}",
+        started.elapsed()
+    );
+    assert_eq!(out.code, Some(2), "{out:?}");
+    assert!(out.stderr.contains("no PostgreSQL answered within 1 s"), "{out:?}");
+    assert!(
+        out.stderr.contains("flow:***@") && out.stderr.contains("password=***"),
+        "{out:?}"
+    );
+    assert!(
+        !out.stderr.contains("secret1") && !out.stderr.contains("secret2"),
+        "{out:?}"
+    );
+    drop(held);
+}
