@@ -231,11 +231,19 @@ impl Shared {
             attempt,
             at_ms,
         };
-        if self.journal.is_none() {
+        let journal = match &self.journal {
+            None => {
+                self.publish(&fact);
+                return None;
+            }
+            Some(journal) => journal,
+        };
+        // One box for the fact and the durable append together.
+        Some(Box::pin(async move {
+            journal.append_durable(fact.record(self)).await?;
             self.publish(&fact);
-            return None;
-        }
-        Some(Box::pin(async move { self.note_durable(&fact).await }))
+            Ok(())
+        }))
     }
 
     /// An attempt failed and another follows after `retry_in_ms`: journaled

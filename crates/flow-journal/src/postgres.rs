@@ -336,13 +336,13 @@ impl Journal for PgJournal {
         let now = now_ms();
         let (token, host, pid, started) = sql::owner_args(owner);
         tx.execute(
-            &sql::insert_run(Dialect::Postgres),
+            sql::insert_run(Dialect::Postgres),
             &[&run_id, &workflow, &now, &token, &host, &pid, &started, &lease_until_ms],
         )
         .await
         .map_err(storage)?;
         tx.execute(
-            &sql::insert_first(Dialect::Postgres),
+            sql::insert_first(Dialect::Postgres),
             &[&run_id, &first.kind(), &now, &data],
         )
         .await
@@ -469,7 +469,7 @@ impl Journal for PgJournal {
         let after = i64::try_from(after).unwrap_or(i64::MAX);
         let rows = self
             .read
-            .query(&sql::records_after(Dialect::Postgres), &[&run_id, &after])
+            .query(sql::records_after(Dialect::Postgres), &[&run_id, &after])
             .await
             .map_err(storage)?;
         let mut records = Vec::with_capacity(rows.len());
@@ -528,7 +528,7 @@ impl Journal for PgJournal {
         let client = self.write.lock().await;
         let changed = client
             .execute(
-                &sql::claim(Dialect::Postgres),
+                sql::claim(Dialect::Postgres),
                 &[&run_id, &token, &host, &pid, &started, &lease_until_ms, &expected],
             )
             .await
@@ -539,7 +539,7 @@ impl Journal for PgJournal {
     async fn renew(&self, owner_token: &str, lease_until_ms: i64) -> Result<()> {
         let client = self.write.lock().await;
         client
-            .execute(&sql::renew(Dialect::Postgres), &[&owner_token, &lease_until_ms])
+            .execute(sql::renew(Dialect::Postgres), &[&owner_token, &lease_until_ms])
             .await
             .map_err(storage)?;
         Ok(())

@@ -4,7 +4,17 @@
 //! backend binds the parameters with its own driver; PostgreSQL keeps its
 //! one-statement batch (`UNNEST`) and its key upsert as its own.
 
+use std::sync::OnceLock;
+
 use crate::{Error, Owner, Result, RunFilter, RunRow};
+
+/// A statement of both dialects, spelled once per process (some run per
+/// created run, on the writer's thread).
+type Cells = [OnceLock<String>; 2];
+
+fn spelled(cells: &'static Cells, dialect: Dialect, template: &str) -> &'static str {
+    cells[dialect as usize].get_or_init(|| dialect.sql(template))
+}
 
 /// How the two databases spell what differs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -167,23 +177,32 @@ pub(crate) fn list(dialect: Dialect, filter: &RunFilter) -> (String, Vec<Arg>) {
 
 /// A new run's row, held until its lease ends: run id, workflow, start, then
 /// the owner's token, host, pid and start, and the lease.
-pub(crate) fn insert_run(dialect: Dialect) -> String {
-    dialect.sql(
+pub(crate) fn insert_run(dialect: Dialect) -> &'static str {
+    static CELLS: Cells = [OnceLock::new(), OnceLock::new()];
+    spelled(&CELLS, dialect,
         "INSERT INTO flow_runs (run_id, workflow, status, started_at, owner, owner_host, owner_pid, owner_started, lease_until)
          VALUES ({1}, {2}, 'running', {3}, {4}, {5}, {6}, {7}, {8})",
     )
 }
 
 /// A run's first record: run id, kind, time, data.
-pub(crate) fn insert_first(dialect: Dialect) -> String {
-    dialect.sql("INSERT INTO flow_records (run_id, seq, kind, written_at, data) VALUES ({1}, 1, {2}, {3}, {4})")
+pub(crate) fn insert_first(dialect: Dialect) -> &'static str {
+    static CELLS: Cells = [OnceLock::new(), OnceLock::new()];
+    spelled(
+        &CELLS,
+        dialect,
+        "INSERT INTO flow_records (run_id, seq, kind, written_at, data) VALUES ({1}, 1, {2}, {3}, {4})",
+    )
 }
 
 /// Takes a run for a new owner if its owner is still the one read before
 /// (`{7}`, NULL for none): run id, the owner's token, host, pid and start, the
 /// lease, the expected owner.
-pub(crate) fn claim(dialect: Dialect) -> String {
-    dialect.sql(
+pub(crate) fn claim(dialect: Dialect) -> &'static str {
+    static CELLS: Cells = [OnceLock::new(), OnceLock::new()];
+    spelled(
+        &CELLS,
+        dialect,
         "UPDATE flow_runs SET owner = {2}, owner_host = {3}, owner_pid = {4}, owner_started = {5}, lease_until = {6},
          status = 'running', finished_at = NULL, duration_ms = NULL, counts = NULL
          WHERE run_id = {1} AND owner {is} {7}",
@@ -191,13 +210,23 @@ pub(crate) fn claim(dialect: Dialect) -> String {
 }
 
 /// Extends the lease of every running run an owner holds: token, lease.
-pub(crate) fn renew(dialect: Dialect) -> String {
-    dialect.sql("UPDATE flow_runs SET lease_until = {2} WHERE owner = {1} AND status = 'running'")
+pub(crate) fn renew(dialect: Dialect) -> &'static str {
+    static CELLS: Cells = [OnceLock::new(), OnceLock::new()];
+    spelled(
+        &CELLS,
+        dialect,
+        "UPDATE flow_runs SET lease_until = {2} WHERE owner = {1} AND status = 'running'",
+    )
 }
 
 /// A run's records after a sequence number: run id, after.
-pub(crate) fn records_after(dialect: Dialect) -> String {
-    dialect.sql("SELECT seq, data FROM flow_records WHERE run_id = {1} AND seq > {2} ORDER BY seq")
+pub(crate) fn records_after(dialect: Dialect) -> &'static str {
+    static CELLS: Cells = [OnceLock::new(), OnceLock::new()];
+    spelled(
+        &CELLS,
+        dialect,
+        "SELECT seq, data FROM flow_records WHERE run_id = {1} AND seq > {2} ORDER BY seq",
+    )
 }
 
 /// An owner's parameters, as [`insert_run`] and [`claim`] take them (from `{4}`

@@ -177,7 +177,7 @@ fn insert_run(
     lease_until: i64,
 ) -> Result<()> {
     let (token, host, pid, started) = sql::owner_args(owner);
-    tx.prepare_cached(&sql::insert_run(Dialect::Sqlite))
+    tx.prepare_cached(sql::insert_run(Dialect::Sqlite))
         .and_then(|mut insert| insert.execute(params![run_id, workflow, now, token, host, pid, started, lease_until]))
         .map(|_| ())
         .map_err(storage)
@@ -206,7 +206,7 @@ impl Journal for SqliteJournal {
                 .map_err(storage)?;
             let now = now_ms();
             insert_run(&tx, &run_id, &workflow, now, &owner, lease_until_ms)?;
-            tx.execute(&sql::insert_first(Dialect::Sqlite), params![run_id, kind, now, data])
+            tx.execute(sql::insert_first(Dialect::Sqlite), params![run_id, kind, now, data])
                 .map_err(storage)?;
             tx.commit().map_err(storage)
         })
@@ -355,7 +355,7 @@ impl Journal for SqliteJournal {
             let (token, host, pid, started) = sql::owner_args(&owner);
             let changed = conn
                 .execute(
-                    &sql::claim(Dialect::Sqlite),
+                    sql::claim(Dialect::Sqlite),
                     params![run_id, token, host, pid, started, lease_until_ms, expected],
                 )
                 .map_err(storage)?;
@@ -367,7 +367,7 @@ impl Journal for SqliteJournal {
     async fn renew(&self, owner_token: &str, lease_until_ms: i64) -> Result<()> {
         let owner_token = owner_token.to_owned();
         self.writing(move |conn| {
-            conn.execute(&sql::renew(Dialect::Sqlite), params![owner_token, lease_until_ms])
+            conn.execute(sql::renew(Dialect::Sqlite), params![owner_token, lease_until_ms])
                 .map_err(storage)?;
             Ok(())
         })
@@ -401,7 +401,7 @@ impl Journal for SqliteJournal {
 /// Run `run_id`'s records after sequence number `after`, in order.
 fn records(conn: &Connection, run_id: &str, after: u64) -> Result<Vec<(u64, Record)>> {
     let mut stmt = conn
-        .prepare_cached(&sql::records_after(Dialect::Sqlite))
+        .prepare_cached(sql::records_after(Dialect::Sqlite))
         .map_err(storage)?;
     let after = i64::try_from(after).unwrap_or(i64::MAX);
     let rows = stmt
