@@ -44,6 +44,12 @@ pub enum Record {
         strategy: Option<StrategySpec>,
         /// Wall-clock start, in milliseconds since the Unix epoch.
         started_at_ms: i64,
+        /// The idempotency key of the submission that started it, as the
+        /// journal binds it: in the same commit as this record, so a key is
+        /// never seen without its run. When the key is bound already, the run
+        /// is not created.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        idempotency_key: Option<String>,
     },
     /// An attempt of a node (or of one item) is about to run. Written, and made
     /// durable, before the node's side effect begins.
@@ -212,6 +218,7 @@ impl Recovered {
                     input,
                     strategy,
                     started_at_ms,
+                    ..
                 } => {
                     r.workflow = workflow.clone();
                     r.document = document.clone();

@@ -105,6 +105,7 @@ impl Engine {
             input: redactor.redact_value(input),
             strategy: options.strategy_spec.clone(),
             started_at_ms: now_ms(),
+            idempotency_key: options.idempotency_key.take(),
         };
         // Created by its first record, in the writer's next commit with
         // whatever else is waiting: a server's new runs share their commits.

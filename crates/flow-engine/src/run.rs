@@ -18,6 +18,7 @@ pub struct RunOptions {
     pub(crate) strategy_spec: Option<StrategySpec>,
     pub(crate) journal: Option<flow_journal::Writer>,
     pub(crate) run_id: Option<Arc<str>>,
+    pub(crate) idempotency_key: Option<String>,
 }
 
 impl RunOptions {
@@ -43,6 +44,16 @@ impl RunOptions {
     /// a resumed run uses it too).
     pub fn strategy_spec(mut self, spec: StrategySpec) -> Self {
         self.strategy_spec = Some(spec);
+        self
+    }
+
+    /// With a journal: binds the idempotency key `key` to the run in the
+    /// commit that creates it (so the key is never seen without its run).
+    /// When another run holds the key already, the run is not created and
+    /// starting it fails with `journal::Error::Lost`: look the key up then
+    /// (`Journal::bound`).
+    pub fn idempotency_key(mut self, key: impl Into<String>) -> Self {
+        self.idempotency_key = Some(key.into());
         self
     }
 

@@ -218,9 +218,10 @@ pub trait Journal: Send + Sync + std::fmt::Debug + 'static {
     ///
     /// A `run_started` record with sequence 1 creates its run, held by
     /// `owner` for [`LEASE`] (as [`Journal::create`] does, in the same
-    /// transaction as the rest: a server's new runs share one commit). A
-    /// `run_finished` record marks its run's row finished and releases its
-    /// lease.
+    /// transaction as the rest: a server's new runs share one commit), and
+    /// binds its `idempotency_key` to it; when the key is bound already, the
+    /// run is not created and is returned as not held. A `run_finished`
+    /// record marks its run's row finished and releases its lease.
     async fn append(&self, owner: &Owner, entries: &[Entry]) -> Result<Vec<Arc<str>>>;
 
     /// A run's row and records, `None` when there is no such run.
@@ -248,8 +249,17 @@ pub trait Journal: Send + Sync + std::fmt::Debug + 'static {
 
     /// Binds the idempotency key `key` (of a submission) to `run_id`, unless it
     /// is bound already: returns the run it was bound to before, `None` when
-    /// this call bound it. Of two callers with one key, one binds it.
+    /// this call bound it. Of two callers with one key, one binds it. (A key
+    /// bound this way is committed before its run: prefer a `run_started`
+    /// record's `idempotency_key`, bound in the commit that creates the run.)
     async fn remember(&self, key: &str, run_id: &str) -> Result<Option<String>>;
+
+    /// The run idempotency key `key` is bound to, if any.
+    async fn bound(&self, key: &str) -> Result<Option<String>>;
+
+    /// A run's first record (its `run_started`), `None` when there is no
+    /// such run: what it started with, without reading the rest.
+    async fn first_record(&self, run_id: &str) -> Result<Option<Record>>;
 }
 
 /// Opens the journal `target` names: a `postgres://` (or `postgresql://`) URL,
@@ -320,11 +330,16 @@ pub fn rfc3339(ms: i64) -> String {
     )
 }
 
-/// The workflow of the run `entry` creates: a `run_started` record numbered 1.
+/// The workflow of the run `entry` creates (a `run_started` record numbered
+/// 1) and the idempotency key bound to it in the same commit, if any.
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
-fn creates(entry: &Entry) -> Option<&str> {
+fn creates(entry: &Entry) -> Option<(&str, Option<&str>)> {
     match &entry.record {
-        Record::RunStarted { workflow, .. } if entry.seq == 1 => Some(workflow),
+        Record::RunStarted {
+            workflow,
+            idempotency_key,
+            ..
+        } if entry.seq == 1 => Some((workflow, idempotency_key.as_deref())),
         _ => None,
     }
 }

@@ -23,20 +23,22 @@ impl Owner {
             token: uuid::Uuid::now_v7().to_string(),
             host: this_host(),
             pid,
-            started: process_start(pid).unwrap_or(0),
+            started: process(pid).map_or(0, |(_, started)| started),
         }
     }
 
     /// Whether the owner is known to be gone: it ran on this machine and its
-    /// process no longer exists (or its pid now names another process). An
-    /// owner on another machine is never known gone here: its lease tells.
+    /// process no longer exists, has exited and waits to be reaped (a
+    /// zombie), or its pid now names another process. An owner on another
+    /// machine is never known gone here: its lease tells.
     pub fn is_gone(&self) -> bool {
         if self.host != this_host() || !std::path::Path::new("/proc/self/stat").exists() {
             return false;
         }
-        match process_start(self.pid) {
+        match process(self.pid) {
             None => true,
-            Some(started) => self.started != 0 && started != self.started,
+            Some(('Z' | 'X', _)) => true,
+            Some((_, started)) => self.started != 0 && started != self.started,
         }
     }
 }
@@ -49,12 +51,15 @@ pub fn this_host() -> String {
         .unwrap_or_default()
 }
 
-/// Field 22 of `/proc/PID/stat`: when the process started, in ticks since boot.
-fn process_start(pid: u32) -> Option<u64> {
+/// Fields 3 and 22 of `/proc/PID/stat`: the process's state (`R`, `S`, `Z` for
+/// a zombie...) and when it started, in ticks since boot.
+fn process(pid: u32) -> Option<(char, u64)> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     // The command name (field 2) is in parentheses and may hold spaces.
-    let rest = &stat[stat.rfind(')')? + 1..];
-    rest.split_whitespace().nth(19)?.parse().ok()
+    let mut rest = stat[stat.rfind(')')? + 1..].split_whitespace();
+    let state = rest.next()?.chars().next()?;
+    let started = rest.nth(18)?.parse().ok()?;
+    Some((state, started))
 }
 
 #[cfg(test)]
@@ -83,5 +88,27 @@ mod tests {
             ..me
         };
         assert!(!elsewhere.is_gone(), "another machine's owner is judged by its lease");
+    }
+
+    #[test]
+    fn a_zombie_owner_is_gone() {
+        let me = Owner::this_process();
+        // Exited and not waited for yet: a zombie.
+        let mut child = std::process::Command::new("true").spawn().unwrap();
+        let zombie = Owner {
+            pid: child.id(),
+            started: process(child.id()).map_or(0, |(_, s)| s),
+            ..me
+        };
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while !zombie.is_gone() && std::time::Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        assert!(zombie.is_gone(), "{:?}", process(zombie.pid));
+        assert!(
+            std::path::Path::new(&format!("/proc/{}", zombie.pid)).exists(),
+            "not reaped yet"
+        );
+        child.wait().unwrap();
     }
 }

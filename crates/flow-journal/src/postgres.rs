@@ -268,10 +268,18 @@ pub async fn run_migrations(
 /// the runs that were held (or created).
 ///
 /// The runs the batch creates (`$8`, with their workflows `$9`) are inserted
-/// by the same statement, held by the writer (`$10`..`$12`) until `$13`.
-const INSERT: &str = "WITH created AS (
+/// by the same statement, held by the writer (`$10`..`$12`) until `$13`, and
+/// their idempotency keys (`$14`, NULL for none) bound to them: a run whose
+/// key another run holds is not created (nor its records written).
+const INSERT: &str = "WITH keyed AS (
+         INSERT INTO flow_keys (key, run_id, created_at)
+         SELECT k, c, $4 FROM UNNEST($8::text[], $14::text[]) AS n(c, k) WHERE k IS NOT NULL
+         ON CONFLICT (key) DO NOTHING
+         RETURNING run_id
+     ), created AS (
          INSERT INTO flow_runs (run_id, workflow, status, started_at, owner, owner_host, owner_pid, owner_started, lease_until)
-         SELECT c, w, 'running', $4, $7, $10, $11, $12, $13 FROM UNNEST($8::text[], $9::text[]) AS n(c, w)
+         SELECT c, w, 'running', $4, $7, $10, $11, $12, $13 FROM UNNEST($8::text[], $9::text[], $14::text[]) AS n(c, w, k)
+         WHERE k IS NULL OR c IN (SELECT run_id FROM keyed)
          RETURNING run_id
      ), held AS (
          SELECT run_id FROM flow_runs WHERE run_id = ANY($6::text[]) AND owner = $7 FOR SHARE
@@ -353,6 +361,7 @@ impl Journal for PgJournal {
     async fn append(&self, owner: &Owner, entries: &[Entry]) -> Result<Vec<Arc<str>>> {
         let mut created = Vec::new();
         let mut workflows = Vec::new();
+        let mut keys: Vec<Option<&str>> = Vec::new();
         let mut run_ids = Vec::with_capacity(entries.len());
         let mut seqs = Vec::with_capacity(entries.len());
         let mut kinds = Vec::with_capacity(entries.len());
@@ -367,9 +376,10 @@ impl Journal for PgJournal {
             if runs.last() != Some(&&entry.run_id) {
                 runs.push(&entry.run_id);
             }
-            if let Some(workflow) = creates(entry) {
+            if let Some((workflow, key)) = creates(entry) {
                 created.push(&*entry.run_id);
                 workflows.push(workflow);
+                keys.push(key);
             }
             if let Some(summary) = counts(&entry.record) {
                 finished.push((&*entry.run_id, summary));
@@ -382,7 +392,7 @@ impl Journal for PgJournal {
         let mut client = self.write.lock().await;
         let (pid, started) = (owner.pid as i64, owner.started as i64);
         let lease_until = now + LEASE.as_millis() as i64;
-        let params: [&(dyn tokio_postgres::types::ToSql + Sync); 13] = [
+        let params: [&(dyn tokio_postgres::types::ToSql + Sync); 14] = [
             &run_ids,
             &seqs,
             &kinds,
@@ -396,6 +406,7 @@ impl Journal for PgJournal {
             &pid,
             &started,
             &lease_until,
+            &keys,
         ];
         let held = if finished.is_empty() {
             // One statement is atomic by itself: no BEGIN and COMMIT round trips.
@@ -543,6 +554,30 @@ impl Journal for PgJournal {
             .await
             .map_err(storage)?;
         Ok(())
+    }
+
+    async fn first_record(&self, run_id: &str) -> Result<Option<Record>> {
+        if !storable(run_id) {
+            return Ok(None);
+        }
+        let row = self
+            .read
+            .query_opt(sql::first_record(Dialect::Postgres), &[&run_id])
+            .await
+            .map_err(storage)?;
+        row.map(|r| decode(run_id, 1, r.get::<_, &str>(0))).transpose()
+    }
+
+    async fn bound(&self, key: &str) -> Result<Option<String>> {
+        if !storable(key) {
+            return Ok(None);
+        }
+        let row = self
+            .read
+            .query_opt(sql::bound(Dialect::Postgres), &[&key])
+            .await
+            .map_err(storage)?;
+        Ok(row.map(|r| r.get(0)))
     }
 
     async fn remember(&self, key: &str, run_id: &str) -> Result<Option<String>> {

@@ -185,6 +185,32 @@ pub(crate) fn insert_run(dialect: Dialect) -> &'static str {
     )
 }
 
+/// Binds an idempotency key to a run unless it is bound: key, run id, time.
+pub(crate) fn bind_key(dialect: Dialect) -> &'static str {
+    static CELLS: Cells = [OnceLock::new(), OnceLock::new()];
+    spelled(
+        &CELLS,
+        dialect,
+        "INSERT INTO flow_keys (key, run_id, created_at) VALUES ({1}, {2}, {3}) ON CONFLICT (key) DO NOTHING",
+    )
+}
+
+/// The run a key is bound to: key.
+pub(crate) fn bound(dialect: Dialect) -> &'static str {
+    static CELLS: Cells = [OnceLock::new(), OnceLock::new()];
+    spelled(&CELLS, dialect, "SELECT run_id FROM flow_keys WHERE key = {1}")
+}
+
+/// A run's first record's data: run id.
+pub(crate) fn first_record(dialect: Dialect) -> &'static str {
+    static CELLS: Cells = [OnceLock::new(), OnceLock::new()];
+    spelled(
+        &CELLS,
+        dialect,
+        "SELECT data FROM flow_records WHERE run_id = {1} AND seq = 1",
+    )
+}
+
 /// A run's first record: run id, kind, time, data.
 pub(crate) fn insert_first(dialect: Dialect) -> &'static str {
     static CELLS: Cells = [OnceLock::new(), OnceLock::new()];

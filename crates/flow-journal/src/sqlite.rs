@@ -232,7 +232,17 @@ impl Journal for SqliteJournal {
         let now = now_ms();
         let mut created = Vec::new();
         for entry in entries {
-            if let Some(workflow) = creates(entry) {
+            if let Some((workflow, key)) = creates(entry) {
+                if let Some(key) = key {
+                    // Bound in this commit, or the run is not created (another run has the key).
+                    let bound = tx
+                        .prepare_cached(sql::bind_key(Dialect::Sqlite))
+                        .and_then(|mut bind| bind.execute(params![key, &*entry.run_id, now]))
+                        .map_err(storage)?;
+                    if bound == 0 {
+                        continue;
+                    }
+                }
                 insert_run(&tx, &entry.run_id, workflow, now, owner, now + LEASE.as_millis() as i64)?;
                 created.push(&*entry.run_id);
             }
@@ -370,6 +380,28 @@ impl Journal for SqliteJournal {
             conn.execute(sql::renew(Dialect::Sqlite), params![owner_token, lease_until_ms])
                 .map_err(storage)?;
             Ok(())
+        })
+        .await
+    }
+
+    async fn first_record(&self, run_id: &str) -> Result<Option<Record>> {
+        let run_id = run_id.to_owned();
+        self.reading(move |conn| {
+            let data = conn
+                .prepare_cached(sql::first_record(Dialect::Sqlite))
+                .and_then(|mut stmt| stmt.query_row([&run_id], |r| r.get::<_, String>(0)).optional())
+                .map_err(storage)?;
+            data.map(|d| decode(&run_id, 1, &d)).transpose()
+        })
+        .await
+    }
+
+    async fn bound(&self, key: &str) -> Result<Option<String>> {
+        let key = key.to_owned();
+        self.reading(move |conn| {
+            conn.prepare_cached(sql::bound(Dialect::Sqlite))
+                .and_then(|mut stmt| stmt.query_row([&key], |r| r.get::<_, String>(0)).optional())
+                .map_err(storage)
         })
         .await
     }

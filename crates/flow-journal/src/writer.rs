@@ -170,7 +170,7 @@ async fn write_loop(
         let result = match result {
             Ok(refused) => {
                 for run_id in refused {
-                    tracing::error!(run_id = %run_id, "a run was taken over by another process; its records are no longer written here");
+                    tracing::warn!(run_id = %run_id, "a run's records were refused (another process took it over, or another run holds its idempotency key)");
                     entries.retain(|e| e.run_id != run_id);
                     lost.push(run_id);
                 }

@@ -426,6 +426,42 @@ async fn a_prefix_resolves_to_its_runs(journal: Arc<dyn Journal>) {
     assert_eq!(journal.resolve("01a2", 2).await.unwrap().len(), 2);
 }
 
+/// A `run_started` with an idempotency key binds it in the commit that
+/// creates the run; a second run with the key is not created at all (its
+/// writer hears `Lost`), and the key still names the first.
+async fn a_first_record_binds_its_key_in_its_commit(journal: Arc<dyn Journal>) {
+    let writer = Writer::start(journal.clone(), Owner::this_process()).unwrap();
+    let keyed = |workflow: &str| {
+        let mut record = serde_json::to_value(started(workflow)).unwrap();
+        record["idempotency_key"] = json!("w\nk-1");
+        serde_json::from_value::<Record>(record).unwrap()
+    };
+    assert_eq!(journal.bound("w\nk-1").await.unwrap(), None);
+    writer
+        .run(Arc::from("first"), 1)
+        .append_durable(keyed("w"))
+        .await
+        .unwrap();
+    assert_eq!(journal.bound("w\nk-1").await.unwrap().as_deref(), Some("first"));
+    let second = writer.run(Arc::from("second"), 1).append_durable(keyed("w")).await;
+    assert!(matches!(second, Err(flow_journal::Error::Lost { .. })), "{second:?}");
+    assert!(journal.load("second").await.unwrap().is_none(), "never created");
+    assert_eq!(journal.bound("w\nk-1").await.unwrap().as_deref(), Some("first"));
+    // Its first record reads back alone, with the key.
+    match journal.first_record("first").await.unwrap() {
+        Some(Record::RunStarted { idempotency_key, .. }) => assert_eq!(idempotency_key.as_deref(), Some("w\nk-1")),
+        other => panic!("{other:?}"),
+    }
+    assert!(journal.first_record("second").await.unwrap().is_none());
+    // The writer goes on with other runs.
+    writer
+        .run(Arc::from("third"), 1)
+        .append_durable(started("w"))
+        .await
+        .unwrap();
+    assert!(journal.load("third").await.unwrap().is_some());
+}
+
 macro_rules! both {
     ($($name:ident),* $(,)?) => {
         mod on_sqlite {
@@ -459,6 +495,7 @@ both!(
     a_first_record_creates_its_run,
     a_key_binds_one_run,
     a_prefix_resolves_to_its_runs,
+    a_first_record_binds_its_key_in_its_commit,
 );
 
 /// A URL whose `search_path` names a schema that is not there yet: the journal

@@ -41,7 +41,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-use flow_core::{Recovered, Report, RunStatus, StrategySpec};
+use flow_core::{Record, Recovered, Report, RunStatus, StrategySpec};
 use flow_engine::journal::{Journal, RunFilter, RunRow, Writer, now_ms};
 use flow_engine::{Engine, ResumeError, ResumeOptions, RunHandle, RunOptions, Workflow};
 use serde_json::Value;
@@ -83,6 +83,15 @@ pub enum Error {
     /// The run is still under way here: it cannot be retried yet.
     #[error("run `{0}` is still running")]
     StillRunning(String),
+    /// An idempotency key was sent again with another input or strategy than
+    /// its run started with.
+    #[error("idempotency key `{key}` was used for run `{run_id}` with another input or strategy")]
+    KeyReused {
+        /// The key.
+        key: String,
+        /// The run it is bound to.
+        run_id: String,
+    },
     /// The runtime is stopping: it starts no new runs.
     #[error("the runtime is stopping: it takes no new runs")]
     Stopping,
@@ -399,6 +408,9 @@ pub struct Runtime {
     stopping: CancellationToken,
     observer: Arc<dyn Observer>,
     source: Arc<dyn WorkflowSource>,
+    /// Runs that cannot be resumed here (their document does not compile):
+    /// not tried again.
+    unusable: Mutex<std::collections::HashSet<String>>,
 }
 
 impl std::fmt::Debug for Runtime {
@@ -424,6 +436,7 @@ impl Runtime {
             stopping: CancellationToken::new(),
             observer: Arc::new(Quiet),
             source: Arc::new(Registered::new()),
+            unusable: Mutex::new(std::collections::HashSet::new()),
         }
     }
 
@@ -582,31 +595,77 @@ impl Runtime {
             return Err(Error::Stopping);
         }
         let mut options = options.journal(self.writer.clone());
-        if let Some(input) = submit.input {
+        if let Some(input) = submit.input.clone() {
             options = options.input(input);
         }
-        if let Some(spec) = submit.strategy {
+        let strategy = submit.strategy.clone();
+        if let Some(spec) = submit.strategy.clone() {
             self.engine
                 .build_strategy(&spec)
                 .map_err(|e| Error::BadInput(e.to_string().replace('\n', "; ")))?;
             options = options.strategy_spec(spec);
         }
         let run_id = flow_engine::new_run_id();
-        if let Some(key) = &submit.idempotency_key {
-            let scoped = format!("{}\n{key}", workflow.name());
-            if let Some(existing) = self.journal().remember(&scoped, &run_id).await? {
+        let effective_input = submit.input.clone().unwrap_or_else(|| workflow.input().clone());
+        let scoped = submit
+            .idempotency_key
+            .as_ref()
+            .map(|key| (key.clone(), format!("{}\n{key}", workflow.name())));
+        if let Some((key, scoped)) = &scoped {
+            if let Some(existing) = self.journal().bound(scoped).await? {
+                self.same_submission(key, &existing, &effective_input, strategy.as_ref())
+                    .await?;
                 return Ok(Started::Replayed { run_id: existing });
             }
+            // Bound in the commit that creates the run: never seen without it.
+            options = options.idempotency_key(scoped.clone());
         }
-        let handle = self
-            .engine
-            .start_recorded(workflow, options.run_id(run_id))
-            .await
-            .map_err(|e| match e {
-                flow_engine::Error::Journal(e) => Error::Journal(e),
-                other => Error::BadInput(other.to_string()),
-            })?;
+        let started = self.engine.start_recorded(workflow, options.run_id(run_id)).await;
+        let handle = match (started, &scoped) {
+            (Ok(handle), _) => handle,
+            (Err(flow_engine::Error::Journal(flow_engine::journal::Error::Lost { .. })), Some((key, scoped))) => {
+                // Another submit bound the key between the look-up and the commit.
+                let Some(existing) = self.journal().bound(scoped).await? else {
+                    return Err(Error::Unusable(format!(
+                        "idempotency key `{key}`: the run was refused and the key is bound to none"
+                    )));
+                };
+                self.same_submission(key, &existing, &effective_input, strategy.as_ref())
+                    .await?;
+                return Ok(Started::Replayed { run_id: existing });
+            }
+            (Err(flow_engine::Error::Journal(e)), _) => return Err(Error::Journal(e)),
+            (Err(other), _) => return Err(Error::BadInput(other.to_string())),
+        };
         Ok(Started::New(handle))
+    }
+
+    /// A replay must ask for what the key's run was started with: the same
+    /// input and strategy (as Stripe refuses a key reused with another body).
+    async fn same_submission(
+        &self,
+        key: &str,
+        run_id: &str,
+        input: &Value,
+        strategy: Option<&StrategySpec>,
+    ) -> Result<()> {
+        let Some(Record::RunStarted {
+            input: first_input,
+            strategy: first_strategy,
+            ..
+        }) = self.journal().first_record(run_id).await?
+        else {
+            return Ok(());
+        };
+        let same_strategy = serde_json::to_value(&first_strategy).ok() == serde_json::to_value(strategy).ok();
+        if &first_input == input && same_strategy {
+            Ok(())
+        } else {
+            Err(Error::KeyReused {
+                key: key.to_owned(),
+                run_id: run_id.to_owned(),
+            })
+        }
     }
 
     /// The read side: runs as the journal has them.
@@ -710,11 +769,58 @@ impl Runtime {
         };
         let mut resumed = Vec::new();
         for row in rows {
+            if self.unresumable(&row.run_id) {
+                continue;
+            }
             match self.resume(&row.run_id).await {
                 Ok(_) => resumed.push((row.run_id, row.workflow)),
-                Err(e) => tracing::warn!(run_id = %row.run_id, error = %e, "not resumed"),
+                Err(Error::Resume(ResumeError::TakenOver { .. } | ResumeError::Held { .. })) => {
+                    tracing::debug!(run_id = %row.run_id, "another process took the run first");
+                }
+                Err(e) => {
+                    tracing::warn!(run_id = %row.run_id, error = %e, "not resumed");
+                    if matches!(e, Error::Unusable(_) | Error::Resume(ResumeError::Unusable { .. })) {
+                        // It will not read better next time: not tried again by this process.
+                        self.unusable
+                            .lock()
+                            .unwrap_or_else(PoisonError::into_inner)
+                            .insert(row.run_id);
+                    }
+                }
             }
         }
         resumed
+    }
+
+    fn unresumable(&self, run_id: &str) -> bool {
+        self.unusable
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .contains(run_id)
+    }
+
+    /// Keeps taking over interrupted runs, every `every`, until the runtime
+    /// stops: a run whose owner died is continued here within its lease (at
+    /// once for a dead process on this machine) plus `every`, however long
+    /// this process has been up. `on_resumed` hears of each (id, workflow).
+    pub fn keep_taking_over(
+        self: &Arc<Self>,
+        every: Duration,
+        on_resumed: impl Fn(&str, &str) + Send + Sync + 'static,
+    ) -> tokio::task::JoinHandle<()> {
+        let runtime = self.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(every);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tokio::select! {
+                    _ = tick.tick() => {}
+                    () = runtime.stopping.cancelled() => return,
+                }
+                for (run_id, workflow) in runtime.resume_interrupted().await {
+                    on_resumed(&run_id, &workflow);
+                }
+            }
+        })
     }
 }

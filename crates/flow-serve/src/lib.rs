@@ -124,6 +124,11 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
         app.journal().target()
     );
     resume_interrupted(&app).await;
+    // Not only at start: a run whose owner dies later (another server on the
+    // journal, one restarted under another host name) is taken over too.
+    app.runtime.keep_taking_over(TAKEOVER_EVERY, |run_id, workflow| {
+        eprintln!("flow serve: resuming run {run_id} of `{workflow}`");
+    });
     tokio::spawn(reload_on_hangup(app.clone()));
 
     let router = routes::router(app.clone(), config.max_body_bytes);
@@ -147,6 +152,9 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
     let _ = app.writer().flush().await;
     Ok(())
 }
+
+/// How often a server looks for runs whose owner died, after its start.
+const TAKEOVER_EVERY: Duration = Duration::from_secs(2);
 
 /// Runs whose process died (`interrupted`) are taken over and continued.
 async fn resume_interrupted(app: &Arc<App>) {

@@ -548,7 +548,7 @@ async fn idempotent_submits_give_one_run() {
     let waited = Resp::of(
         flow.request(Method::POST, "/api/v1/workflows/quick/runs?wait=20")
             .header("Idempotency-Key", "order-1")
-            .json(&json!({})),
+            .json(&json!({ "input": { "who": "order-1", "naps": [1] } })),
     )
     .await;
     assert_eq!(waited.header("idempotent-replayed"), "true");
@@ -556,6 +556,16 @@ async fn idempotent_submits_give_one_run() {
     assert_eq!(waited["run_id"], id.as_str());
     assert_eq!(waited["status"], "succeeded", "{waited}");
     assert_eq!(waited["nodes"]["hello"]["output"], "hello order-1", "{waited}");
+
+    // The key with another body: refused, as Stripe does, naming the run.
+    let reused = Resp::of(
+        flow.request(Method::POST, "/api/v1/workflows/quick/runs")
+            .header("Idempotency-Key", "order-1")
+            .json(&json!({ "input": { "who": "someone else" } })),
+    )
+    .await
+    .problem(422);
+    assert!(reused.contains(&id) && reused.contains("another input"), "{reused}");
 
     let other = run_id(&submit("quick", "order-2").await.json());
     assert_ne!(other, id);

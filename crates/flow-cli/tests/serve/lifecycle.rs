@@ -193,3 +193,37 @@ async fn sigkill_in_the_middle_of_a_run() {
     assert_eq!(started("finish"), 1, "{events:?}");
     assert_eq!(events.iter().filter(|e| e.event == "run_resumed").count(), 1);
 }
+
+/// Two servers on one journal. One is killed with SIGKILL in the middle of a
+/// run and left unreaped (a zombie, as a supervisor that has not waited yet
+/// leaves it): the other, up all along, takes the run over within seconds
+/// and finishes it, each request of the run made once.
+#[tokio::test]
+async fn a_surviving_server_finishes_a_killed_servers_run() {
+    let counter = Counter::start();
+    let dirs = Dirs::with(&[("crash.yaml", &counter.fill(&crash(1000)))]);
+    let survivor = Flow::start(&dirs);
+    let mut doomed = Flow::start(&dirs);
+    let id = run_id(&doomed.submit("crash", "", &json!({})).await);
+    doomed
+        .wait_report(&id, "node `slow` running", |r| {
+            r["nodes"]["slow"]["status"] == "running"
+        })
+        .await;
+    // SIGKILL, not waited for: the process stays a zombie for now.
+    let status = std::process::Command::new("kill")
+        .args(["-KILL", &doomed.pid().to_string()])
+        .status();
+    assert!(status.is_ok_and(|s| s.success()));
+    let report = survivor.wait_status(&id, "succeeded").await;
+    assert!(
+        survivor.stderr().contains(&format!("resuming run {id}")),
+        "{}",
+        survivor.stderr()
+    );
+    assert_eq!(report["nodes"]["each"]["items"]["succeeded"], 3, "{report}");
+    let keys = counter.log.of_run(&id);
+    assert!(keys.values().all(|&n| n == 1), "every request once: {keys:?}");
+    assert!(keys.contains_key(&format!("{id}:finish")), "{keys:?}");
+    doomed.kill();
+}

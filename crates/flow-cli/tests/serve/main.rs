@@ -11,6 +11,7 @@ mod docs;
 mod events;
 mod fuzz;
 mod input;
+mod keys;
 mod lifecycle;
 mod limits;
 mod queue;
