@@ -123,6 +123,9 @@ pub struct ServeArgs {
     /// Where node attempts run: here (local), or on `flow worker`s through the PostgreSQL journal (queue).
     #[arg(long, value_name = "WHERE", value_enum, default_value_t = Dispatch::Local)]
     pub dispatch: Dispatch,
+    /// A host name clients reach the server by (repeatable), besides IP addresses and localhost: requests naming another host are refused (DNS rebinding).
+    #[arg(long = "allowed-host", value_name = "NAME")]
+    pub allowed_hosts: Vec<String>,
     #[command(flatten)]
     pub limits: LimitArgs,
 }
@@ -545,6 +548,7 @@ async fn serve(args: ServeArgs) -> u8 {
         limits: args.limits.limits(),
         max_body_bytes: args.max_body_bytes,
         queue: args.dispatch == Dispatch::Queue,
+        allowed_hosts: args.allowed_hosts,
     };
     match flow_serve::serve(config).await {
         Ok(()) => EXIT_OK,

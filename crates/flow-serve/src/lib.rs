@@ -13,6 +13,7 @@ mod api;
 mod app;
 mod auth;
 mod catalog;
+mod guard;
 mod page;
 mod problem;
 mod routes;
@@ -54,6 +55,10 @@ pub struct Config {
     /// Run node attempts on `flow worker`s through the PostgreSQL queue
     /// (`--dispatch queue`) instead of in this process.
     pub queue: bool,
+    /// Host names the server answers to besides IP addresses and `localhost`
+    /// (`--allowed-host`): the name clients use when it sits behind a proxy
+    /// or a DNS name.
+    pub allowed_hosts: Vec<String>,
 }
 
 /// Why the server did not start (exit 2) or stopped.
@@ -131,7 +136,11 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
     });
     tokio::spawn(reload_on_hangup(app.clone()));
 
-    let router = routes::router(app.clone(), config.max_body_bytes);
+    let router = routes::router(
+        app.clone(),
+        config.max_body_bytes,
+        guard::AllowedHosts::new(&config.allowed_hosts),
+    );
     let stopping = app.stopping().clone();
     let server = axum::serve(listener, router).with_graceful_shutdown(async move {
         wait_for_stop().await;

@@ -18,7 +18,7 @@ use crate::auth;
 use crate::page;
 use crate::problem::Problem;
 
-pub fn router(app: Arc<App>, max_body_bytes: usize) -> Router {
+pub fn router(app: Arc<App>, max_body_bytes: usize, allowed_hosts: crate::guard::AllowedHosts) -> Router {
     let api = Router::new()
         .route("/api/v1/workflows", get(api::workflows))
         .route("/api/v1/workflows/reload", post(api::reload))
@@ -51,6 +51,7 @@ pub fn router(app: Arc<App>, max_body_bytes: usize) -> Router {
         .route("/openapi.json", get(api::openapi))
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(max_body_bytes))
+        .layer(middleware::from_fn_with_state(allowed_hosts, crate::guard::guard))
         .with_state(app)
 }
 

@@ -288,9 +288,9 @@ async fn the_readme_serve_example_starts_a_run_that_succeeds() {
     let path = &url["localhost:8080".len()..];
     let body = words
         .iter()
-        .position(|w| w == "-d")
+        .position(|w| w == "--json")
         .and_then(|i| words.get(i + 1))
-        .unwrap_or_else(|| panic!("`{curl}` sends no -d body"));
+        .unwrap_or_else(|| panic!("`{curl}` sends no --json body (the API takes application/json)"));
     let body: Value = serde_json::from_str(body).unwrap_or_else(|e| panic!("`{curl}`: its body is not JSON: {e}"));
     let answer_keys: Vec<&str> = block
         .lines()

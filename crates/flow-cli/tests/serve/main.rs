@@ -10,6 +10,7 @@ mod auth;
 mod docs;
 mod events;
 mod fuzz;
+mod guard;
 mod input;
 mod keys;
 mod lifecycle;
