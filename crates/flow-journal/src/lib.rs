@@ -62,6 +62,17 @@ pub enum Error {
     /// A read or write failed.
     #[error("journal: {0}")]
     Storage(String),
+    /// The journal cannot be reached or written for now (its connection was
+    /// lost, its disk is full): nothing was written, and the same write may
+    /// be tried again. The writer does so, with a backoff, until it goes
+    /// through.
+    #[error("journal unavailable: {0}")]
+    Unavailable(String),
+    /// A record or a run that is there already: the batch wrote nothing. (A
+    /// batch tried again after [`Error::Unavailable`] meets this when its
+    /// first try did commit.)
+    #[error("journal: {0}")]
+    Duplicate(String),
     /// A stored record could not be read back.
     #[error("journal: run {run_id}, record {seq}: {reason}")]
     Corrupt {

@@ -16,20 +16,62 @@ use crate::{
     refused,
 };
 
-/// A journal in PostgreSQL.
-#[derive(Debug)]
+/// A journal in PostgreSQL. Its connections are opened again when the server
+/// closed them (a restart, `pg_terminate_backend`, a network cut): the next
+/// call reconnects, and a write that failed with the connection is
+/// [`Error::Unavailable`], to be tried again.
 pub struct PgJournal {
     target: String,
-    write: Mutex<Client>,
-    /// The batch insert, prepared once on the write connection.
-    insert: tokio_postgres::Statement,
-    /// The rows of the runs a batch finishes, prepared once.
-    finish: tokio_postgres::Statement,
-    read: Client,
+    /// The URL, to connect again (never shown: it may hold a password).
+    url: String,
+    write: Mutex<WriteConn>,
+    read: std::sync::RwLock<Arc<Client>>,
 }
 
+impl std::fmt::Debug for PgJournal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PgJournal")
+            .field("target", &self.target)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The write connection and its statements, prepared once per connection.
+struct WriteConn {
+    client: Client,
+    /// The batch insert.
+    insert: tokio_postgres::Statement,
+    /// The rows of the runs a batch finishes.
+    finish: tokio_postgres::Statement,
+}
+
+impl WriteConn {
+    async fn open(url: &str) -> std::result::Result<WriteConn, String> {
+        let client = connect(url).await?;
+        let insert = client.prepare(INSERT).await.map_err(|e| pg_message(&e))?;
+        let finish = client.prepare(FINISH).await.map_err(|e| pg_message(&e))?;
+        Ok(WriteConn { client, insert, finish })
+    }
+}
+
+/// A failed call: [`Error::Unavailable`] when the connection is the cause (it
+/// closed, the server is shutting it down, the network failed), which a
+/// retry on a new connection may cure; else [`Error::Storage`].
 fn storage(e: tokio_postgres::Error) -> Error {
-    Error::Storage(pg_message(&e))
+    let io = std::error::Error::source(&e).is_some_and(|s| s.is::<std::io::Error>());
+    let connection = e.is_closed()
+        || io
+        || e.as_db_error().is_some_and(|db| {
+            let code = db.code().code();
+            code.starts_with("08") || matches!(code, "57P01" | "57P02" | "57P03")
+        });
+    if connection {
+        Error::Unavailable(pg_message(&e))
+    } else if e.code() == Some(&tokio_postgres::error::SqlState::UNIQUE_VIOLATION) {
+        Error::Duplicate(pg_message(&e))
+    } else {
+        Error::Storage(pg_message(&e))
+    }
 }
 
 /// The server's message when there is one (tokio-postgres's `Display` says
@@ -131,19 +173,70 @@ impl PgJournal {
             target: target.clone(),
             reason,
         };
-        let mut write = connect(url).await.map_err(fail)?;
-        ensure_schema(&write).await.map_err(fail)?;
-        migrate(&mut write).await.map_err(|e| fail(pg_message(&e)))?;
-        let insert = write.prepare(INSERT).await.map_err(|e| fail(pg_message(&e)))?;
-        let finish = write.prepare(FINISH).await.map_err(|e| fail(pg_message(&e)))?;
+        let mut setup = connect(url).await.map_err(fail)?;
+        ensure_schema(&setup).await.map_err(fail)?;
+        migrate(&mut setup).await.map_err(|e| fail(pg_message(&e)))?;
+        drop(setup);
+        let write = WriteConn::open(url).await.map_err(fail)?;
         let read = connect(url).await.map_err(fail)?;
         Ok(PgJournal {
             target,
+            url: url.to_owned(),
             write: Mutex::new(write),
-            insert,
-            finish,
-            read,
+            read: std::sync::RwLock::new(Arc::new(read)),
         })
+    }
+
+    /// The write connection, opened again if the server closed it.
+    async fn writer(&self) -> Result<tokio::sync::MutexGuard<'_, WriteConn>> {
+        let mut conn = self.write.lock().await;
+        if conn.client.is_closed() {
+            *conn = WriteConn::open(&self.url).await.map_err(Error::Unavailable)?;
+            tracing::info!(journal = %self.target, "the journal's write connection was opened again");
+        }
+        Ok(conn)
+    }
+
+    /// The read connection, opened again if the server closed it.
+    async fn reader(&self) -> Result<Arc<Client>> {
+        let current = self
+            .read
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone();
+        if !current.is_closed() {
+            return Ok(current);
+        }
+        self.reopen_reader().await
+    }
+
+    async fn reopen_reader(&self) -> Result<Arc<Client>> {
+        let fresh = Arc::new(connect(&self.url).await.map_err(Error::Unavailable)?);
+        *self.read.write().unwrap_or_else(std::sync::PoisonError::into_inner) = fresh.clone();
+        tracing::info!(journal = %self.target, "the journal's read connection was opened again");
+        Ok(fresh)
+    }
+
+    /// A read; when its connection turns out lost (the server closed it and
+    /// the client has not noticed yet), once more on a new one.
+    async fn read_query(&self, sql: &str, params: &[&(dyn tokio_postgres::types::ToSql + Sync)]) -> Result<Vec<Row>> {
+        match self.reader().await?.query(sql, params).await.map_err(storage) {
+            Err(Error::Unavailable(_)) => self.reopen_reader().await?.query(sql, params).await.map_err(storage),
+            other => other,
+        }
+    }
+
+    /// As [`PgJournal::read_query`], for at most one row.
+    async fn read_opt(&self, sql: &str, params: &[&(dyn tokio_postgres::types::ToSql + Sync)]) -> Result<Option<Row>> {
+        match self.reader().await?.query_opt(sql, params).await.map_err(storage) {
+            Err(Error::Unavailable(_)) => self
+                .reopen_reader()
+                .await?
+                .query_opt(sql, params)
+                .await
+                .map_err(storage),
+            other => other,
+        }
     }
 }
 
@@ -339,8 +432,8 @@ impl Journal for PgJournal {
         lease_until_ms: i64,
     ) -> Result<()> {
         let data = encode(first)?;
-        let mut client = self.write.lock().await;
-        let tx = client.transaction().await.map_err(storage)?;
+        let mut conn = self.writer().await?;
+        let tx = conn.client.transaction().await.map_err(storage)?;
         let now = now_ms();
         let (token, host, pid, started) = sql::owner_args(owner);
         tx.execute(
@@ -389,7 +482,8 @@ impl Journal for PgJournal {
         runs.dedup();
         let distinct: Vec<&str> = runs.iter().map(|r| &***r).collect();
         let now = now_ms();
-        let mut client = self.write.lock().await;
+        let mut conn = self.writer().await?;
+        let WriteConn { client, insert, finish } = &mut *conn;
         let (pid, started) = (owner.pid as i64, owner.started as i64);
         let lease_until = now + LEASE.as_millis() as i64;
         let params: [&(dyn tokio_postgres::types::ToSql + Sync); 14] = [
@@ -410,10 +504,10 @@ impl Journal for PgJournal {
         ];
         let held = if finished.is_empty() {
             // One statement is atomic by itself: no BEGIN and COMMIT round trips.
-            client.query(&self.insert, &params).await.map_err(storage)?
+            client.query(&*insert, &params).await.map_err(storage)?
         } else {
             let tx = client.transaction().await.map_err(storage)?;
-            let held = tx.query(&self.insert, &params).await.map_err(storage)?;
+            let held = tx.query(&*insert, &params).await.map_err(storage)?;
             let mut ids = Vec::with_capacity(finished.len());
             let mut statuses = Vec::with_capacity(finished.len());
             let mut durations = Vec::with_capacity(finished.len());
@@ -424,12 +518,9 @@ impl Journal for PgJournal {
                 durations.push(duration);
                 counted.push(counts.to_string());
             }
-            tx.execute(
-                &self.finish,
-                &[&ids, &statuses, &now, &durations, &counted, &owner.token],
-            )
-            .await
-            .map_err(storage)?;
+            tx.execute(&*finish, &[&ids, &statuses, &now, &durations, &counted, &owner.token])
+                .await
+                .map_err(storage)?;
             tx.commit().await.map_err(storage)?;
             held
         };
@@ -444,8 +535,7 @@ impl Journal for PgJournal {
         // queries could see a run's end between them), as SQLite's one read
         // transaction gives.
         let rows = self
-            .read
-            .query(
+            .read_query(
                 &format!(
                     "WITH run AS (SELECT {ROW_COLUMNS} FROM flow_runs WHERE run_id = $1)
                      SELECT run.*, rec.seq, rec.data FROM run
@@ -454,8 +544,7 @@ impl Journal for PgJournal {
                 ),
                 &[&run_id],
             )
-            .await
-            .map_err(storage)?;
+            .await?;
         let Some(first) = rows.first() else { return Ok(None) };
         let columns = ROW_COLUMNS.split(',').count();
         let mut records = Vec::with_capacity(rows.len());
@@ -479,10 +568,8 @@ impl Journal for PgJournal {
         }
         let after = i64::try_from(after).unwrap_or(i64::MAX);
         let rows = self
-            .read
-            .query(sql::records_after(Dialect::Postgres), &[&run_id, &after])
-            .await
-            .map_err(storage)?;
+            .read_query(sql::records_after(Dialect::Postgres), &[&run_id, &after])
+            .await?;
         let mut records = Vec::with_capacity(rows.len());
         for r in &rows {
             let seq = r.get::<_, i64>(0) as u64;
@@ -511,7 +598,7 @@ impl Journal for PgJournal {
             .iter()
             .map(|a| &**a as &(dyn tokio_postgres::types::ToSql + Sync))
             .collect();
-        let rows = self.read.query(&sql, &params).await.map_err(storage)?;
+        let rows = self.read_query(&sql, &params).await?;
         rows.iter().map(row).collect()
     }
 
@@ -520,14 +607,12 @@ impl Journal for PgJournal {
             return Ok(Vec::new());
         }
         let rows = self
-            .read
-            .query(
+            .read_query(
                 "SELECT run_id FROM flow_runs WHERE starts_with(run_id, $1)
                  ORDER BY run_id = $1 DESC, run_id COLLATE \"C\" LIMIT $2",
                 &[&prefix, &(limit as i64)],
             )
-            .await
-            .map_err(storage)?;
+            .await?;
         Ok(rows.iter().map(|r| r.get::<_, String>(0)).collect())
     }
 
@@ -536,8 +621,9 @@ impl Journal for PgJournal {
             return Ok(false);
         }
         let (token, host, pid, started) = sql::owner_args(owner);
-        let client = self.write.lock().await;
-        let changed = client
+        let conn = self.writer().await?;
+        let changed = conn
+            .client
             .execute(
                 sql::claim(Dialect::Postgres),
                 &[&run_id, &token, &host, &pid, &started, &lease_until_ms, &expected],
@@ -548,8 +634,8 @@ impl Journal for PgJournal {
     }
 
     async fn renew(&self, owner_token: &str, lease_until_ms: i64) -> Result<()> {
-        let client = self.write.lock().await;
-        client
+        let conn = self.writer().await?;
+        conn.client
             .execute(sql::renew(Dialect::Postgres), &[&owner_token, &lease_until_ms])
             .await
             .map_err(storage)?;
@@ -560,11 +646,7 @@ impl Journal for PgJournal {
         if !storable(run_id) {
             return Ok(None);
         }
-        let row = self
-            .read
-            .query_opt(sql::first_record(Dialect::Postgres), &[&run_id])
-            .await
-            .map_err(storage)?;
+        let row = self.read_opt(sql::first_record(Dialect::Postgres), &[&run_id]).await?;
         row.map(|r| decode(run_id, 1, r.get::<_, &str>(0))).transpose()
     }
 
@@ -572,18 +654,15 @@ impl Journal for PgJournal {
         if !storable(key) {
             return Ok(None);
         }
-        let row = self
-            .read
-            .query_opt(sql::bound(Dialect::Postgres), &[&key])
-            .await
-            .map_err(storage)?;
+        let row = self.read_opt(sql::bound(Dialect::Postgres), &[&key]).await?;
         Ok(row.map(|r| r.get(0)))
     }
 
     async fn remember(&self, key: &str, run_id: &str) -> Result<Option<String>> {
-        let client = self.write.lock().await;
+        let conn = self.writer().await?;
         // Insert, or read back the row another caller inserted: one statement.
-        let row = client
+        let row = conn
+            .client
             .query_one(
                 "WITH inserted AS (
                      INSERT INTO flow_keys (key, run_id, created_at) VALUES ($1, $2, $3)
@@ -603,7 +682,8 @@ impl Journal for PgJournal {
             return Ok(Some(bound));
         }
         // The other caller committed after this statement's snapshot was taken.
-        let row = client
+        let row = conn
+            .client
             .query_one("SELECT run_id FROM flow_keys WHERE key = $1", &[&key])
             .await
             .map_err(storage)?;

@@ -34,8 +34,17 @@ struct Conns {
     read: Mutex<Connection>,
 }
 
+/// A failed call: [`Error::Unavailable`] for what passes (a full disk, a lock
+/// held too long), which the writer tries again; else [`Error::Storage`].
 fn storage(e: rusqlite::Error) -> Error {
-    Error::Storage(e.to_string())
+    use rusqlite::ErrorCode;
+    match e.sqlite_error_code() {
+        Some(ErrorCode::DiskFull | ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked) => {
+            Error::Unavailable(e.to_string())
+        }
+        Some(ErrorCode::ConstraintViolation) => Error::Duplicate(e.to_string()),
+        _ => Error::Storage(e.to_string()),
+    }
 }
 
 impl SqliteJournal {

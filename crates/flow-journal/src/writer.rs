@@ -36,7 +36,12 @@ pub struct Writer {
     committed: broadcast::Sender<Arc<[Entry]>>,
     journal: Arc<dyn Journal>,
     owner: Arc<Owner>,
+    /// Why the journal cannot be written now, while it cannot.
+    health: Health,
 }
+
+/// Why the journal cannot be written now (`None`: it can).
+type Health = Arc<Mutex<Option<String>>>;
 
 impl std::fmt::Debug for Writer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -57,17 +62,29 @@ impl Writer {
             .enable_all()
             .build()
             .map_err(|e| Error::Stopped(e.to_string()))?;
-        let (j, o, c) = (journal.clone(), owner.clone(), committed.clone());
+        let health = Health::default();
+        let (j, o, c, h) = (journal.clone(), owner.clone(), committed.clone(), health.clone());
         std::thread::Builder::new()
             .name("flow-journal".into())
-            .spawn(move || runtime.block_on(write_loop(j, o, rx, c)))
+            .spawn(move || runtime.block_on(write_loop(j, o, rx, c, h)))
             .map_err(|e| Error::Stopped(e.to_string()))?;
         Ok(Writer {
             tx,
             committed,
             journal,
             owner,
+            health,
         })
+    }
+
+    /// Why the journal cannot be written now (its connection is lost, its
+    /// disk full: batches wait and are tried again; or the writer stopped),
+    /// `None` while it can. For health checks.
+    pub fn unavailable(&self) -> Option<String> {
+        self.health
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
     }
 
     /// Every batch this writer commits, as it commits it (for live views of
@@ -115,6 +132,7 @@ async fn write_loop(
     owner: Arc<Owner>,
     mut rx: mpsc::UnboundedReceiver<Msg>,
     committed: broadcast::Sender<Arc<[Entry]>>,
+    health: Health,
 ) {
     let renew_every = LEASE / 3;
     let mut failed: Option<Error> = None;
@@ -165,7 +183,7 @@ async fn write_loop(
         let result = match &failed {
             Some(e) => Err(e.clone()),
             None if entries.is_empty() => Ok(Vec::new()),
-            None => journal.append(&owner, &entries).await,
+            None => append_until_through(&*journal, &owner, &entries, &health).await,
         };
         let result = match result {
             Ok(refused) => {
@@ -179,6 +197,8 @@ async fn write_loop(
             Err(e) => {
                 if failed.is_none() {
                     tracing::error!(error = %e, "journal write failed; later writes are refused");
+                    *health.lock().unwrap_or_else(std::sync::PoisonError::into_inner) =
+                        Some(format!("journal writer stopped: {e}"));
                 }
                 let stopped = match e {
                     Error::Stopped(_) => e,
@@ -201,6 +221,46 @@ async fn write_loop(
                 (result, _) => result.clone(),
             };
             let _ = ack.send(answer);
+        }
+    }
+}
+
+/// Appends a batch, trying it again while the journal is
+/// [`Error::Unavailable`] (a lost connection, a full disk): the runs that wait
+/// for it wait on, then go on. A batch is one transaction: a try that failed
+/// with its connection either wrote all or nothing, so a try again that meets
+/// [`Error::Duplicate`] finds the batch written. `health` says why meanwhile.
+async fn append_until_through(
+    journal: &dyn Journal,
+    owner: &Owner,
+    entries: &[Entry],
+    health: &Health,
+) -> Result<Vec<Arc<str>>> {
+    const MAX_BACKOFF: std::time::Duration = std::time::Duration::from_secs(2);
+    let mut backoff = std::time::Duration::from_millis(50);
+    let mut waited = false;
+    loop {
+        match journal.append(owner, entries).await {
+            Err(Error::Unavailable(reason)) => {
+                if !waited {
+                    tracing::warn!(reason = %reason, records = entries.len(), "the journal is unavailable: the batch waits and is tried again");
+                }
+                waited = true;
+                *health.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(reason);
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(MAX_BACKOFF);
+            }
+            other => {
+                if waited {
+                    tracing::info!("the journal is available again");
+                    *health.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = None;
+                    if let Err(Error::Duplicate(reason)) = &other {
+                        tracing::info!(reason = %reason, "the batch had been written by the try that lost its connection");
+                        return Ok(Vec::new());
+                    }
+                }
+                return other;
+            }
         }
     }
 }

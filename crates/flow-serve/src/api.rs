@@ -406,10 +406,19 @@ fn event(seq: u64, record: &Record) -> Event {
     Event::default().id(seq.to_string()).event(record.kind()).data(data)
 }
 
-/// `GET /healthz`: always open.
-#[utoipa::path(get, path = "/healthz", responses((status = 200, description = "ok")))]
+/// `GET /healthz`: always open; `503` with the reason while the journal
+/// cannot be written.
+#[utoipa::path(get, path = "/healthz", responses((status = 200, description = "ok"), (status = 503, description = "the journal cannot be written now (the reason)")))]
 pub async fn healthz(State(app): Shared) -> Response {
-    Json(json!({ "status": "ok", "runs_in_flight": app.in_flight() })).into_response()
+    match app.writer().unavailable() {
+        None => Json(json!({ "status": "ok", "runs_in_flight": app.in_flight() })).into_response(),
+        // The journal cannot be written: runs wait, submits fail. Say so.
+        Some(reason) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({ "status": "unavailable", "reason": reason, "runs_in_flight": app.in_flight() })),
+        )
+            .into_response(),
+    }
 }
 
 /// Prometheus text: runs started and finished, in flight, attempt durations,

@@ -15,6 +15,7 @@ mod input;
 mod keys;
 mod lifecycle;
 mod limits;
+mod outage;
 mod queue;
 mod reload;
 mod support;

@@ -39,6 +39,11 @@ impl Schema {
             .unwrap_or_else(|e| panic!("PostgreSQL is needed by this test and is not reachable: {e}"));
         (url, Schema(name))
     }
+
+    /// The schema's name.
+    pub fn name(&self) -> &str {
+        &self.0
+    }
 }
 
 impl Drop for Schema {

@@ -1,0 +1,129 @@
+//! The journal goes away and comes back: PostgreSQL terminates every
+//! connection of the server (`pg_terminate_backend`) while a run is under way.
+//! The server reconnects: the run goes on and finishes, nothing is written
+//! twice, new submits and reads work, and `/healthz` says ok again.
+
+use std::time::Duration;
+
+use serde_json::json;
+
+use crate::support::{Dirs, Flow, Schema, Start};
+
+const SLOW: &str = "name: slow\nnodes:\n  - { id: first, kind: noop }\n  - { id: nap, kind: delay, config: { ms: 1500 } }\n  - { id: last, kind: noop }\nedges: [{ from: first, to: nap }, { from: nap, to: last }]\n";
+
+/// Terminates every connection whose application name is `name`; how many.
+async fn terminate(name: &str) -> i64 {
+    let (client, connection) = tokio_postgres::connect(&flow_journal::test_pg_url(), tokio_postgres::NoTls)
+        .await
+        .unwrap_or_else(|e| panic!("PostgreSQL is needed by this test: {e}"));
+    tokio::spawn(connection);
+    let row = client
+        .query_one(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE application_name = $1",
+            &[&name],
+        )
+        .await
+        .unwrap_or_else(|e| panic!("terminating the server's connections: {e}"));
+    row.get(0)
+}
+
+/// A server on `journal` with a run of `slow` in its `nap`: the server and the run.
+async fn slow_run_under_way(dirs: &Dirs, journal: &str) -> (Flow, String) {
+    let flow = Flow::start_with(
+        dirs,
+        Start {
+            journal: Some(journal),
+            ..Start::default()
+        },
+    );
+    let started = flow.submit("slow", "", &json!({})).await;
+    let id = started["run_id"].as_str().unwrap_or_default().to_owned();
+    flow.wait_report(&id, "node `nap` running", |r| r["nodes"]["nap"]["status"] == "running")
+        .await;
+    (flow, id)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dropped_postgres_connection_is_opened_again() {
+    let (url, _schema) = Schema::fresh("t_serve_outage").await;
+    let name = format!("flow_outage_{}", std::process::id());
+    let url = format!("{url}&application_name={name}");
+    let dirs = Dirs::with(&[("slow.yaml", SLOW)]);
+    let (flow, id) = slow_run_under_way(&dirs, &url).await;
+    let killed = terminate(&name).await;
+    assert!(killed >= 2, "the server's write and read connections: {killed}");
+    // The run goes on: its next records wait for the new connection.
+    let report = flow.wait_status(&id, "succeeded").await;
+    assert_eq!(report["nodes"]["last"]["status"], "succeeded", "{report}");
+    // Each record once: one start of each node in the event stream.
+    let events = flow.events(&id, None).await;
+    let starts = events.iter().filter(|e| e.event == "node_started").count();
+    assert_eq!(starts, 3, "{events:?}");
+    let seqs: Vec<String> = events.iter().filter_map(|e| e.id.clone()).collect();
+    let expected: Vec<String> = (1..=seqs.len()).map(|n| n.to_string()).collect();
+    assert_eq!(seqs, expected, "numbered without a gap or a repeat");
+    // Once more, between runs: the next submit and read reconnect at once.
+    terminate(&name).await;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let again = flow.submit("slow", "?wait=20", &json!({})).await;
+    assert_eq!(again["status"], "succeeded", "{again}");
+    let list = flow.get("/api/v1/runs").await.json();
+    assert_eq!(list["runs"].as_array().map(Vec::len), Some(2), "{list}");
+    let health = flow.get("/healthz").await;
+    assert_eq!(health.status, 200, "{health:?}");
+    assert!(!flow.stderr().contains("panicked"), "{}", flow.stderr());
+}
+
+/// While PostgreSQL refuses the server (its role may not log in), `/healthz`
+/// is a 503 with the reason and the run waits; when it may again, the run
+/// goes on and finishes, and `/healthz` is ok.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn healthz_tells_while_the_journal_is_unreachable() {
+    let (_, schema) = Schema::fresh("t_serve_refused").await;
+    let role = format!("flow_refused_{}", std::process::id());
+    let admin = |sql: String| async move {
+        let (client, connection) = tokio_postgres::connect(&flow_journal::test_pg_url(), tokio_postgres::NoTls)
+            .await
+            .unwrap_or_else(|e| panic!("PostgreSQL is needed by this test: {e}"));
+        tokio::spawn(connection);
+        client
+            .batch_execute(&sql)
+            .await
+            .unwrap_or_else(|e| panic!("{sql}: {e}"));
+    };
+    admin(format!(
+        "DROP ROLE IF EXISTS {role}; CREATE ROLE {role} LOGIN; GRANT ALL ON SCHEMA \"{}\" TO {role};",
+        schema.name()
+    ))
+    .await;
+    let base = flow_journal::test_pg_url();
+    let rest = base.split_once("://").map_or(base.as_str(), |(_, r)| r);
+    let rest = rest.split_once('@').map_or(rest, |(_, r)| r);
+    let sep = if rest.contains('?') { '&' } else { '?' };
+    let url = format!(
+        "postgres://{role}@{rest}{sep}options=-c%20search_path%3D{}&application_name={role}",
+        schema.name()
+    );
+    let dirs = Dirs::with(&[("slow.yaml", SLOW)]);
+    let (mut flow, id) = slow_run_under_way(&dirs, &url).await;
+    admin(format!("ALTER ROLE {role} NOLOGIN")).await;
+    terminate(&role).await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    let down = loop {
+        let health = flow.get("/healthz").await;
+        if health.status == 503 || std::time::Instant::now() > deadline {
+            break health;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(down.status, 503, "{down:?}");
+    let body = down.json();
+    assert_eq!(body["status"], "unavailable", "{body}");
+    assert!(body["reason"].as_str().is_some_and(|r| !r.is_empty()), "{body}");
+    admin(format!("ALTER ROLE {role} LOGIN")).await;
+    let report = flow.wait_status(&id, "succeeded").await;
+    assert_eq!(report["nodes"]["last"]["status"], "succeeded", "{report}");
+    assert_eq!(flow.get("/healthz").await.status, 200);
+    flow.kill();
+    admin(format!("DROP OWNED BY {role}; DROP ROLE {role}")).await;
+}
