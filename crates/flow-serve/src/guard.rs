@@ -36,12 +36,16 @@ impl AllowedHosts {
     }
 
     fn allows(&self, host: &str) -> bool {
-        let name = host_part(host).to_ascii_lowercase();
+        let name = host_part(host);
         let bare = name.trim_start_matches('[').trim_end_matches(']');
+        let ends_with = |suffix: &str| {
+            let (name, suffix) = (name.as_bytes(), suffix.as_bytes());
+            name.len() >= suffix.len() && name[name.len() - suffix.len()..].eq_ignore_ascii_case(suffix)
+        };
         bare.parse::<std::net::IpAddr>().is_ok()
-            || name == "localhost"
-            || name.ends_with(".localhost")
-            || self.0.contains(&name)
+            || name.eq_ignore_ascii_case("localhost")
+            || ends_with(".localhost")
+            || self.0.iter().any(|allowed| allowed.eq_ignore_ascii_case(name))
     }
 }
 
