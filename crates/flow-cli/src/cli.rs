@@ -126,6 +126,9 @@ pub struct ServeArgs {
     /// A host name clients reach the server by (repeatable), besides IP addresses and localhost: requests naming another host are refused (DNS rebinding).
     #[arg(long = "allowed-host", value_name = "NAME")]
     pub allowed_hosts: Vec<String>,
+    /// Mark the login's session cookie Secure: give it when clients reach the server over TLS (a proxy in front).
+    #[arg(long)]
+    pub cookie_secure: bool,
     #[command(flatten)]
     pub limits: LimitArgs,
 }
@@ -549,6 +552,7 @@ async fn serve(args: ServeArgs) -> u8 {
         max_body_bytes: args.max_body_bytes,
         queue: args.dispatch == Dispatch::Queue,
         allowed_hosts: args.allowed_hosts,
+        cookie_secure: args.cookie_secure,
     };
     match flow_serve::serve(config).await {
         Ok(()) => EXIT_OK,

@@ -18,6 +18,12 @@ pub struct App {
     pub runtime: Arc<Runtime>,
     pub token: Option<String>,
     pub metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
+    /// The login form's sessions.
+    pub sessions: crate::auth::Sessions,
+    /// Failed logins, by client address.
+    pub attempts: crate::auth::Attempts,
+    /// Whether the session cookie is `Secure` (served behind TLS).
+    pub cookie_secure: bool,
 }
 
 /// The server's metrics and logs of each run.
@@ -65,6 +71,9 @@ impl App {
             ),
             token,
             metrics,
+            sessions: crate::auth::Sessions::default(),
+            attempts: crate::auth::Attempts::default(),
+            cookie_secure: false,
         }
     }
 

@@ -59,6 +59,9 @@ pub struct Config {
     /// (`--allowed-host`): the name clients use when it sits behind a proxy
     /// or a DNS name.
     pub allowed_hosts: Vec<String>,
+    /// Mark the session cookie `Secure` (the server is reached over TLS, behind
+    /// a proxy).
+    pub cookie_secure: bool,
 }
 
 /// Why the server did not start (exit 2) or stopped.
@@ -109,13 +112,9 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
         .await
         .map_err(|e| ServeError::Usage(format!("cannot listen on {}: {e}", config.listen)))?;
     let address = listener.local_addr().map_err(|e| ServeError::Failed(e.to_string()))?;
-    let app = Arc::new(App::new(
-        engine,
-        writer,
-        Arc::new(source),
-        config.token.clone(),
-        metrics_handle(),
-    ));
+    let mut app = App::new(engine, writer, Arc::new(source), config.token.clone(), metrics_handle());
+    app.cookie_secure = config.cookie_secure;
+    let app = Arc::new(app);
     let workflows = app.runtime.source().entries();
     let invalid = workflows.values().filter(|e| e.workflow.is_none()).count();
     eprintln!(
@@ -142,7 +141,8 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
         guard::AllowedHosts::new(&config.allowed_hosts),
     );
     let stopping = app.stopping().clone();
-    let server = axum::serve(listener, router).with_graceful_shutdown(async move {
+    let service = router.into_make_service_with_connect_info::<SocketAddr>();
+    let server = axum::serve(listener, service).with_graceful_shutdown(async move {
         wait_for_stop().await;
         eprintln!("flow serve: stopping: no new requests; runs under way get the grace period");
         stopping.cancel();

@@ -163,11 +163,23 @@ struct Login {
     token: String,
 }
 
-/// The login form: the right token sets an HttpOnly cookie holding it.
+/// The login form: the right token opens a session, whose random id an
+/// HttpOnly cookie holds (never the token). A client address that gave a wrong
+/// token too often in the last minute is refused for a while.
 async fn login(
     State(app): State<Arc<App>>,
+    client: Option<axum::Extension<axum::extract::ConnectInfo<std::net::SocketAddr>>>,
     form: Result<Form<Login>, axum::extract::rejection::FormRejection>,
 ) -> Response {
+    let client = client.map_or(std::net::IpAddr::from([127, 0, 0, 1]), |c| c.0.0.ip());
+    if !app.attempts.allowed(client) {
+        return (
+            StatusCode::TOO_MANY_REQUESTS,
+            [(header::RETRY_AFTER, "60")],
+            Html(page::login_page(Some("Too many wrong tokens: wait a minute."))),
+        )
+            .into_response();
+    }
     let Ok(Form(login)) = form else {
         return (
             StatusCode::BAD_REQUEST,
@@ -179,6 +191,7 @@ async fn login(
         return Redirect::to("/").into_response();
     };
     if !auth::matches(token, &login.token) {
+        app.attempts.failed(client);
         return (
             StatusCode::UNAUTHORIZED,
             Html(page::login_page(Some("That is not the token."))),
@@ -190,7 +203,12 @@ async fn login(
         .header(header::LOCATION, "/")
         .body(Body::empty())
         .unwrap_or_default();
-    let cookie = format!("{}={}; Path=/; HttpOnly; SameSite=Strict", auth::COOKIE, login.token);
+    let secure = if app.cookie_secure { "; Secure" } else { "" };
+    let cookie = format!(
+        "{}={}; Path=/; HttpOnly; SameSite=Strict{secure}",
+        auth::COOKIE,
+        app.sessions.open()
+    );
     if let Ok(value) = HeaderValue::from_str(&cookie) {
         response.headers_mut().insert(header::SET_COOKIE, value);
     }

@@ -13,6 +13,41 @@ use crate::workflows::QUICK;
 
 const TOKEN: &str = "s3cret-Token_42";
 
+/// Ten wrong tokens in a minute from one address: the next login, even with
+/// the right token, is a 429 until the minute is over. `--cookie-secure`
+/// marks the session cookie `Secure`.
+#[tokio::test]
+async fn logins_are_limited_and_the_cookie_can_be_secure() {
+    let dirs = Dirs::with(&[("quick.yaml", QUICK)]);
+    let flow = Flow::start_with(
+        &dirs,
+        Start {
+            token: Some(TOKEN),
+            args: &["--cookie-secure"],
+            ..Start::default()
+        },
+    );
+    let http = client();
+    let login = |token: &str| {
+        http.post(flow.url("/login"))
+            .header("Content-Type", "application/x-www-form-urlencoded")
+            .body(format!("token={token}"))
+    };
+    let ok = Resp::of(login(TOKEN)).await;
+    assert_eq!(ok.status, 303, "{ok:?}");
+    assert!(ok.header("set-cookie").contains("; Secure"), "{ok:?}");
+    for _ in 0..10 {
+        assert_eq!(Resp::of(login("guess")).await.status, 401);
+    }
+    let limited = Resp::of(login(TOKEN)).await;
+    assert_eq!(limited.status, 429, "{limited:?}");
+    assert_eq!(limited.header("retry-after"), "60");
+    assert!(limited.header("set-cookie").is_empty(), "{limited:?}");
+    // The bearer token still works: the limit is on the login form.
+    let api = Resp::of(http.get(flow.url("/api/v1/runs")).bearer_auth(TOKEN)).await;
+    assert_eq!(api.status, 200, "{api:?}");
+}
+
 #[tokio::test]
 async fn the_token_guards_the_api_metrics_and_pages() {
     let dirs = Dirs::with(&[("quick.yaml", QUICK)]);
@@ -64,9 +99,15 @@ async fn the_token_guards_the_api_metrics_and_pages() {
         assert_ne!(resp.status, 401, "{method} {path} with the token: {resp:?}");
         assert!(resp.status < 500, "{method} {path} with the token: {resp:?}");
     }
-    // A cookie with the wrong token opens nothing.
-    let resp = Resp::of(http.get(url("/api/v1/runs")).header("Cookie", "flow_token=nope")).await;
-    resp.problem(401);
+    // A cookie with a made-up session, or the token itself as a cookie, opens nothing.
+    for cookie in [
+        "flow_session=nope".to_owned(),
+        format!("flow_session={TOKEN}"),
+        format!("flow_token={TOKEN}"),
+    ] {
+        let resp = Resp::of(http.get(url("/api/v1/runs")).header("Cookie", cookie)).await;
+        resp.problem(401);
+    }
     // The API's answers with the token.
     let runs = flow.get("/api/v1/runs").await;
     assert_eq!(runs.status, 200);
@@ -96,7 +137,7 @@ async fn the_token_guards_the_api_metrics_and_pages() {
         let resp = Resp::of(http.get(url(&path))).await;
         assert_eq!(resp.status, 303, "{path}: {resp:?}");
         assert_eq!(resp.header("location"), "/login", "{path}");
-        let resp = Resp::of(http.get(url(&path)).header("Cookie", "flow_token=nope")).await;
+        let resp = Resp::of(http.get(url(&path)).header("Cookie", "flow_session=nope")).await;
         assert_eq!(resp.status, 303, "{path} with a wrong cookie: {resp:?}");
     }
     let login = |token: &str| {
@@ -115,8 +156,17 @@ async fn the_token_guards_the_api_metrics_and_pages() {
     assert_eq!(resp.status, 303, "{resp:?}");
     assert_eq!(resp.header("location"), "/");
     let set_cookie = resp.header("set-cookie");
-    assert!(set_cookie.starts_with(&format!("flow_token={TOKEN};")), "{set_cookie}");
-    assert!(set_cookie.contains("HttpOnly"), "{set_cookie}");
+    // A session id, never the token.
+    assert!(set_cookie.starts_with("flow_session="), "{set_cookie}");
+    assert!(!set_cookie.contains(TOKEN), "{set_cookie}");
+    assert!(
+        set_cookie.contains("HttpOnly") && set_cookie.contains("SameSite=Strict"),
+        "{set_cookie}"
+    );
+    assert!(
+        !set_cookie.contains("Secure"),
+        "not without --cookie-secure: {set_cookie}"
+    );
     let cookie = set_cookie.split(';').next().unwrap_or_default().to_owned();
     for path in ["/".to_owned(), "/workflows".to_owned(), format!("/runs/{id}")] {
         let resp = Resp::of(http.get(url(&path)).header("Cookie", &cookie)).await;
