@@ -186,6 +186,7 @@ pub(crate) fn insert_run(dialect: Dialect) -> &'static str {
 }
 
 /// Binds an idempotency key to a run unless it is bound: key, run id, time.
+#[cfg_attr(not(feature = "sqlite"), allow(dead_code))]
 pub(crate) fn bind_key(dialect: Dialect) -> &'static str {
     static CELLS: Cells = [OnceLock::new(), OnceLock::new()];
     spelled(

@@ -455,3 +455,106 @@ fn queue_dispatch_and_workers_need_a_postgres_journal() {
     assert_eq!(out.code, Some(2), "{out:?}");
     assert!(out.stderr.contains("127.0.0.1:1"), "{}", out.stderr);
 }
+
+/// Runs `sql` on the machine's PostgreSQL as the tests' admin; the first
+/// value of its last row, if any, as a number.
+fn admin(sql: &str) -> Option<i64> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a runtime");
+    rt.block_on(async {
+        let (client, connection) = tokio_postgres::connect(&flow_journal::test_pg_url(), tokio_postgres::NoTls)
+            .await
+            .unwrap_or_else(|e| panic!("PostgreSQL is needed by this test: {e}"));
+        tokio::spawn(connection);
+        let messages = client.simple_query(sql).await.unwrap_or_else(|e| panic!("{sql}: {e}"));
+        messages.iter().rev().find_map(|m| match m {
+            tokio_postgres::SimpleQueryMessage::Row(row) => row.get(0)?.parse().ok(),
+            _ => None,
+        })
+    })
+}
+
+/// Terminates every PostgreSQL connection named `name` (ours: letters,
+/// digits, `_`); how many.
+fn terminate(name: &str) -> i64 {
+    admin(&format!(
+        "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE application_name = '{name}'"
+    ))
+    .unwrap_or(0)
+}
+
+/// PostgreSQL drops every connection of a worker: it opens them again and
+/// goes on working, without a restart.
+#[test]
+fn a_worker_whose_connections_were_dropped_opens_them_again() {
+    let dir = tempdir();
+    let file = write(
+        &dir,
+        "wf.yaml",
+        "name: naps\nnodes:\n  - { id: a, kind: delay, config: { ms: 10 } }\n  - { id: b, kind: delay, config: { ms: 10 } }\nedges: [{ from: a, to: b }]\n",
+    );
+    let journal = Journal::new(Backend::Postgres, "dist_reconnect");
+    let name = format!("flow_worker_{}", std::process::id());
+    let mut workers = Workers::new(&journal);
+    workers.journal = format!("{}&application_name={name}", journal.target);
+    let n = workers.start(&[]);
+    succeeded(&collect(coordinator(&file, &journal, &[])), &workers);
+    let killed = terminate(&name);
+    assert!(killed >= 2, "the worker's connections: {killed}");
+    std::thread::sleep(Duration::from_millis(200));
+    succeeded(&collect(coordinator(&file, &journal, &[])), &workers);
+    assert!(
+        matches!(workers.children[n].try_wait(), Ok(None)),
+        "the worker is still up\n{}",
+        workers.logs()
+    );
+    assert!(workers.logs().contains("opened again"), "{}", workers.logs());
+}
+
+/// A worker that cannot reach PostgreSQL for longer than its claim TTL exits
+/// with an error (exit 1), for its supervisor to start it again, instead of
+/// staying up doing nothing.
+#[test]
+fn a_worker_that_cannot_reach_postgres_past_its_claim_ttl_exits() {
+    let journal = Journal::new(Backend::Postgres, "dist_give_up");
+    let schema = journal
+        .target
+        .split("search_path%3D")
+        .nth(1)
+        .map(|s| s.split('&').next().unwrap_or(s).to_owned())
+        .unwrap_or_else(|| panic!("a schema in {}", journal.target));
+    let role = format!("flow_gone_{}", std::process::id());
+    admin(&format!(
+        "DROP ROLE IF EXISTS {role}; CREATE ROLE {role} LOGIN; GRANT ALL ON SCHEMA \"{schema}\" TO {role};"
+    ));
+    let base = flow_journal::test_pg_url();
+    let rest = base.split_once("://").map_or(base.as_str(), |(_, r)| r);
+    let rest = rest.split_once('@').map_or(rest, |(_, r)| r);
+    let sep = if rest.contains('?') { '&' } else { '?' };
+    let mut workers = Workers::new(&journal);
+    workers.journal =
+        format!("postgres://{role}@{rest}{sep}options=-c%20search_path%3D{schema}&application_name={role}");
+    let n = workers.start(&["--claim-ttl", "1s"]);
+    wait_until("the worker to start", None, || {
+        workers.logs().contains("worker started")
+    });
+    admin(&format!("ALTER ROLE {role} NOLOGIN"));
+    terminate(&role);
+    let started = Instant::now();
+    let status = loop {
+        if let Ok(Some(status)) = workers.children[n].try_wait() {
+            break Some(status);
+        }
+        if started.elapsed() > Duration::from_secs(20) {
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let logs = workers.logs();
+    admin(&format!("DROP OWNED BY {role}; DROP ROLE {role}"));
+    let status = status.unwrap_or_else(|| panic!("the worker stayed up\n{logs}"));
+    assert_eq!(status.code(), Some(1), "{logs}");
+    assert!(logs.contains("claim TTL"), "{logs}");
+}

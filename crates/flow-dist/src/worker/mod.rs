@@ -123,7 +123,8 @@ struct KnownRun {
 /// What every attempt of a worker shares.
 struct Shared {
     engine: Engine,
-    db: Arc<tokio_postgres::Client>,
+    /// The queue connection, opened again when PostgreSQL closed it.
+    db: std::sync::RwLock<Arc<tokio_postgres::Client>>,
     /// The runs' records, read through the journal's API (never its tables).
     journal: Arc<dyn flow_journal::Journal>,
     outcomes: tokio::sync::mpsc::UnboundedSender<Outcome>,
@@ -159,19 +160,17 @@ const DONE_BATCH: usize = 512;
 
 type Outcome = (String, String, tokio::sync::oneshot::Sender<()>);
 
-/// Writes outcomes in batches: all that wait go in one statement.
-async fn outcome_loop(
-    db: Arc<tokio_postgres::Client>,
-    worker: String,
-    mut rx: tokio::sync::mpsc::UnboundedReceiver<Outcome>,
-) {
-    let done = match db.prepare(DONE).await {
-        Ok(statement) => statement,
-        Err(e) => {
-            tracing::error!(error = %flow_journal::pg_message(&e), "the worker cannot prepare its statements");
-            return;
-        }
-    };
+impl Shared {
+    /// The queue connection now.
+    fn db(&self) -> Arc<tokio_postgres::Client> {
+        self.db.read().unwrap_or_else(PoisonError::into_inner).clone()
+    }
+}
+
+/// Writes outcomes in batches: all that wait go in one statement (prepared
+/// again on each new connection).
+async fn outcome_loop(shared: Arc<Shared>, mut rx: tokio::sync::mpsc::UnboundedReceiver<Outcome>) {
+    let mut prepared: Option<(Arc<tokio_postgres::Client>, tokio_postgres::Statement)> = None;
     while let Some(first) = rx.recv().await {
         let mut batch = vec![first];
         while batch.len() < DONE_BATCH {
@@ -182,8 +181,20 @@ async fn outcome_loop(
         }
         let ids: Vec<&str> = batch.iter().map(|(id, _, _)| id.as_str()).collect();
         let outcomes: Vec<&str> = batch.iter().map(|(_, o, _)| o.as_str()).collect();
-        if let Err(e) = db.query(&done, &[&ids, &outcomes, &now_ms(), &worker]).await {
-            tracing::warn!(error = %flow_journal::pg_message(&e), tasks = batch.len(), "writing outcomes failed; the tasks will be claimed again");
+        let db = shared.db();
+        if prepared.as_ref().is_none_or(|(on, _)| !Arc::ptr_eq(on, &db)) {
+            prepared = db.prepare(DONE).await.ok().map(|done| (db.clone(), done));
+        }
+        let written = match &prepared {
+            Some((db, done)) => db
+                .query(done, &[&ids, &outcomes, &now_ms(), &shared.id])
+                .await
+                .map(drop)
+                .map_err(|e| flow_journal::pg_message(&e)),
+            None => Err("the connection is lost".to_owned()),
+        };
+        if let Err(e) = written {
+            tracing::warn!(error = %e, tasks = batch.len(), "writing outcomes failed; the tasks will be claimed again");
         }
         for (_, _, ack) in batch {
             let _ = ack.send(());
@@ -229,7 +240,7 @@ impl Worker {
                 target: flow_journal::shown_url(&url),
                 reason: e.to_string(),
             })?;
-        let (_listener, mut notes) = listening(&url, &["flow_task_new", "flow_task_cancel"]).await?;
+        let (mut _listener, mut notes) = listening(&url, &["flow_task_new", "flow_task_cancel"]).await?;
         let claim = db.prepare(CLAIM).await.map_err(storage)?;
         let kinds_text = config.kinds.as_ref().map(|k| k.join(","));
         db.execute(
@@ -247,17 +258,20 @@ impl Worker {
         .await
         .map_err(storage)?;
         tracing::info!(worker = %id, concurrency = config.concurrency, kinds = ?config.kinds, "worker started");
-        let db = Arc::new(db);
         let (outcomes, pending) = tokio::sync::mpsc::unbounded_channel();
-        tokio::spawn(outcome_loop(db.clone(), id.clone(), pending));
         let shared = Arc::new(Shared {
             engine,
-            db,
+            db: std::sync::RwLock::new(Arc::new(db)),
             journal,
             outcomes,
             id: id.clone(),
             runs: Mutex::new(HashMap::new()),
         });
+        tokio::spawn(outcome_loop(shared.clone(), pending));
+        let mut claim = (shared.db(), claim);
+        // Since when PostgreSQL cannot be reached; past the claim TTL the worker
+        // gives up (exits with an error, for its supervisor to start it again).
+        let mut down_since: Option<tokio::time::Instant> = None;
         let ttl_ms = config.claim_ttl.as_millis() as i64;
         let mut running: HashMap<String, AbortHandle> = HashMap::new();
         let mut set: JoinSet<String> = JoinSet::new();
@@ -271,14 +285,36 @@ impl Worker {
         loop {
             // Claims in batches: once half the room is free (or all is idle),
             // not a task at a time as they finish.
+            if shared.db().is_closed() {
+                match reconnect(&shared, &url).await {
+                    Ok((db, statement, listener)) => {
+                        tracing::info!(worker = %shared.id, "the queue connection was opened again");
+                        claim = (db, statement);
+                        (_listener, notes) = listener;
+                        listening = true;
+                        down_since = None;
+                        want = true;
+                    }
+                    Err(e) => {
+                        let since = *down_since.get_or_insert_with(tokio::time::Instant::now);
+                        if since.elapsed() > config.claim_ttl {
+                            return Err(Error::Storage(format!(
+                                "PostgreSQL could not be reached for longer than the claim TTL ({} s): {e}",
+                                config.claim_ttl.as_secs_f64()
+                            )));
+                        }
+                        tracing::warn!(error = %e, "the queue connection is lost; trying again");
+                    }
+                }
+            }
             let low_water = running.len() <= config.concurrency / 2;
-            if want && stopping.is_none() && low_water {
+            if want && stopping.is_none() && low_water && down_since.is_none() {
                 let room = (config.concurrency - running.len()).min(CLAIM_BATCH);
                 let now = now_ms();
-                let rows = shared
-                    .db
+                let rows = claim
+                    .0
                     .query(
-                        &claim,
+                        &claim.1,
                         &[&shared.id, &(room as i64), &now, &config.kinds, &(now + ttl_ms)],
                     )
                     .await;
@@ -339,13 +375,13 @@ impl Worker {
                 _ = poll.tick() => want = true,
                 _ = renew.tick() => {
                     let now = now_ms();
-                    if let Err(e) = shared.db.execute(
+                    if let Err(e) = shared.db().execute(
                         "UPDATE flow_tasks SET claimed_until = $2 WHERE worker = $1 AND state = 'claimed'",
                         &[&shared.id, &(now + ttl_ms)],
                     ).await {
                         tracing::warn!(error = %flow_journal::pg_message(&e), "renewing claims failed");
                     }
-                    let _ = shared.db.execute(
+                    let _ = shared.db().execute(
                         "UPDATE flow_workers SET seen_at = $2, running = $3 WHERE id = $1",
                         &[&shared.id, &now, &(running.len() as i32)],
                     ).await;
@@ -354,7 +390,7 @@ impl Worker {
         }
         // Whatever is still claimed goes back to the queue, for another worker.
         let _ = shared
-            .db
+            .db()
             .execute(
                 "UPDATE flow_tasks SET state = 'queued', worker = NULL, claimed_until = NULL
                  WHERE worker = $1 AND state = 'claimed'",
@@ -362,7 +398,7 @@ impl Worker {
             )
             .await;
         let _ = shared
-            .db
+            .db()
             .execute(
                 "UPDATE flow_workers SET stopped_at = $2, running = 0 WHERE id = $1",
                 &[&shared.id, &now_ms()],
@@ -371,6 +407,25 @@ impl Worker {
         tracing::info!(worker = %shared.id, "worker stopped");
         Ok(())
     }
+}
+
+type Notes = tokio::sync::mpsc::UnboundedReceiver<tokio_postgres::Notification>;
+
+/// Opens the queue's connections again: the claim connection (swapped into
+/// `shared`, its claim statement prepared) and the notification listener.
+async fn reconnect(
+    shared: &Shared,
+    url: &str,
+) -> Result<(
+    Arc<tokio_postgres::Client>,
+    tokio_postgres::Statement,
+    (tokio_postgres::Client, Notes),
+)> {
+    let db = Arc::new(connect(url).await?);
+    let statement = db.prepare(CLAIM).await.map_err(storage)?;
+    let listener = listening(url, &["flow_task_new", "flow_task_cancel"]).await?;
+    *shared.db.write().unwrap_or_else(PoisonError::into_inner) = db.clone();
+    Ok((db, statement, listener))
 }
 
 fn claimed(row: &tokio_postgres::Row) -> Claimed {
