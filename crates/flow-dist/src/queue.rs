@@ -254,6 +254,23 @@ const RELEASE: &str = "UPDATE flow_slots SET holder = NULL, coordinator = NULL, 
 
 const RENEW_SLOTS: &str = "UPDATE flow_slots SET until = $2 WHERE coordinator = $1 AND holder IS NOT NULL";
 
+/// The kinds of this coordinator's tasks (`$1`) queued since before `$2` that
+/// no live worker (seen since `$3`, not stopped) takes, with how many wait.
+const UNSERVED: &str = "SELECT t.kind, count(*) FROM flow_tasks t
+     WHERE t.coordinator = $1 AND t.state = 'queued' AND t.created_at < $2
+       AND NOT EXISTS (
+         SELECT 1 FROM flow_workers w
+         WHERE w.stopped_at IS NULL AND w.seen_at >= $3
+           AND (w.kinds IS NULL OR t.kind = ANY(string_to_array(w.kinds, ',')))
+       )
+     GROUP BY t.kind ORDER BY t.kind";
+
+/// How long a task may wait in the queue before a coordinator says that no
+/// live worker takes it.
+const UNSERVED_AFTER_MS: i64 = 2_000;
+/// A worker not seen for this long is not counted as live.
+const WORKER_GONE_MS: i64 = 15_000;
+
 /// A held slot: dropping it gives the slot back.
 struct HeldSlot {
     ops: mpsc::UnboundedSender<Op>,
@@ -501,6 +518,8 @@ async fn outcome_loop(
     sweep.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut listening = true;
     let mut sweeps = 0u32;
+    // The kinds this coordinator said no live worker takes (said once, until served).
+    let mut unserved: Vec<String> = Vec::new();
     loop {
         let mut ids: Vec<String> = Vec::new();
         let swept = tokio::select! {
@@ -524,6 +543,34 @@ async fn outcome_loop(
         let Some(inner) = inner.upgrade() else { return };
         if swept {
             sweeps += 1;
+            let waits = !inner.waiting.lock().unwrap_or_else(PoisonError::into_inner).is_empty();
+            if waits || !unserved.is_empty() {
+                let now = now_ms();
+                match client
+                    .query(
+                        UNSERVED,
+                        &[&inner.coordinator, &(now - UNSERVED_AFTER_MS), &(now - WORKER_GONE_MS)],
+                    )
+                    .await
+                {
+                    Ok(rows) => {
+                        let kinds: Vec<(String, i64)> = rows.iter().map(|r| (r.get(0), r.get(1))).collect();
+                        for (kind, queued) in &kinds {
+                            if !unserved.contains(kind) {
+                                tracing::warn!(
+                                    kind = %kind,
+                                    queued,
+                                    "no live `flow worker` takes `{kind}` tasks: they wait in the queue (start one, e.g. `flow worker --kinds {kind}`)"
+                                );
+                            }
+                        }
+                        unserved = kinds.into_iter().map(|(k, _)| k).collect();
+                    }
+                    Err(e) => {
+                        tracing::debug!(error = %flow_journal::pg_message(&e), "looking for unserved tasks failed")
+                    }
+                }
+            }
             if sweeps % 10 == 0
                 && let Err(e) = client
                     .execute(RENEW_SLOTS, &[&inner.coordinator, &(now_ms() + SLOT_LEASE_MS)])

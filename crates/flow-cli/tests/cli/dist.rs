@@ -558,3 +558,38 @@ fn a_worker_that_cannot_reach_postgres_past_its_claim_ttl_exits() {
     assert_eq!(status.code(), Some(1), "{logs}");
     assert!(logs.contains("claim TTL"), "{logs}");
 }
+
+/// A coordinator whose task no live worker takes says so on stderr within a
+/// few seconds, keeps waiting, and the run succeeds once a worker comes.
+#[test]
+fn a_coordinator_says_when_no_live_worker_takes_its_tasks() {
+    use std::io::BufRead;
+    let dir = tempdir();
+    let file = write(
+        &dir,
+        "wf.yaml",
+        "name: lonely\nnodes:\n  - { id: nap, kind: delay, config: { ms: 10 } }\n",
+    );
+    let journal = Journal::new(Backend::Postgres, "dist_unserved");
+    let mut workers = Workers::new(&journal);
+    let mut run = coordinator(&file, &journal, &[]);
+    let stderr = run.stderr.take().unwrap_or_else(|| panic!("the coordinator's stderr"));
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stderr).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let said = loop {
+        match rx.recv_timeout(Duration::from_secs(15)) {
+            Ok(line) if line.contains("no live `flow worker` takes `delay` tasks") => break line,
+            Ok(_) => continue,
+            Err(e) => panic!("the coordinator never said it: {e}"),
+        }
+    };
+    assert!(said.contains("flow worker --kinds delay"), "{said}");
+    assert!(matches!(run.try_wait(), Ok(None)), "it keeps waiting");
+    workers.start(&[]);
+    let out = collect(run);
+    succeeded(&out, &workers);
+}
