@@ -560,7 +560,7 @@ async fn outcome_loop(
                                 tracing::warn!(
                                     kind = %kind,
                                     queued,
-                                    "no live `flow worker` takes `{kind}` tasks: they wait in the queue (start one, e.g. `flow worker --kinds {kind}`)"
+                                    "no live `flow worker` takes `{kind}` tasks: they wait in the queue until one that takes `{kind}` starts"
                                 );
                             }
                         }

@@ -587,7 +587,7 @@ fn a_coordinator_says_when_no_live_worker_takes_its_tasks() {
             Err(e) => panic!("the coordinator never said it: {e}"),
         }
     };
-    assert!(said.contains("flow worker --kinds delay"), "{said}");
+    assert!(said.contains("until one that takes `delay` starts"), "{said}");
     assert!(matches!(run.try_wait(), Ok(None)), "it keeps waiting");
     workers.start(&[]);
     let out = collect(run);
