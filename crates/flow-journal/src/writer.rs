@@ -183,12 +183,20 @@ async fn write_loop(
         let result = match &failed {
             Some(e) => Err(e.clone()),
             None if entries.is_empty() => Ok(Vec::new()),
-            None => append_until_through(&*journal, &owner, &entries, &health).await,
+            None => match append_until_through(&*journal, &owner, &entries, &health).await {
+                // A batch the journal refuses for what it holds (not for its
+                // connection): written again run by run, so that one run's bad
+                // record fails that run alone, not every run of the process.
+                Err(e @ (Error::Storage(_) | Error::Duplicate(_) | Error::Corrupt { .. })) => {
+                    isolate(&*journal, &owner, &entries, &health, &e).await
+                }
+                other => other,
+            },
         };
         let result = match result {
             Ok(refused) => {
                 for run_id in refused {
-                    tracing::warn!(run_id = %run_id, "a run's records were refused (another process took it over, or another run holds its idempotency key)");
+                    tracing::warn!(run_id = %run_id, "a run's records were refused (another process took it over, another run holds its idempotency key, or the journal refuses them)");
                     entries.retain(|e| e.run_id != run_id);
                     lost.push(run_id);
                 }
@@ -225,6 +233,40 @@ async fn write_loop(
     }
 }
 
+/// Writes a refused batch again run by run: the runs the journal refuses
+/// alone are returned as refused (their waiters hear of it), the others are
+/// written. When every run is refused, the journal itself is failing: the
+/// health says so until a batch goes through.
+async fn isolate(
+    journal: &dyn Journal,
+    owner: &Owner,
+    entries: &[Entry],
+    health: &Health,
+    error: &Error,
+) -> Result<Vec<Arc<str>>> {
+    let mut runs: Vec<Arc<str>> = entries.iter().map(|e| e.run_id.clone()).collect();
+    runs.sort_unstable();
+    runs.dedup();
+    let mut refused = Vec::new();
+    let mut written = 0;
+    for run in &runs {
+        let part: Vec<Entry> = entries.iter().filter(|e| e.run_id == *run).cloned().collect();
+        match append_until_through(journal, owner, &part, health).await {
+            Ok(lost) => {
+                written += 1;
+                refused.extend(lost);
+            }
+            Err(e) => {
+                tracing::error!(run_id = %run, error = %e, "the journal refuses this run's records: the run cannot go on");
+                refused.push(run.clone());
+            }
+        }
+    }
+    let mut state = health.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    *state = (written == 0).then(|| error.to_string());
+    Ok(refused)
+}
+
 /// Appends a batch, trying it again while the journal is
 /// [`Error::Unavailable`] (a lost connection, a full disk): the runs that wait
 /// for it wait on, then go on. A batch is one transaction: a try that failed
@@ -251,6 +293,9 @@ async fn append_until_through(
                 backoff = (backoff * 2).min(MAX_BACKOFF);
             }
             other => {
+                if other.is_ok() {
+                    *health.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = None;
+                }
                 if waited {
                     tracing::info!("the journal is available again");
                     *health.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = None;

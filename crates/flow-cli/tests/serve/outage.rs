@@ -127,3 +127,43 @@ async fn healthz_tells_while_the_journal_is_unreachable() {
     flow.kill();
     admin(format!("DROP OWNED BY {role}; DROP ROLE {role}")).await;
 }
+
+/// A record PostgreSQL refuses (a workflow name too long for its index: 8,000
+/// random letters, which do not compress below the index's 2,704 bytes) fails
+/// its own run, not the server: the next runs of other workflows go through
+/// and `/healthz` stays ok.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_record_the_journal_refuses_fails_only_its_run() {
+    let (url, _schema) = Schema::fresh("t_serve_poison").await;
+    let mut seed = 0x2545_f491_4f6c_dd1d_u64;
+    let long: String = (0..8000)
+        .map(|_| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            char::from(b'a' + (seed % 26) as u8)
+        })
+        .collect();
+    let dirs = Dirs::with(&[
+        (
+            "long.yaml",
+            &format!("name: {long}\nnodes:\n  - {{ id: a, kind: noop }}\n"),
+        ),
+        ("fine.yaml", "name: fine\nnodes:\n  - { id: a, kind: noop }\n"),
+    ]);
+    let flow = Flow::start_with(
+        &dirs,
+        Start {
+            journal: Some(&url),
+            ..Start::default()
+        },
+    );
+    let refused = flow.post(&format!("/api/v1/workflows/{long}/runs"), &json!({})).await;
+    assert!(refused.status >= 400, "{refused:?}");
+    for _ in 0..3 {
+        let fine = flow.submit("fine", "?wait=20", &json!({})).await;
+        assert_eq!(fine["status"], "succeeded", "{fine}");
+    }
+    let health = flow.get("/healthz").await;
+    assert_eq!(health.status, 200, "{health:?}");
+}
