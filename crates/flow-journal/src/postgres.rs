@@ -226,17 +226,9 @@ impl PgJournal {
         }
     }
 
-    /// As [`PgJournal::read_query`], for at most one row.
+    /// As [`PgJournal::read_query`], for a query of at most one row (by key).
     async fn read_opt(&self, sql: &str, params: &[&(dyn tokio_postgres::types::ToSql + Sync)]) -> Result<Option<Row>> {
-        match self.reader().await?.query_opt(sql, params).await.map_err(storage) {
-            Err(Error::Unavailable(_)) => self
-                .reopen_reader()
-                .await?
-                .query_opt(sql, params)
-                .await
-                .map_err(storage),
-            other => other,
-        }
+        Ok(self.read_query(sql, params).await?.into_iter().next())
     }
 }
 

@@ -76,8 +76,7 @@ impl SqliteJournal {
         &self,
         f: impl FnOnce(&mut Connection) -> Result<T> + Send + 'static,
     ) -> Result<T> {
-        let conns = self.conns.clone();
-        off_runtime(move || f(&mut conns.read.lock().unwrap_or_else(PoisonError::into_inner))).await
+        self.on(|conns| &conns.read, f).await
     }
 
     /// Runs `f` on the write connection, off the async worker threads.
@@ -85,8 +84,17 @@ impl SqliteJournal {
         &self,
         f: impl FnOnce(&mut Connection) -> Result<T> + Send + 'static,
     ) -> Result<T> {
+        self.on(|conns| &conns.write, f).await
+    }
+
+    /// Runs `f` on the connection `pick` chooses, off the async worker threads.
+    async fn on<T: Send + 'static>(
+        &self,
+        pick: fn(&Conns) -> &Mutex<Connection>,
+        f: impl FnOnce(&mut Connection) -> Result<T> + Send + 'static,
+    ) -> Result<T> {
         let conns = self.conns.clone();
-        off_runtime(move || f(&mut conns.write.lock().unwrap_or_else(PoisonError::into_inner))).await
+        off_runtime(move || f(&mut pick(&conns).lock().unwrap_or_else(PoisonError::into_inner))).await
     }
 }
 

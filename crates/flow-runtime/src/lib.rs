@@ -184,6 +184,15 @@ pub struct Submit {
     pub idempotency_key: Option<String>,
 }
 
+/// A keyed submission: its key, scoped to the workflow, and what a replay of
+/// it must ask for.
+struct Keyed {
+    key: String,
+    scoped: String,
+    input: Value,
+    strategy: Option<StrategySpec>,
+}
+
 /// What [`Runtime::start_with`] did.
 #[derive(Debug)]
 pub enum Started {
@@ -594,45 +603,53 @@ impl Runtime {
         if self.stopping.is_cancelled() {
             return Err(Error::Stopping);
         }
+        let Submit {
+            input,
+            strategy,
+            idempotency_key,
+        } = submit;
+        if let Some(spec) = &strategy {
+            self.engine
+                .build_strategy(spec)
+                .map_err(|e| Error::BadInput(e.to_string().replace('\n', "; ")))?;
+        }
+        // What a replay of the key must match: kept only when there is a key,
+        // so a plain submit copies nothing.
+        let keyed = idempotency_key.map(|key| Keyed {
+            scoped: format!("{}\n{key}", workflow.name()),
+            key,
+            input: input.clone().unwrap_or_else(|| workflow.input().clone()),
+            strategy: strategy.clone(),
+        });
         let mut options = options.journal(self.writer.clone());
-        if let Some(input) = submit.input.clone() {
+        if let Some(input) = input {
             options = options.input(input);
         }
-        let strategy = submit.strategy.clone();
-        if let Some(spec) = submit.strategy.clone() {
-            self.engine
-                .build_strategy(&spec)
-                .map_err(|e| Error::BadInput(e.to_string().replace('\n', "; ")))?;
+        if let Some(spec) = strategy {
             options = options.strategy_spec(spec);
         }
-        let run_id = flow_engine::new_run_id();
-        let effective_input = submit.input.clone().unwrap_or_else(|| workflow.input().clone());
-        let scoped = submit
-            .idempotency_key
-            .as_ref()
-            .map(|key| (key.clone(), format!("{}\n{key}", workflow.name())));
-        if let Some((key, scoped)) = &scoped {
-            if let Some(existing) = self.journal().bound(scoped).await? {
-                self.same_submission(key, &existing, &effective_input, strategy.as_ref())
-                    .await?;
-                return Ok(Started::Replayed { run_id: existing });
+        if let Some(keyed) = &keyed {
+            if let Some(existing) = self.journal().bound(&keyed.scoped).await? {
+                return self.replay(keyed, existing).await;
             }
             // Bound in the commit that creates the run: never seen without it.
-            options = options.idempotency_key(scoped.clone());
+            options = options.idempotency_key(keyed.scoped.clone());
         }
-        let started = self.engine.start_recorded(workflow, options.run_id(run_id)).await;
-        let handle = match (started, &scoped) {
+        let started = self
+            .engine
+            .start_recorded(workflow, options.run_id(flow_engine::new_run_id()))
+            .await;
+        let handle = match (started, &keyed) {
             (Ok(handle), _) => handle,
-            (Err(flow_engine::Error::Journal(flow_engine::journal::Error::Lost { .. })), Some((key, scoped))) => {
+            (Err(flow_engine::Error::Journal(flow_engine::journal::Error::Lost { .. })), Some(keyed)) => {
                 // Another submit bound the key between the look-up and the commit.
-                let Some(existing) = self.journal().bound(scoped).await? else {
+                let Some(existing) = self.journal().bound(&keyed.scoped).await? else {
                     return Err(Error::Unusable(format!(
-                        "idempotency key `{key}`: the run was refused and the key is bound to none"
+                        "idempotency key `{}`: the run was refused and the key is bound to none",
+                        keyed.key
                     )));
                 };
-                self.same_submission(key, &existing, &effective_input, strategy.as_ref())
-                    .await?;
-                return Ok(Started::Replayed { run_id: existing });
+                return self.replay(keyed, existing).await;
             }
             (Err(flow_engine::Error::Journal(e)), _) => return Err(Error::Journal(e)),
             (Err(other), _) => return Err(Error::BadInput(other.to_string())),
@@ -640,32 +657,20 @@ impl Runtime {
         Ok(Started::New(handle))
     }
 
-    /// A replay must ask for what the key's run was started with: the same
-    /// input and strategy (as Stripe refuses a key reused with another body).
-    async fn same_submission(
-        &self,
-        key: &str,
-        run_id: &str,
-        input: &Value,
-        strategy: Option<&StrategySpec>,
-    ) -> Result<()> {
-        let Some(Record::RunStarted {
-            input: first_input,
-            strategy: first_strategy,
-            ..
-        }) = self.journal().first_record(run_id).await?
-        else {
-            return Ok(());
-        };
-        let same_strategy = serde_json::to_value(&first_strategy).ok() == serde_json::to_value(strategy).ok();
-        if &first_input == input && same_strategy {
-            Ok(())
-        } else {
-            Err(Error::KeyReused {
-                key: key.to_owned(),
-                run_id: run_id.to_owned(),
-            })
+    /// The key's run, when the replay asks for what it was started with: the
+    /// same input and strategy (as Stripe refuses a key reused with another
+    /// body).
+    async fn replay(&self, keyed: &Keyed, run_id: String) -> Result<Started> {
+        if let Some(Record::RunStarted { input, strategy, .. }) = self.journal().first_record(&run_id).await? {
+            let same_strategy = serde_json::to_value(&strategy).ok() == serde_json::to_value(&keyed.strategy).ok();
+            if input != keyed.input || !same_strategy {
+                return Err(Error::KeyReused {
+                    key: keyed.key.clone(),
+                    run_id,
+                });
+            }
         }
+        Ok(Started::Replayed { run_id })
     }
 
     /// The read side: runs as the journal has them.
