@@ -129,6 +129,18 @@ pub struct ServeArgs {
     /// Mark the login's session cookie Secure: give it when clients reach the server over TLS (a proxy in front).
     #[arg(long)]
     pub cookie_secure: bool,
+    /// Most connections open at once; one more is answered 503 and closed.
+    #[arg(long, value_name = "N", default_value_t = flow_serve::Bounds::default().max_connections)]
+    pub max_connections: usize,
+    /// Most event streams (/api/v1/runs/{id}/events) open at once; one more is a 503 problem.
+    #[arg(long, value_name = "N", default_value_t = flow_serve::Bounds::default().max_event_streams)]
+    pub max_event_streams: usize,
+    /// How long a connection has to send a request's headers, from its opening or its previous answer (idle connections close after it).
+    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = parse_duration)]
+    pub header_timeout: std::time::Duration,
+    /// How long a client may leave an answer unread, or a request body unsent, before its connection is closed.
+    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = parse_duration)]
+    pub stall_timeout: std::time::Duration,
     #[command(flatten)]
     pub limits: LimitArgs,
 }
@@ -553,6 +565,12 @@ async fn serve(args: ServeArgs) -> u8 {
         queue: args.dispatch == Dispatch::Queue,
         allowed_hosts: args.allowed_hosts,
         cookie_secure: args.cookie_secure,
+        bounds: flow_serve::Bounds {
+            max_connections: args.max_connections,
+            header_timeout: args.header_timeout,
+            stall_timeout: args.stall_timeout,
+            max_event_streams: args.max_event_streams,
+        },
     };
     match flow_serve::serve(config).await {
         Ok(()) => EXIT_OK,

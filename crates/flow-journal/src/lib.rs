@@ -243,6 +243,20 @@ pub trait Journal: Send + Sync + std::fmt::Debug + 'static {
     /// there is no such run.
     async fn records_after(&self, run_id: &str, after: u64) -> Result<Vec<(u64, Record)>>;
 
+    /// At most `limit` of a run's records after sequence number `after`, in
+    /// order: one page of [`Journal::records_after`], for a reader that must
+    /// not hold a long run's history at once.
+    async fn records_page(&self, run_id: &str, after: u64, limit: usize) -> Result<Vec<(u64, Record)>> {
+        let mut records = self.records_after(run_id, after).await?;
+        records.truncate(limit);
+        Ok(records)
+    }
+
+    /// A run's row, without its records; `None` when there is no such run.
+    async fn row(&self, run_id: &str) -> Result<Option<RunRow>> {
+        Ok(self.load(run_id).await?.map(|stored| stored.row))
+    }
+
     /// Runs, newest first.
     async fn list(&self, filter: &RunFilter) -> Result<Vec<RunRow>>;
 

@@ -555,12 +555,25 @@ impl Journal for PgJournal {
     }
 
     async fn records_after(&self, run_id: &str, after: u64) -> Result<Vec<(u64, Record)>> {
+        self.records_page(run_id, after, usize::MAX).await
+    }
+
+    async fn row(&self, run_id: &str) -> Result<Option<RunRow>> {
+        if !storable(run_id) {
+            return Ok(None);
+        }
+        let rows = self.read_query(sql::run_row(Dialect::Postgres), &[&run_id]).await?;
+        rows.first().map(row).transpose()
+    }
+
+    async fn records_page(&self, run_id: &str, after: u64, limit: usize) -> Result<Vec<(u64, Record)>> {
         if !storable(run_id) {
             return Ok(Vec::new());
         }
         let after = i64::try_from(after).unwrap_or(i64::MAX);
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         let rows = self
-            .read_query(sql::records_after(Dialect::Postgres), &[&run_id, &after])
+            .read_query(sql::records_after(Dialect::Postgres), &[&run_id, &after, &limit])
             .await?;
         let mut records = Vec::with_capacity(rows.len());
         for r in &rows {

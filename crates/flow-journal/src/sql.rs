@@ -246,13 +246,24 @@ pub(crate) fn renew(dialect: Dialect) -> &'static str {
     )
 }
 
-/// A run's records after a sequence number: run id, after.
+/// At most so many of a run's records after a sequence number: run id,
+/// after, limit.
 pub(crate) fn records_after(dialect: Dialect) -> &'static str {
     static CELLS: Cells = [OnceLock::new(), OnceLock::new()];
     spelled(
         &CELLS,
         dialect,
-        "SELECT seq, data FROM flow_records WHERE run_id = {1} AND seq > {2} ORDER BY seq",
+        "SELECT seq, data FROM flow_records WHERE run_id = {1} AND seq > {2} ORDER BY seq LIMIT {3}",
+    )
+}
+
+/// A run's row: run id.
+pub(crate) fn run_row(dialect: Dialect) -> &'static str {
+    static CELLS: Cells = [OnceLock::new(), OnceLock::new()];
+    spelled(
+        &CELLS,
+        dialect,
+        &format!("SELECT {ROW_COLUMNS} FROM flow_runs WHERE run_id = {{1}}"),
     )
 }
 

@@ -330,7 +330,7 @@ impl Journal for SqliteJournal {
                 .optional()
                 .map_err(storage)?;
             let Some(found) = found else { return Ok(None) };
-            let records = records(&tx, &run_id, 0)?;
+            let records = records(&tx, &run_id, 0, usize::MAX)?;
             Ok(Some(StoredRun { row: found, records }))
         })
         .await
@@ -338,7 +338,23 @@ impl Journal for SqliteJournal {
 
     async fn records_after(&self, run_id: &str, after: u64) -> Result<Vec<(u64, Record)>> {
         let run_id = run_id.to_owned();
-        self.reading(move |conn| records(conn, &run_id, after)).await
+        self.reading(move |conn| records(conn, &run_id, after, usize::MAX))
+            .await
+    }
+
+    async fn records_page(&self, run_id: &str, after: u64, limit: usize) -> Result<Vec<(u64, Record)>> {
+        let run_id = run_id.to_owned();
+        self.reading(move |conn| records(conn, &run_id, after, limit)).await
+    }
+
+    async fn row(&self, run_id: &str) -> Result<Option<RunRow>> {
+        let run_id = run_id.to_owned();
+        self.reading(move |conn| {
+            conn.prepare_cached(sql::run_row(Dialect::Sqlite))
+                .and_then(|mut stmt| stmt.query_row([&run_id], row).optional())
+                .map_err(storage)
+        })
+        .await
     }
 
     async fn list(&self, filter: &RunFilter) -> Result<Vec<RunRow>> {
@@ -447,14 +463,15 @@ impl Journal for SqliteJournal {
     }
 }
 
-/// Run `run_id`'s records after sequence number `after`, in order.
-fn records(conn: &Connection, run_id: &str, after: u64) -> Result<Vec<(u64, Record)>> {
+/// At most `limit` of run `run_id`'s records after sequence number `after`, in order.
+fn records(conn: &Connection, run_id: &str, after: u64, limit: usize) -> Result<Vec<(u64, Record)>> {
     let mut stmt = conn
         .prepare_cached(sql::records_after(Dialect::Sqlite))
         .map_err(storage)?;
     let after = i64::try_from(after).unwrap_or(i64::MAX);
+    let limit = i64::try_from(limit).unwrap_or(i64::MAX);
     let rows = stmt
-        .query_map(params![run_id, after], |r| {
+        .query_map(params![run_id, after, limit], |r| {
             Ok((r.get::<_, i64>(0)? as u64, r.get::<_, String>(1)?))
         })
         .map_err(storage)?;

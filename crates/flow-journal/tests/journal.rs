@@ -106,6 +106,21 @@ async fn records_round_trip(journal: Arc<dyn Journal>) {
     assert_eq!(stored.row.status_now(now_ms()), RunStatus::Running);
     assert_eq!(stored.row.owner.as_ref().map(|o| &o.token), Some(&owner.token));
     assert!(journal.load("nope").await.unwrap().is_none());
+    // A row alone, and the records a page at a time.
+    assert_eq!(journal.row("r1").await.unwrap().unwrap().status, RunStatus::Running);
+    assert!(journal.row("nope").await.unwrap().is_none());
+    let page = |after, limit| {
+        let journal = journal.clone();
+        async move {
+            let records = journal.records_page("r1", after, limit).await.unwrap();
+            records.into_iter().map(|(seq, _)| seq).collect::<Vec<_>>()
+        }
+    };
+    assert_eq!(page(0, 2).await, [1, 2]);
+    assert_eq!(page(2, 2).await, [3, 4]);
+    assert_eq!(page(3, 10).await, [4]);
+    assert!(page(4, 10).await.is_empty());
+    assert!(journal.records_page("nope", 0, 10).await.unwrap().is_empty());
 
     // A batch is atomic: a duplicate sequence number rejects all of it.
     let bad = [
@@ -136,6 +151,7 @@ async fn records_round_trip(journal: Arc<dyn Journal>) {
         .await
         .unwrap();
     let row = journal.load("r1").await.unwrap().unwrap().row;
+    assert_eq!(journal.row("r1").await.unwrap().as_ref(), Some(&row));
     assert_eq!(row.status, RunStatus::Failed);
     assert_eq!(row.duration_ms, Some(12.5));
     assert!(row.owner.is_none());

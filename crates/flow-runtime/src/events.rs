@@ -7,8 +7,12 @@ use tokio::sync::{broadcast, mpsc};
 
 use crate::{Error, Result, Runtime};
 
-/// Records a subscriber may fall behind by before the run's task waits for it.
-const BUFFER: usize = 256;
+/// Records a subscriber may fall behind by before its task waits for it.
+const BUFFER: usize = 64;
+/// Records read from the journal at a time.
+const PAGE: usize = 256;
+/// How long a subscriber may take nothing before it is dropped.
+const STALL: std::time::Duration = std::time::Duration::from_secs(60);
 
 impl Runtime {
     /// Run `run_id`'s records numbered above `after` (0: all): its history
@@ -23,9 +27,9 @@ impl Runtime {
     pub async fn subscribe(&self, run_id: &str, after: u64) -> Result<mpsc::Receiver<(u64, Record)>> {
         // Subscribed before reading the history: nothing falls in between.
         let mut live = self.writer().subscribe();
-        let stored = self
+        let row = self
             .journal()
-            .load(run_id)
+            .row(run_id)
             .await?
             .ok_or_else(|| Error::RunNotFound(run_id.to_owned()))?;
         let (tx, rx) = mpsc::channel(BUFFER);
@@ -34,44 +38,63 @@ impl Runtime {
         let id = run_id.to_owned();
         tokio::spawn(async move {
             let mut sent = after;
-            let mut history = stored.records;
+            // Whether the newest record the subscriber has is the run's end
+            // (before one is sent: whether the run had ended when asked).
+            let mut at_end = row.status.is_finished();
             loop {
-                let last = history.len();
-                for (i, (seq, record)) in history.drain(..).enumerate() {
-                    // The run's end is its last `run_finished`: a retried run goes on after one.
-                    let end = matches!(record, Record::RunFinished { .. }) && i + 1 == last;
-                    if seq <= sent {
-                        // The subscriber saw the end already: nothing more comes.
-                        if end {
+                // The history, a page at a time: a long run's is never held whole.
+                loop {
+                    let Ok(page) = journal.records_page(&id, sent, PAGE).await else {
+                        return;
+                    };
+                    let full = page.len() == PAGE;
+                    for (seq, record) in page {
+                        at_end = matches!(record, Record::RunFinished { .. });
+                        sent = seq;
+                        if !deliver(&tx, seq, record).await {
                             return;
                         }
-                        continue;
                     }
-                    sent = seq;
-                    if tx.send((seq, record)).await.is_err() || end {
-                        return;
+                    if !full {
+                        break;
                     }
                 }
-                // A stopping runtime ends its streams: they must not hold it past its grace period.
-                let next = tokio::select! {
-                    next = live.recv() => next,
-                    () = stopping.cancelled() => return,
-                };
-                match next {
-                    Ok(batch) => history.extend(
-                        batch
-                            .iter()
-                            .filter(|e: &&Entry| *e.run_id == *id && e.seq > sent)
-                            .map(|e| (e.seq, e.record.clone())),
-                    ),
-                    Err(broadcast::error::RecvError::Lagged(_)) => match journal.load(&id).await {
-                        Ok(Some(s)) => history = s.records,
-                        _ => return,
-                    },
-                    Err(broadcast::error::RecvError::Closed) => return,
+                // The run's end is its last `run_finished`: a retried run goes on after one.
+                if at_end {
+                    return;
+                }
+                // Then live, until the run ends or this subscriber falls so far
+                // behind that the writer's channel dropped batches for it: then
+                // the journal has them.
+                loop {
+                    // A stopping runtime ends its streams: they must not hold it past its grace period.
+                    let next = tokio::select! {
+                        next = live.recv() => next,
+                        () = stopping.cancelled() => return,
+                    };
+                    let batch = match next {
+                        Ok(batch) => batch,
+                        Err(broadcast::error::RecvError::Lagged(_)) => break,
+                        Err(broadcast::error::RecvError::Closed) => return,
+                    };
+                    let mine: Vec<&Entry> = batch.iter().filter(|e| *e.run_id == *id && e.seq > sent).collect();
+                    let last = mine.len();
+                    for (i, entry) in mine.into_iter().enumerate() {
+                        let end = matches!(entry.record, Record::RunFinished { .. }) && i + 1 == last;
+                        sent = entry.seq;
+                        if !deliver(&tx, entry.seq, entry.record.clone()).await || end {
+                            return;
+                        }
+                    }
                 }
             }
         });
         Ok(rx)
     }
+}
+
+/// Hands a record to the subscriber; false when it is gone or has taken
+/// nothing for [`STALL`] (it is dropped, and what was kept for it freed).
+async fn deliver(tx: &mpsc::Sender<(u64, Record)>, seq: u64, record: Record) -> bool {
+    matches!(tokio::time::timeout(STALL, tx.send((seq, record))).await, Ok(Ok(())))
 }

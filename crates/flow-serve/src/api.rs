@@ -393,8 +393,15 @@ pub async fn events(State(app): Shared, Path(id): Path<String>, headers: HeaderM
             .and_then(|t| t.trim().parse::<u64>().ok())
             .ok_or_else(|| Problem::bad_request("Last-Event-ID: not a record number"))?,
     };
+    // One permit per open stream, held until the stream is dropped.
+    let Ok(permit) = app.streams.clone().try_acquire_owned() else {
+        return Err(
+            Problem::unavailable("too many event streams are open on this server; try again shortly").retry_after(5),
+        );
+    };
     let mut rx = app.runtime.subscribe(&id, after).await?;
     let stream = futures::stream::poll_fn(move |cx| {
+        let _held = &permit;
         rx.poll_recv(cx)
             .map(|next| next.map(|(seq, record)| Ok::<Event, Infallible>(event(seq, &record))))
     });

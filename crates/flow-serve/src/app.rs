@@ -24,6 +24,11 @@ pub struct App {
     pub attempts: crate::auth::Attempts,
     /// Whether the session cookie is `Secure` (served behind TLS).
     pub cookie_secure: bool,
+    /// The value the page's forms carry and the server checks: a site that
+    /// cannot read this server's pages cannot post them.
+    pub csrf: String,
+    /// Event streams open: one permit each.
+    pub streams: Arc<tokio::sync::Semaphore>,
 }
 
 /// The server's metrics and logs of each run.
@@ -74,6 +79,8 @@ impl App {
             sessions: crate::auth::Sessions::default(),
             attempts: crate::auth::Attempts::default(),
             cookie_secure: false,
+            csrf: uuid::Uuid::new_v4().simple().to_string(),
+            streams: Arc::new(tokio::sync::Semaphore::new(crate::Bounds::default().max_event_streams)),
         }
     }
 

@@ -14,6 +14,7 @@ mod app;
 mod auth;
 mod catalog;
 mod guard;
+mod listen;
 mod page;
 mod problem;
 mod routes;
@@ -27,6 +28,7 @@ use flow_engine::journal::{Owner, SyncLevel, Writer};
 use flow_engine::{Engine, Limits};
 
 pub use flow_engine::journal::rfc3339;
+pub use listen::Bounds;
 
 use app::App;
 
@@ -62,6 +64,8 @@ pub struct Config {
     /// Mark the session cookie `Secure` (the server is reached over TLS, behind
     /// a proxy).
     pub cookie_secure: bool,
+    /// Caps and timeouts on clients.
+    pub bounds: Bounds,
 }
 
 /// Why the server did not start (exit 2) or stopped.
@@ -84,6 +88,14 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
             "refusing to listen on {} without a token: set FLOW_TOKEN (or pass --insecure to accept anyone who can reach it)",
             config.listen
         )));
+    }
+    if config.bounds.max_connections == 0 {
+        return Err(ServeError::Usage("--max-connections must be at least 1".into()));
+    }
+    if config.bounds.header_timeout.is_zero() || config.bounds.stall_timeout.is_zero() {
+        return Err(ServeError::Usage(
+            "--header-timeout and --stall-timeout must be longer than 0".into(),
+        ));
     }
     if config.token.as_deref().is_some_and(str::is_empty) {
         return Err(ServeError::Usage("FLOW_TOKEN is set but empty".into()));
@@ -114,6 +126,7 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
     let address = listener.local_addr().map_err(|e| ServeError::Failed(e.to_string()))?;
     let mut app = App::new(engine, writer, Arc::new(source), config.token.clone(), metrics_handle());
     app.cookie_secure = config.cookie_secure;
+    app.streams = Arc::new(tokio::sync::Semaphore::new(config.bounds.max_event_streams));
     let app = Arc::new(app);
     let workflows = app.runtime.source().entries();
     let invalid = workflows.values().filter(|e| e.workflow.is_none()).count();
@@ -139,15 +152,15 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
         app.clone(),
         config.max_body_bytes,
         guard::AllowedHosts::new(&config.allowed_hosts),
+        config.bounds.stall_timeout,
     );
     let stopping = app.stopping().clone();
-    let service = router.into_make_service_with_connect_info::<SocketAddr>();
-    let server = axum::serve(listener, service).with_graceful_shutdown(async move {
+    let stop = async move {
         wait_for_stop().await;
         eprintln!("flow serve: stopping: no new requests; runs under way get the grace period");
         stopping.cancel();
-    });
-    server.await.map_err(|e| ServeError::Failed(e.to_string()))?;
+    };
+    listen::serve(listener, router, config.bounds, stop, config.grace).await;
     // Runs under way finish, up to the grace period; the rest stay in the
     // journal as `interrupted` and are resumed at the next start.
     let deadline = tokio::time::Instant::now() + config.grace;

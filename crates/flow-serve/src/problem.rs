@@ -13,6 +13,8 @@ pub struct Problem {
     pub title: &'static str,
     /// What went wrong with this request, naming the field or resource.
     pub detail: String,
+    /// Seconds to wait before trying again (`Retry-After`), when it helps.
+    pub retry_after: Option<u32>,
 }
 
 impl Problem {
@@ -21,7 +23,14 @@ impl Problem {
             status,
             title,
             detail: detail.into(),
+            retry_after: None,
         }
+    }
+
+    /// The same problem, telling the client when to try again.
+    pub fn retry_after(mut self, seconds: u32) -> Problem {
+        self.retry_after = Some(seconds);
+        self
     }
 
     pub fn bad_request(detail: impl Into<String>) -> Problem {
@@ -74,6 +83,11 @@ impl IntoResponse for Problem {
             response
                 .headers_mut()
                 .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        if let Some(seconds) = self.retry_after {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
         }
         response
     }

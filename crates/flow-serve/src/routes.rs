@@ -18,7 +18,12 @@ use crate::auth;
 use crate::page;
 use crate::problem::Problem;
 
-pub fn router(app: Arc<App>, max_body_bytes: usize, allowed_hosts: crate::guard::AllowedHosts) -> Router {
+pub fn router(
+    app: Arc<App>,
+    max_body_bytes: usize,
+    allowed_hosts: crate::guard::AllowedHosts,
+    stall_timeout: std::time::Duration,
+) -> Router {
     let api = Router::new()
         .route("/api/v1/workflows", get(api::workflows))
         .route("/api/v1/workflows/reload", post(api::reload))
@@ -40,6 +45,7 @@ pub fn router(app: Arc<App>, max_body_bytes: usize, allowed_hosts: crate::guard:
         .route("/", get(runs_page))
         .route("/runs/{id}", get(run_page))
         .route("/workflows", get(workflows_page))
+        .route("/workflows/{name}/runs", post(start_form))
         .layer(middleware::from_fn_with_state(app.clone(), auth::page));
     Router::new()
         .merge(api)
@@ -51,6 +57,8 @@ pub fn router(app: Arc<App>, max_body_bytes: usize, allowed_hosts: crate::guard:
         .route("/openapi.json", get(api::openapi))
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(max_body_bytes))
+        // A body that stops coming fails its request (each part resets the clock).
+        .layer(tower_http::timeout::RequestBodyTimeoutLayer::new(stall_timeout))
         .layer(middleware::from_fn_with_state(allowed_hosts, crate::guard::guard))
         .with_state(app)
 }
@@ -151,7 +159,83 @@ async fn workflows_page(State(app): State<Arc<App>>) -> Response {
         .iter()
         .filter_map(|w| serde_json::to_value(w).ok())
         .collect();
-    Html(page::workflows_page(&list)).into_response()
+    Html(page::workflows_page(&list, &app.csrf)).into_response()
+}
+
+#[derive(Debug, Deserialize)]
+struct StartForm {
+    #[serde(default)]
+    input: String,
+    #[serde(default)]
+    csrf: String,
+}
+
+/// The workflows page's start form, without JavaScript: `input` (JSON; empty
+/// for the file's own) and the page's `csrf` value; answers with the run's
+/// page, or a page that says what was wrong.
+async fn start_form(
+    State(app): State<Arc<App>>,
+    Path(name): Path<String>,
+    form: Result<Form<StartForm>, axum::extract::rejection::FormRejection>,
+) -> Response {
+    let back = ("/workflows", "Back to the workflows");
+    let failed = |status: StatusCode, title: &str, detail: &str| {
+        (status, Html(page::error_page(title, detail, back))).into_response()
+    };
+    let Ok(Form(form)) = form else {
+        return failed(
+            StatusCode::BAD_REQUEST,
+            "Not started",
+            "The form was not sent as a form (application/x-www-form-urlencoded).",
+        );
+    };
+    if !auth::matches(&app.csrf, &form.csrf) {
+        return failed(
+            StatusCode::FORBIDDEN,
+            "Not started",
+            "The form is out of date or was not this server's: open the workflows page again and resend it.",
+        );
+    }
+    let input = match form.input.trim() {
+        "" => None,
+        text => match serde_json::from_str::<serde_json::Value>(text) {
+            Ok(input) => Some(input),
+            Err(e) => {
+                return failed(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "Not started",
+                    &format!("The input is not JSON: {e}"),
+                );
+            }
+        },
+    };
+    let started = async {
+        let workflow = app.runtime.workflow(&name)?;
+        app.runtime
+            .submit(
+                &workflow,
+                flow_runtime::Submit {
+                    input,
+                    ..flow_runtime::Submit::default()
+                },
+            )
+            .await
+    }
+    .await;
+    match started {
+        Ok(submitted) => {
+            let run_id = match submitted {
+                flow_runtime::Submitted::Started { run_id, .. } | flow_runtime::Submitted::Replayed { run_id } => {
+                    run_id
+                }
+            };
+            Redirect::to(&format!("/runs/{}", page::encode(&run_id))).into_response()
+        }
+        Err(e) => {
+            let problem = Problem::from(e);
+            failed(problem.status, "Not started", &problem.detail)
+        }
+    }
 }
 
 async fn login_form() -> Response {

@@ -74,6 +74,30 @@ async fn history_and_last_event_id() {
 }
 
 #[tokio::test]
+async fn a_long_history_comes_whole_and_in_order() {
+    // Pages of the journal: 600 items make over 1200 records.
+    let dirs = Dirs::with(&[("quick.yaml", QUICK)]);
+    let flow = Flow::start(&dirs);
+    let naps = vec![0; 600];
+    let report = flow
+        .run_to_end("quick", &json!({ "input": { "who": "pages", "naps": naps } }))
+        .await;
+    assert_eq!(report["status"], "succeeded", "{report}");
+    let id = report["run_id"].as_str().unwrap_or_default().to_owned();
+    let all = flow.events(&id, None).await;
+    let n = all.len() as u64;
+    assert!(n > 1200, "{n} events");
+    assert_eq!(seqs(&all), (1..=n).collect::<Vec<_>>());
+    assert_eq!(all.iter().filter(|e| e.event == "item_settled").count(), 600);
+    assert_eq!(all[all.len() - 1].event, "run_finished");
+    // Resumed on either side of a page's edge.
+    for after in [255, 256, 257, 700] {
+        let rest = flow.events(&id, Some(&after.to_string())).await;
+        assert_eq!(rest, all[after..].to_vec(), "after {after}");
+    }
+}
+
+#[tokio::test]
 async fn live_events_and_reconnecting() {
     let dirs = Dirs::with(&[("steps.yaml", &steps("steps", 400))]);
     let flow = Flow::start(&dirs);

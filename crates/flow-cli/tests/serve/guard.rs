@@ -110,3 +110,100 @@ async fn an_allowed_host_is_served() {
     .await;
     assert_eq!(submit.status, 201, "{submit:?}");
 }
+
+/// The workflows page's start form, posted as a browser without JavaScript
+/// posts it: form-encoded, with the page's `csrf` value, from the server's own
+/// origin. It starts the run and answers with the run's page; without the
+/// value, or from another origin, nothing starts.
+#[tokio::test]
+async fn the_start_form_works_without_javascript() {
+    let dirs = Dirs::with(&[("quick.yaml", QUICK)]);
+    let flow = Flow::start(&dirs);
+    let own = flow.url("").trim_end_matches('/').to_owned();
+    let page = flow.get("/workflows").await;
+    assert_eq!(page.status, 200);
+    let csrf = page
+        .text
+        .split(r#"name="csrf" value=""#)
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .unwrap_or_else(|| panic!("no csrf value in the page: {}", page.text))
+        .to_owned();
+    assert!(page.text.contains(r#"action="/workflows/quick/runs""#), "{}", page.text);
+    let post = |origin: &str, form: Vec<(&'static str, String)>| {
+        Resp::of(
+            flow.request(Method::POST, "/workflows/quick/runs")
+                .header("Origin", origin.to_owned())
+                .header("Content-Type", "application/x-www-form-urlencoded")
+                .body(form_encoded(&form)),
+        )
+    };
+
+    let started = post(
+        &own,
+        vec![
+            ("input", r#"{"who": "form", "naps": [1]}"#.to_owned()),
+            ("csrf", csrf.clone()),
+        ],
+    )
+    .await;
+    assert_eq!(started.status, 303, "{started:?}");
+    let location = started.header("location");
+    let run_id = location
+        .strip_prefix("/runs/")
+        .unwrap_or_else(|| panic!("not a run's page: {location}"))
+        .to_owned();
+    let report = flow.wait_status(&run_id, "succeeded").await;
+    assert_eq!(report["nodes"]["done"]["output"]["greeting"], "hello form", "{report}");
+    // Left empty: the file's own input.
+    let started = post(&own, vec![("input", "  ".to_owned()), ("csrf", csrf.clone())]).await;
+    assert_eq!(started.status, 303, "{started:?}");
+
+    let runs_before = flow.get("/api/v1/runs").await.json()["runs"]
+        .as_array()
+        .map_or(0, Vec::len);
+    // Without the page's value, with another, from another origin, bad JSON: refused, nothing starts.
+    let missing = post(&own, vec![("input", "{}".to_owned())]).await;
+    assert_eq!(missing.status, 403, "{missing:?}");
+    assert!(missing.text.contains("open the workflows page again"), "{missing:?}");
+    let wrong = post(&own, vec![("input", "{}".to_owned()), ("csrf", "guess".to_owned())]).await;
+    assert_eq!(wrong.status, 403, "{wrong:?}");
+    let foreign = post(
+        "http://127.0.0.1:1",
+        vec![("input", "{}".to_owned()), ("csrf", csrf.clone())],
+    )
+    .await;
+    foreign.problem(403);
+    let bad = post(&own, vec![("input", "{who".to_owned()), ("csrf", csrf.clone())]).await;
+    assert_eq!(bad.status, 422, "{bad:?}");
+    assert!(bad.text.contains("The input is not JSON"), "{bad:?}");
+    let unknown = Resp::of(
+        flow.request(Method::POST, "/workflows/nope/runs")
+            .header("Content-Type", "application/x-www-form-urlencoded")
+            .body(form_encoded(&[("input", String::new()), ("csrf", csrf.clone())])),
+    )
+    .await;
+    assert_eq!(unknown.status, 404, "{unknown:?}");
+    let runs_after = flow.get("/api/v1/runs").await.json()["runs"]
+        .as_array()
+        .map_or(0, Vec::len);
+    assert_eq!(runs_before, runs_after, "a refused form started a run");
+}
+
+/// `application/x-www-form-urlencoded`, as a browser encodes a form.
+fn form_encoded(fields: &[(&str, String)]) -> String {
+    let encode = |text: &str| {
+        text.bytes()
+            .map(|b| match b {
+                b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'*' => (b as char).to_string(),
+                b' ' => "+".to_owned(),
+                _ => format!("%{b:02X}"),
+            })
+            .collect::<String>()
+    };
+    fields
+        .iter()
+        .map(|(name, value)| format!("{}={}", encode(name), encode(value)))
+        .collect::<Vec<_>>()
+        .join("&")
+}

@@ -7,6 +7,7 @@
 
 mod api;
 mod auth;
+mod bounds;
 mod docs;
 mod events;
 mod fuzz;

@@ -69,7 +69,7 @@ pub fn escape(text: &str) -> String {
 }
 
 /// A path segment or query value, percent-encoded (RFC 3986 unreserved kept).
-fn encode(text: &str) -> String {
+pub(crate) fn encode(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for b in text.bytes() {
         if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
@@ -215,6 +215,19 @@ pub fn login_page(error: Option<&str>) -> String {
 "#,
     );
     document("Sign in", r#"data-page="login""#, Nav::Hidden, &main)
+}
+
+/// A page that says why a request from the page failed, with a way back.
+pub fn error_page(title: &str, detail: &str, back: (&str, &str)) -> String {
+    let main = format!(
+        r#"<div class="card"><h1>{}</h1><p class="error" role="alert">{}</p><p><a href="{}">{}</a></p></div>
+"#,
+        escape(title),
+        escape(detail),
+        escape(back.0),
+        escape(back.1)
+    );
+    document(title, r#"data-page="error""#, Nav::None, &main)
 }
 
 /// A page for something that is not there.
@@ -441,8 +454,11 @@ mod tests {
             json!({"name": "broken", "file": "broken.yaml", "nodes": 0, "strategy": "parallel", "valid": false,
                    "problems": ["nodes[0].kind: unknown kind `htp` <did you mean `http`?>", "edges[1].to: no node `x`"]}),
         ];
-        let html = workflows_page(&items);
+        let html = workflows_page(&items, "c5rf");
         assert_document(&html);
+        assert!(html.contains(
+            r#"method="post" action="/workflows/orders/runs"><input type="hidden" name="csrf" value="c5rf">"#
+        ));
         assert!(html.contains(r#"<body data-page="workflows">"#));
         assert!(html.contains(r#"id="workflows""#));
         assert!(html.contains(r#"data-workflow="orders" data-valid="true""#));
@@ -455,7 +471,7 @@ mod tests {
         assert!(html.contains("&lt;did you mean `http`?&gt;"));
         assert!(html.contains("4 nodes · strategy parallel"));
         assert!(html.contains(r#"href="/workflows" aria-current="page""#));
-        assert!(workflows_page(&[]).contains("No workflow files"));
+        assert!(workflows_page(&[], "c5rf").contains("No workflow files"));
     }
 
     #[test]

@@ -23,8 +23,10 @@ fn input_placeholder(input: Option<&Value>) -> String {
 }
 
 /// The workflows of the folder (`GET /api/v1/workflows` items): the problems of
-/// invalid files, and a form to start a run of each valid one.
-pub fn workflows_page(workflows: &[Value]) -> String {
+/// invalid files, and a form to start a run of each valid one. The forms work
+/// without JavaScript too: they post `input` and the server's `csrf` value to
+/// the page's own route, which answers with the run's page.
+pub fn workflows_page(workflows: &[Value], csrf: &str) -> String {
     let mut main = String::with_capacity(1024 + workflows.len() * 800);
     main.push_str(r#"<div class="page-head"><h1>Workflows</h1></div><div id="workflows" class="workflows">"#);
     if workflows.is_empty() {
@@ -69,10 +71,11 @@ pub fn workflows_page(workflows: &[Value]) -> String {
         if valid {
             let _ = write!(
                 main,
-                r#"<form class="start" data-workflow="{name}" method="post" action="/api/v1/workflows/{name_q}/runs"><label for="input-{n}">Input (JSON; left empty, the file's own <code>input:</code>)</label><textarea id="input-{n}" name="input" rows="3" spellcheck="false" autocomplete="off" placeholder="{placeholder}"></textarea><div class="form-row"><button type="submit">Start run</button><span class="form-error" role="alert"></span></div></form>"#,
+                r#"<form class="start" data-workflow="{name}" method="post" action="/workflows/{name_q}/runs"><input type="hidden" name="csrf" value="{csrf}"><label for="input-{n}">Input (JSON; left empty, the file's own <code>input:</code>)</label><textarea id="input-{n}" name="input" rows="3" spellcheck="false" autocomplete="off" placeholder="{placeholder}"></textarea><div class="form-row"><button type="submit">Start run</button><span class="form-error" role="alert"></span></div></form>"#,
                 name = escape(name),
                 name_q = encode(name),
                 placeholder = escape(&input_placeholder(wf.get("input"))),
+                csrf = escape(csrf),
             );
         }
         main.push_str("</article>\n");
