@@ -102,6 +102,21 @@ pub enum Record {
         #[serde(default)]
         output: Value,
     },
+    /// Something the run's operators should know about an attempt under way,
+    /// that changes nothing in the run (a task no worker takes yet).
+    Notice {
+        /// The node's id.
+        node: String,
+        /// For an item of a `for_each` node, its index.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        item: Option<usize>,
+        /// The attempt's number.
+        attempt: u32,
+        /// What to know, in a sentence.
+        message: String,
+        /// Offset from the run's start, in ms.
+        at_ms: f64,
+    },
     /// The run was cancelled from outside.
     RunCancelled {
         /// Offset from the run's start, in ms.
@@ -135,6 +150,7 @@ impl Record {
             Record::NodeSettled { .. } => "node_settled",
             Record::ItemsListed { .. } => "items_listed",
             Record::ItemSettled { .. } => "item_settled",
+            Record::Notice { .. } => "notice",
             Record::RunCancelled { .. } => "run_cancelled",
             Record::RunResumed { .. } => "run_resumed",
             Record::RunFinished { .. } => "run_finished",
@@ -274,6 +290,8 @@ impl Recovered {
                         .or_default()
                         .insert(item.index, (item.clone(), output.clone()));
                 }
+                // A notice changes nothing in the run.
+                Record::Notice { at_ms, .. } => r.last_ms = r.last_ms.max(*at_ms),
                 Record::RunCancelled { at_ms } => {
                     r.last_ms = r.last_ms.max(*at_ms);
                     r.cancelled = true;

@@ -36,6 +36,8 @@ struct Inner {
     waiting: Mutex<HashMap<String, oneshot::Sender<Value>>>,
     /// The slot keys whose rows this process has made.
     slot_keys: Mutex<std::collections::HashSet<String>>,
+    /// The kinds of this coordinator's queued tasks that no live worker takes.
+    unserved: tokio::sync::watch::Sender<Vec<String>>,
 }
 
 impl std::fmt::Debug for Queue {
@@ -88,6 +90,7 @@ impl Queue {
             ops,
             waiting: Mutex::new(HashMap::new()),
             slot_keys: Mutex::new(std::collections::HashSet::new()),
+            unserved: tokio::sync::watch::Sender::new(Vec::new()),
         });
         tokio::spawn(write_loop(client, rx, inner.coordinator.clone()));
         tokio::spawn(outcome_loop(listener, notes, Arc::downgrade(&inner)));
@@ -168,9 +171,31 @@ impl Dispatcher for Queue {
             // Not queued: retryable, like any infrastructure failure.
             return Err(NodeError::new(format!("not queued: {e}")));
         }
-        let outcome = outcome
-            .await
-            .map_err(|_| NodeError::new("the queue's connection ended before the outcome came"))?;
+        // While it waits: when no live worker takes its kind, the run's
+        // operators hear it (once), in its journal and its events.
+        let mut unserved = self.inner.unserved.subscribe();
+        let tell = |unserved: &mut tokio::sync::watch::Receiver<Vec<String>>| {
+            let now = unserved.borrow_and_update().iter().any(|k| **k == *task.kind);
+            if now {
+                task.notices.say(&format!(
+                    "no live `flow worker` takes `{kind}` tasks: this attempt waits in the queue until one that takes `{kind}` starts",
+                    kind = task.kind
+                ));
+            }
+            now
+        };
+        let mut told = tell(&mut unserved);
+        tokio::pin!(outcome);
+        let outcome = loop {
+            tokio::select! {
+                outcome = &mut outcome => break outcome,
+                changed = unserved.changed(), if !told => {
+                    told = changed.is_err() || tell(&mut unserved);
+                }
+            }
+        };
+        let outcome =
+            outcome.map_err(|_| NodeError::new("the queue's connection ended before the outcome came"))?;
         pending.armed = false;
         decode(&outcome, &secrets)
     }
@@ -565,6 +590,13 @@ async fn outcome_loop(
                             }
                         }
                         unserved = kinds.into_iter().map(|(k, _)| k).collect();
+                        inner.unserved.send_if_modified(|now| {
+                            let changed = *now != unserved;
+                            if changed {
+                                now.clone_from(&unserved);
+                            }
+                            changed
+                        });
                     }
                     Err(e) => {
                         tracing::debug!(error = %flow_journal::pg_message(&e), "looking for unserved tasks failed")

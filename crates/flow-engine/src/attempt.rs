@@ -227,7 +227,7 @@ type Work<'a> = std::pin::Pin<Box<dyn Future<Output = Result<Value, NodeError>> 
 #[inline(never)]
 fn dispatch<'a>(
     dispatcher: &'a dyn crate::Dispatcher,
-    shared: &Shared,
+    shared: &Arc<Shared>,
     index: usize,
     item: Option<usize>,
     call: NodeCall,
@@ -241,6 +241,7 @@ fn dispatch<'a>(
         attempt: call.attempt,
         idempotency_key: call.idempotency_key(),
         timeout: node.timeout(),
+        notices: crate::Notices::new(shared.clone(), index, item, call.attempt),
     };
     dispatcher.dispatch(task, call)
 }

@@ -32,6 +32,53 @@ pub struct Task {
     /// The node's `timeout_ms`: the driver stops waiting then (and drops the
     /// dispatch), a worker may stop working then.
     pub timeout: Option<Duration>,
+    /// Where the dispatcher tells the run's operators about this attempt.
+    pub notices: Notices,
+}
+
+/// Tells a run's operators something about one attempt under way (a task no
+/// worker takes yet): a `notice` record in the run's journal and event
+/// stream. It changes nothing in the run.
+#[derive(Clone)]
+pub struct Notices {
+    shared: Arc<crate::driver::Shared>,
+    node: usize,
+    item: Option<usize>,
+    attempt: u32,
+}
+
+impl Notices {
+    pub(crate) fn new(shared: Arc<crate::driver::Shared>, node: usize, item: Option<usize>, attempt: u32) -> Notices {
+        Notices {
+            shared,
+            node,
+            item,
+            attempt,
+        }
+    }
+
+    /// Records `message` for the attempt, and publishes it.
+    pub fn say(&self, message: &str) {
+        let fact = crate::fact::Fact::Notice {
+            node: self.node,
+            item: self.item,
+            attempt: self.attempt,
+            message,
+            at_ms: self.shared.now_ms(),
+        };
+        self.shared.note(&fact, true);
+    }
+}
+
+impl std::fmt::Debug for Notices {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Notices")
+            .field("run_id", &self.shared.run_id)
+            .field("node", &self.node)
+            .field("item", &self.item)
+            .field("attempt", &self.attempt)
+            .finish()
+    }
 }
 
 /// Runs attempts somewhere. The future it returns resolves to the attempt's

@@ -120,6 +120,16 @@ pub enum EventKind {
         /// How long the node waited for the limit, in milliseconds.
         waited_ms: f64,
     },
+    /// Something to know about an attempt under way (a task no worker takes
+    /// yet); it changes nothing in the run.
+    Notice {
+        /// The node's id.
+        node: Arc<str>,
+        /// For an item of a `for_each` node, its index.
+        item: Option<usize>,
+        /// What to know.
+        message: String,
+    },
     /// A `for_each` node rendered its list: `items` units of work follow.
     ItemsListed {
         /// The node's id.

@@ -51,6 +51,14 @@ pub(crate) enum Fact<'a> {
         output: &'a Value,
         error: &'a Option<String>,
     },
+    /// Something to know about an attempt under way.
+    Notice {
+        node: usize,
+        item: Option<usize>,
+        attempt: u32,
+        message: &'a str,
+        at_ms: f64,
+    },
     /// The run was cancelled from outside (journaled, not published: the
     /// nodes' own events say it).
     RunCancelled { at_ms: f64 },
@@ -107,6 +115,19 @@ impl Fact<'_> {
                 report.error = error.clone();
                 Record::NodeSettled { node: id(node), report }
             }
+            Fact::Notice {
+                node,
+                item,
+                attempt,
+                message,
+                at_ms,
+            } => Record::Notice {
+                node: id(node),
+                item,
+                attempt,
+                message: message.to_owned(),
+                at_ms,
+            },
             Fact::RunCancelled { at_ms } => Record::RunCancelled { at_ms },
             Fact::RunFinished { report } => Record::RunFinished {
                 status: report.status,
@@ -171,6 +192,13 @@ impl Fact<'_> {
                 status,
                 attempts: base.attempts,
                 error: error.clone(),
+            },
+            Fact::Notice {
+                node, item, message, ..
+            } => EventKind::Notice {
+                node: id(node),
+                item,
+                message: message.to_owned(),
             },
             Fact::RunCancelled { .. } => return None,
             Fact::RunFinished { report } => EventKind::RunFinished {

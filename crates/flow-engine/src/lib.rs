@@ -49,7 +49,7 @@ pub use flow_core::{
 };
 pub use flow_strategy::{self as strategy, OptionProblem, Options, Strategy, StrategyFactory, StrategyRegistry};
 
-pub use dispatch::{Dispatcher, Quota, Slot, SlotGuard, Task};
+pub use dispatch::{Dispatcher, Notices, Quota, Slot, SlotGuard, Task};
 pub use durable::{ResumeOptions, Resumed};
 pub(crate) use engine::secrets;
 pub use engine::{Engine, EngineBuilder, new_run_id, pace};

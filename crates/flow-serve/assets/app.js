@@ -172,7 +172,7 @@
   // ---- a run: live while it goes on -----------------------------------------------
 
   var EVENT_KINDS = ['run_started', 'node_started', 'attempt_failed', 'node_settled', 'items_listed',
-    'item_settled', 'run_cancelled', 'run_resumed', 'message'];
+    'item_settled', 'notice', 'run_cancelled', 'run_resumed', 'message'];
 
   function nodeDuration(node) {
     if (node.started_ms != null && node.finished_ms != null) return fmtMs(Math.max(0, node.finished_ms - node.started_ms));

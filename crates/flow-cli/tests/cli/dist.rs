@@ -591,5 +591,29 @@ fn a_coordinator_says_when_no_live_worker_takes_its_tasks() {
     assert!(matches!(run.try_wait(), Ok(None)), "it keeps waiting");
     workers.start(&[]);
     let out = collect(run);
-    succeeded(&out, &workers);
+    let report = succeeded(&out, &workers);
+    // The run's journal (so its event stream) says it too, for its attempt.
+    let run_id = report["run_id"].as_str().unwrap_or_default().to_owned();
+    let records = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a runtime")
+        .block_on(async {
+            let journal = flow_journal::open(&journal.target, flow_journal::SyncLevel::Full)
+                .await
+                .unwrap_or_else(|e| panic!("{e}"));
+            journal.records_after(&run_id, 0).await.unwrap_or_else(|e| panic!("{e}"))
+        });
+    let notices: Vec<_> = records
+        .iter()
+        .filter_map(|(_, r)| match r {
+            flow_engine::core::Record::Notice {
+                node, attempt, message, ..
+            } => Some((node.clone(), *attempt, message.clone())),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(notices.len(), 1, "{records:?}");
+    assert_eq!((notices[0].0.as_str(), notices[0].1), ("nap", 1));
+    assert!(notices[0].2.contains("no live `flow worker` takes `delay` tasks"), "{notices:?}");
 }
