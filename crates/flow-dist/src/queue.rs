@@ -194,8 +194,7 @@ impl Dispatcher for Queue {
                 }
             }
         };
-        let outcome =
-            outcome.map_err(|_| NodeError::new("the queue's connection ended before the outcome came"))?;
+        let outcome = outcome.map_err(|_| NodeError::new("the queue's connection ended before the outcome came"))?;
         pending.armed = false;
         decode(&outcome, &secrets)
     }

@@ -39,9 +39,19 @@ struct Conns {
 fn storage(e: rusqlite::Error) -> Error {
     use rusqlite::ErrorCode;
     match e.sqlite_error_code() {
-        Some(ErrorCode::DiskFull | ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked) => {
-            Error::Unavailable(e.to_string())
-        }
+        // What is wrong with the file or its disk, not with a run's records:
+        // every run waits (and `/healthz` says why) until it is fixed. A
+        // write past the file size limit or on a full disk is an I/O error
+        // (`EFBIG`, `ENOSPC`) as often as `SQLITE_FULL`.
+        Some(
+            ErrorCode::DiskFull
+            | ErrorCode::DatabaseBusy
+            | ErrorCode::DatabaseLocked
+            | ErrorCode::SystemIoFailure
+            | ErrorCode::DatabaseCorrupt
+            | ErrorCode::NotADatabase
+            | ErrorCode::CannotOpen,
+        ) => Error::Unavailable(e.to_string()),
         Some(ErrorCode::ConstraintViolation) => Error::Duplicate(e.to_string()),
         _ => Error::Storage(e.to_string()),
     }

@@ -106,6 +106,7 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
                 .into(),
         ));
     }
+    survive_file_size_limit();
     let journal = flow_engine::journal::open(&config.journal, config.sync)
         .await
         .map_err(|e| ServeError::Usage(format!("--journal: {e}")))?;
@@ -173,6 +174,25 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
     }
     let _ = app.writer().flush().await;
     Ok(())
+}
+
+/// A write past the process's file size limit (`ulimit -f`) makes the kernel
+/// send SIGXFSZ, which kills by default: caught instead, the write fails
+/// (`EFBIG`) like a full disk's, and the journal's writer waits and tries
+/// again until the limit is raised or space is freed.
+fn survive_file_size_limit() {
+    #[cfg(target_os = "linux")]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        const SIGXFSZ: i32 = 25;
+        if let Ok(mut xfsz) = signal(SignalKind::from_raw(SIGXFSZ)) {
+            tokio::spawn(async move {
+                while xfsz.recv().await.is_some() {
+                    tracing::warn!("a write went past the file size limit (SIGXFSZ)");
+                }
+            });
+        }
+    }
 }
 
 /// How often a server looks for runs whose owner died, after its start.

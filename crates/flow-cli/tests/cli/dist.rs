@@ -602,7 +602,10 @@ fn a_coordinator_says_when_no_live_worker_takes_its_tasks() {
             let journal = flow_journal::open(&journal.target, flow_journal::SyncLevel::Full)
                 .await
                 .unwrap_or_else(|e| panic!("{e}"));
-            journal.records_after(&run_id, 0).await.unwrap_or_else(|e| panic!("{e}"))
+            journal
+                .records_after(&run_id, 0)
+                .await
+                .unwrap_or_else(|e| panic!("{e}"))
         });
     let notices: Vec<_> = records
         .iter()
@@ -615,5 +618,8 @@ fn a_coordinator_says_when_no_live_worker_takes_its_tasks() {
         .collect();
     assert_eq!(notices.len(), 1, "{records:?}");
     assert_eq!((notices[0].0.as_str(), notices[0].1), ("nap", 1));
-    assert!(notices[0].2.contains("no live `flow worker` takes `delay` tasks"), "{notices:?}");
+    assert!(
+        notices[0].2.contains("no live `flow worker` takes `delay` tasks"),
+        "{notices:?}"
+    );
 }

@@ -167,3 +167,48 @@ async fn a_record_the_journal_refuses_fails_only_its_run() {
     let health = flow.get("/healthz").await;
     assert_eq!(health.status, 200, "{health:?}");
 }
+
+/// SQLite's disk fills (the server's file size limit, `prlimit --fsize`, set
+/// below the journal's size: every write past it fails as on a full disk)
+/// while a run is under way: `/healthz` says so, the run waits; space comes
+/// back (the limit raised): the run finishes, `/healthz` is ok.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_sqlite_disk_is_waited_out() {
+    let dirs = Dirs::with(&[("slow.yaml", SLOW)]);
+    let journal = dirs.journal.to_string_lossy().into_owned();
+    let (flow, id) = slow_run_under_way(&dirs, &journal).await;
+    let prlimit = |fsize: &str| {
+        let status = std::process::Command::new("prlimit")
+            .arg("--pid")
+            .arg(flow.pid().to_string())
+            .arg(format!("--fsize={fsize}"))
+            .status()
+            .unwrap_or_else(|e| panic!("prlimit (util-linux) is needed by this test: {e}"));
+        assert!(status.success(), "prlimit --fsize={fsize}: {status}");
+    };
+    // Soft limit 4 KiB (the journal is larger), hard limit unchanged.
+    prlimit("4096:");
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let down = loop {
+        let health = flow.get("/healthz").await;
+        if health.status == 503 || std::time::Instant::now() > deadline {
+            break health;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(down.status, 503, "{down:?}\n{}", flow.stderr());
+    let body = down.json();
+    assert_eq!(body["status"], "unavailable", "{body}");
+    // A submit meanwhile is refused or waits; the running one is not lost.
+    assert!(flow.wait_report(&id, "the run, read", |_| true).await["status"] == "running");
+    prlimit("unlimited:");
+    let report = flow.wait_status(&id, "succeeded").await;
+    assert_eq!(report["nodes"]["last"]["status"], "succeeded", "{report}");
+    assert_eq!(flow.get("/healthz").await.status, 200);
+    let again = flow.run_to_end("slow", &json!({})).await;
+    assert_eq!(again["status"], "succeeded", "{again}");
+    // Each record once.
+    let events = flow.events(&id, None).await;
+    let starts = events.iter().filter(|e| e.event == "node_started").count();
+    assert_eq!(starts, 3, "{events:?}");
+}
