@@ -63,7 +63,12 @@ fn storage(e: tokio_postgres::Error) -> Error {
         || io
         || e.as_db_error().is_some_and(|db| {
             let code = db.code().code();
-            code.starts_with("08") || matches!(code, "57P01" | "57P02" | "57P03")
+            // The connection, the server's resources (a full disk, too many
+            // connections), a statement over its timeout, a transaction that
+            // lost a race: nothing wrong with the records; try again.
+            code.starts_with("08")
+                || code.starts_with("53")
+                || matches!(code, "57P01" | "57P02" | "57P03" | "57014" | "40001" | "40P01")
         });
     if connection {
         Error::Unavailable(pg_message(&e))
@@ -127,6 +132,10 @@ pub fn shown(url: &str) -> String {
 /// port where something else listens fails in time instead of hanging.
 pub const CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
+/// How long one statement may run, unless the URL's `options` say otherwise
+/// (`?options=-c%20statement_timeout%3D5000`).
+pub const STATEMENT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
+
 /// A connection to `url` and the connection's half (its messages, for the
 /// caller to drive), opened within [`CONNECT_TIMEOUT`]. Errors are the
 /// server's message, or why it could not be reached.
@@ -139,7 +148,15 @@ pub async fn open_connection(
     ),
     String,
 > {
-    let config: tokio_postgres::Config = url.parse().map_err(|e| pg_message(&e))?;
+    let mut config: tokio_postgres::Config = url.parse().map_err(|e| pg_message(&e))?;
+    // No statement of ours takes long: one that hangs (a lock never released)
+    // fails after STATEMENT_TIMEOUT and is tried again, unless the URL's
+    // `options` set `statement_timeout` itself.
+    let options = config.get_options().unwrap_or_default().to_owned();
+    if !options.contains("statement_timeout") {
+        let ms = STATEMENT_TIMEOUT.as_millis();
+        config.options(format!("{options} -c statement_timeout={ms}").trim());
+    }
     let limit = config.get_connect_timeout().copied().unwrap_or(CONNECT_TIMEOUT);
     match tokio::time::timeout(limit, config.connect(NoTls)).await {
         Ok(connected) => connected.map_err(|e| pg_message(&e)),

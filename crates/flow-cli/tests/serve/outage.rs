@@ -212,3 +212,42 @@ async fn a_full_sqlite_disk_is_waited_out() {
     let starts = events.iter().filter(|e| e.event == "node_started").count();
     assert_eq!(starts, 3, "{events:?}");
 }
+
+/// A statement that hangs (another session holds a lock on the journal's
+/// table) fails after its timeout (`statement_timeout`, here set to 500 ms
+/// by the URL's `options`) instead of holding the run forever: `/healthz`
+/// says the journal is unavailable, and once the lock is gone the run finishes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hung_statement_times_out_and_is_tried_again() {
+    let (url, schema) = Schema::fresh("t_serve_hung").await;
+    let url = url.replacen("options=", "options=-c%20statement_timeout%3D500%20", 1);
+    let dirs = Dirs::with(&[("slow.yaml", SLOW)]);
+    let (flow, id) = slow_run_under_way(&dirs, &url).await;
+    let (locker, connection) = tokio_postgres::connect(&flow_journal::test_pg_url(), tokio_postgres::NoTls)
+        .await
+        .unwrap_or_else(|e| panic!("PostgreSQL is needed by this test: {e}"));
+    tokio::spawn(connection);
+    locker
+        .batch_execute(&format!(
+            "BEGIN; LOCK TABLE \"{}\".flow_records IN ACCESS EXCLUSIVE MODE",
+            schema.name()
+        ))
+        .await
+        .unwrap_or_else(|e| panic!("locking the journal: {e}"));
+    // The run's next record (after its 1.5 s nap) cannot be written.
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let down = loop {
+        let health = flow.get("/healthz").await;
+        if health.status == 503 || std::time::Instant::now() > deadline {
+            break health;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(down.status, 503, "{down:?}\n{}", flow.stderr());
+    let reason = down.json()["reason"].as_str().unwrap_or_default().to_owned();
+    assert!(reason.contains("statement timeout"), "{reason}");
+    locker.batch_execute("ROLLBACK").await.unwrap_or_else(|e| panic!("{e}"));
+    let report = flow.wait_status(&id, "succeeded").await;
+    assert_eq!(report["nodes"]["last"]["status"], "succeeded", "{report}");
+    assert_eq!(flow.get("/healthz").await.status, 200);
+}
