@@ -90,6 +90,15 @@ pub enum Error {
         /// The run.
         run_id: String,
     },
+    /// The journal refused this run's records (a record it cannot store):
+    /// the run cannot go on; the other runs do.
+    #[error("journal: run {run_id}'s records were refused: {reason}")]
+    Refused {
+        /// The run.
+        run_id: String,
+        /// The journal's error.
+        reason: String,
+    },
     /// The writer has stopped (its thread ended or an earlier write failed).
     #[error("journal writer stopped: {0}")]
     Stopped(String),

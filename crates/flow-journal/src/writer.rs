@@ -138,6 +138,9 @@ async fn write_loop(
     let mut failed: Option<Error> = None;
     // Runs another process took over: their records are dropped from now on.
     let mut lost: Vec<Arc<str>> = Vec::new();
+    // Of the lost runs, those whose records the journal refused, and why
+    // (the others were taken over, or their key is another run's).
+    let mut refusals: std::collections::HashMap<Arc<str>, String> = std::collections::HashMap::new();
     let mut entries = Vec::new();
     let mut acks: Vec<(Option<Arc<str>>, Ack)> = Vec::new();
     let mut next_renewal = tokio::time::Instant::now() + renew_every;
@@ -188,7 +191,7 @@ async fn write_loop(
                 // connection): written again run by run, so that one run's bad
                 // record fails that run alone, not every run of the process.
                 Err(e @ (Error::Storage(_) | Error::Duplicate(_) | Error::Corrupt { .. })) => {
-                    isolate(&*journal, &owner, &entries, &health, &e).await
+                    isolate(&*journal, &owner, &entries, &health, &e, &mut refusals).await
                 }
                 other => other,
             },
@@ -223,8 +226,14 @@ async fn write_loop(
         entries.clear();
         for (run, ack) in acks.drain(..) {
             let answer = match (&result, run) {
-                (Ok(()), Some(run)) if lost.contains(&run) => Err(Error::Lost {
-                    run_id: run.to_string(),
+                (Ok(()), Some(run)) if lost.contains(&run) => Err(match refusals.get(&run) {
+                    Some(reason) => Error::Refused {
+                        run_id: run.to_string(),
+                        reason: reason.clone(),
+                    },
+                    None => Error::Lost {
+                        run_id: run.to_string(),
+                    },
                 }),
                 (result, _) => result.clone(),
             };
@@ -243,6 +252,7 @@ async fn isolate(
     entries: &[Entry],
     health: &Health,
     error: &Error,
+    refusals: &mut std::collections::HashMap<Arc<str>, String>,
 ) -> Result<Vec<Arc<str>>> {
     let mut runs: Vec<Arc<str>> = entries.iter().map(|e| e.run_id.clone()).collect();
     runs.sort_unstable();
@@ -258,6 +268,7 @@ async fn isolate(
             }
             Err(e) => {
                 tracing::error!(run_id = %run, error = %e, "the journal refuses this run's records: the run cannot go on");
+                refusals.insert(run.clone(), e.to_string());
                 refused.push(run.clone());
             }
         }

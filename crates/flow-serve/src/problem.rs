@@ -95,7 +95,11 @@ impl IntoResponse for Problem {
 
 impl From<flow_engine::journal::Error> for Problem {
     fn from(e: flow_engine::journal::Error) -> Problem {
-        Problem::unavailable(e.to_string())
+        match e {
+            // What the run holds cannot be stored: trying again will not help.
+            flow_engine::journal::Error::Refused { .. } => Problem::unprocessable(e.to_string()),
+            _ => Problem::unavailable(e.to_string()),
+        }
     }
 }
 
