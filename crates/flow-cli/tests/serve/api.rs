@@ -480,7 +480,8 @@ async fn retry_runs_the_failed_nodes_again() {
     let report = flow.run_to_end("failing", &json!({})).await;
     let failing = run_id(&report);
     flow.wait_idle().await;
-    // Four retries at once: one takes the run, the others are refused.
+    // Four retries at once: one takes the run, the others are refused (the
+    // retried run lasts its 400 ms backoff at least: the others come meanwhile).
     let mut tasks = tokio::task::JoinSet::new();
     for _ in 0..4 {
         tasks.spawn(Resp::of(

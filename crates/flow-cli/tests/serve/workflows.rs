@@ -43,7 +43,7 @@ nodes:
   - id: boom
     kind: fail
     config: { message: "boom" }
-    retry: { max_attempts: 2, backoff_ms: 5 }
+    retry: { max_attempts: 2, backoff_ms: 400 }
 edges:
   - { from: fine, to: boom }
 "#;
