@@ -53,6 +53,7 @@ mod report;
 mod run;
 mod spec;
 mod template;
+mod wait;
 mod workflow;
 
 pub use context::{Context, ContextWriter, Settled};
@@ -69,6 +70,7 @@ pub use spec::{
     EdgeSpec, KeyedLimit, LimitSpec, LimitUse, NodeSpec, RetrySpec, StrategySpec, Tolerance, Trigger, WorkflowSpec,
 };
 pub use template::{Expr, References, TemplateError, ValueTemplate};
+pub use wait::{Waiting, Waits};
 pub use workflow::{Edge, ForEach, LimitScope, ListPath, Node, NodeLimit, RetryPolicy, Workflow, depth};
 
 /// Re-exported so node kinds can be written without naming the crate version.

@@ -40,6 +40,13 @@ pub trait NodeKind: Send + Sync + 'static {
         AttemptTime::Unknown
     }
 
+    /// Whether the kind waits for time or for a signal through
+    /// [`NodeCall::waits`]: such a kind runs in the engine (never on a
+    /// worker), and its waits are kept in the run's journal. Default: no.
+    fn waits(&self) -> bool {
+        false
+    }
+
     /// Runs one attempt.
     async fn run(&self, call: NodeCall) -> Result<Value, NodeError>;
 }
@@ -61,6 +68,9 @@ pub struct NodeCall {
     pub context: Context,
     /// For an item of a `for_each` node, its 0-based position in the list.
     pub item: Option<usize>,
+    /// For a kind that waits ([`NodeKind::waits`]): the engine's side of
+    /// the wait. `None` for every other kind.
+    pub waits: Option<Arc<dyn crate::Waits>>,
 }
 
 impl NodeCall {
@@ -72,6 +82,7 @@ impl NodeCall {
             attempt: 1,
             context,
             item: None,
+            waits: None,
         }
     }
 

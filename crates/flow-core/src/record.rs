@@ -102,6 +102,41 @@ pub enum Record {
         #[serde(default)]
         output: Value,
     },
+    /// An attempt began to wait (a `wait` or `signal` node): what for, with
+    /// its instants fixed. Durable before the wait begins.
+    NodeWaiting {
+        /// The node's id.
+        node: String,
+        /// For an item of a `for_each` node, its index.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        item: Option<usize>,
+        /// The attempt's number.
+        attempt: u32,
+        /// What it waits for.
+        waiting: crate::Waiting,
+        /// Offset from the run's start, in ms.
+        at_ms: f64,
+    },
+    /// A waiting attempt took a signal sent to the run: it is this attempt's
+    /// (no other wait takes it), and its payload the node's output.
+    SignalReceived {
+        /// The node's id.
+        node: String,
+        /// For an item of a `for_each` node, its index.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        item: Option<usize>,
+        /// The attempt's number.
+        attempt: u32,
+        /// The signal's name.
+        name: String,
+        /// The signal's number among those sent to the run (they are taken
+        /// oldest first).
+        id: u64,
+        /// What was sent.
+        payload: Value,
+        /// Offset from the run's start, in ms.
+        at_ms: f64,
+    },
     /// Something the run's operators should know about an attempt under way,
     /// that changes nothing in the run (a task no worker takes yet).
     Notice {
@@ -150,6 +185,8 @@ impl Record {
             Record::NodeSettled { .. } => "node_settled",
             Record::ItemsListed { .. } => "items_listed",
             Record::ItemSettled { .. } => "item_settled",
+            Record::NodeWaiting { .. } => "node_waiting",
+            Record::SignalReceived { .. } => "signal_received",
             Record::Notice { .. } => "notice",
             Record::RunCancelled { .. } => "run_cancelled",
             Record::RunResumed { .. } => "run_resumed",
@@ -183,6 +220,11 @@ pub struct InFlight {
     pub at_ms: f64,
     /// Every attempt so far, the interrupted one last (its error says so).
     pub attempts: Vec<AttemptReport>,
+    /// What the interrupted attempt was waiting for, if it waited: a resumed
+    /// run waits for the same (a retry after a failure waits afresh).
+    pub waiting: Option<crate::Waiting>,
+    /// The signal the interrupted attempt had taken (its number and payload).
+    pub received: Option<(u64, Value)>,
 }
 
 /// What a record stream says about a run.
@@ -216,6 +258,9 @@ pub struct Recovered {
     pub last_ms: f64,
     /// How many records were read.
     pub records: u64,
+    /// Signals taken by the run's waits: the newest number taken, by name
+    /// (they are taken oldest first, so every older one is taken too).
+    pub signals_taken: HashMap<String, u64>,
 }
 
 impl Recovered {
@@ -254,6 +299,8 @@ impl Recovered {
                         attempt: *attempt,
                         at_ms: *at_ms,
                         attempts: Vec::new(),
+                        waiting: None,
+                        received: None,
                     });
                     flight.attempt = *attempt;
                     flight.at_ms = *at_ms;
@@ -262,6 +309,37 @@ impl Recovered {
                     r.last_ms = r.last_ms.max(detail.finished_ms);
                     if let Some(flight) = r.in_flight.get_mut(&(node.clone(), *item)) {
                         flight.attempts.push(detail.clone());
+                        // The next attempt is a retry: it waits afresh.
+                        flight.waiting = None;
+                        flight.received = None;
+                    }
+                }
+                Record::NodeWaiting {
+                    node,
+                    item,
+                    waiting,
+                    at_ms,
+                    ..
+                } => {
+                    r.last_ms = r.last_ms.max(*at_ms);
+                    if let Some(flight) = r.in_flight.get_mut(&(node.clone(), *item)) {
+                        flight.waiting = Some(waiting.clone());
+                    }
+                }
+                Record::SignalReceived {
+                    node,
+                    item,
+                    name,
+                    id,
+                    payload,
+                    at_ms,
+                    ..
+                } => {
+                    r.last_ms = r.last_ms.max(*at_ms);
+                    let taken = r.signals_taken.entry(name.clone()).or_insert(0);
+                    *taken = (*taken).max(*id);
+                    if let Some(flight) = r.in_flight.get_mut(&(node.clone(), *item)) {
+                        flight.received = Some((*id, payload.clone()));
                     }
                 }
                 Record::NodeSettled { node, report } => {
@@ -343,6 +421,8 @@ impl Recovered {
                     attempt: report.attempts,
                     at_ms: report.started_ms.unwrap_or(0.0),
                     attempts: report.attempts_detail.clone(),
+                    waiting: None,
+                    received: None,
                 },
             );
         }
@@ -361,6 +441,8 @@ impl Recovered {
                             attempt: item.attempts,
                             at_ms: item.started_ms.unwrap_or(0.0),
                             attempts,
+                            waiting: None,
+                            received: None,
                         },
                     );
                 }

@@ -91,9 +91,18 @@ impl Attempts {
         let policy = *node.retry();
         let timeout = node.timeout();
         let kind = node.kind();
+        // A resumed unit that was waiting waits for the same (its first
+        // attempt here only: a retry waits afresh).
+        let mut restored = None;
         let (mut attempts, mut attempt) = match self.resumed.take() {
             None => (Vec::with_capacity(1), 1),
-            Some(flight) => (flight.attempts, flight.attempt + 1),
+            Some(flight) => {
+                let flight = *flight;
+                if flight.waiting.is_some() || flight.received.is_some() {
+                    restored = Some((flight.waiting, flight.received));
+                }
+                (flight.attempts, flight.attempt + 1)
+            }
         };
         loop {
             // The limit is taken before each attempt, and held while it runs.
@@ -150,9 +159,19 @@ impl Attempts {
                 return self.finished(Err(error), attempts);
             };
             call.attempt = attempt;
+            if kind.waits() {
+                call.waits = Some(Arc::new(crate::waits::UnitWaits {
+                    shared: shared.clone(),
+                    node: self.node,
+                    item: self.item,
+                    attempt,
+                    restored: restored.take(),
+                }));
+            }
             let work = match &shared.dispatcher {
-                None => kind.run(call),
-                Some(dispatcher) => dispatch(&**dispatcher, &shared, self.node, self.item, call),
+                // A kind that waits runs here: its waits are the run's.
+                Some(dispatcher) if !kind.waits() => dispatch(&**dispatcher, &shared, self.node, self.item, call),
+                _ => kind.run(call),
             };
             let work = AssertUnwindSafe(work).catch_unwind().instrument(span.clone());
             let outcome = tokio::select! {

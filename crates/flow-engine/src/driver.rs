@@ -150,6 +150,8 @@ pub(crate) struct Restore {
     pub items: HashMap<usize, HashMap<usize, (ItemRun, Value)>>,
     /// Units cut short: they run again with their next attempt.
     pub in_flight: HashMap<(usize, Option<usize>), InFlight>,
+    /// The signals the run's waits had taken: the newest number, by name.
+    pub signals_taken: std::collections::HashMap<String, u64>,
 }
 
 /// What the driver and every node task of one run share: one `Arc` clone per node.
@@ -171,6 +173,10 @@ pub(crate) struct Shared {
     offset: Duration,
     /// Where attempts run, when not in this process.
     pub(crate) dispatcher: Option<Arc<dyn crate::Dispatcher>>,
+    /// Signals sent to the run (in memory), or the bell for those written to its journal.
+    pub(crate) signals: crate::Signals,
+    /// The signals the run's waits have taken.
+    pub(crate) taken: crate::waits::Taken,
 }
 
 impl Shared {
@@ -214,6 +220,7 @@ pub(crate) struct DriverParts {
     pub restore: Option<Box<Restore>>,
     pub offset: Duration,
     pub dispatcher: Option<Arc<dyn crate::Dispatcher>>,
+    pub signals: crate::Signals,
 }
 
 /// Milliseconds to the microsecond: whole microseconds over 1000 print as
@@ -238,7 +245,9 @@ impl Driver {
             restore,
             offset,
             dispatcher,
+            signals,
         } = parts;
+        let taken = restore.as_ref().map(|r| r.signals_taken.clone()).unwrap_or_default();
         let cap = strategy.max_concurrency().map_or(usize::MAX, |n| n.get());
         let ready = if cap == usize::MAX {
             ReadyQueue::Fifo(VecDeque::new())
@@ -274,6 +283,8 @@ impl Driver {
                 journal,
                 offset,
                 dispatcher,
+                signals,
+                taken: tokio::sync::Mutex::new(taken),
             }),
             user_token: cancel,
             admit_at: None,

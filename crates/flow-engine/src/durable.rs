@@ -207,6 +207,8 @@ impl Engine {
         }
         run_options.cancel = options.cancel;
         run_options.events = options.events;
+        let signals = crate::Signals::new();
+        run_options.signals = Some(signals.clone());
         let durable = Durable {
             run_id: Arc::from(run_id),
             log: Some(log),
@@ -221,6 +223,7 @@ impl Engine {
                 run_id: Arc::from(run_id),
                 cancel,
                 task: tokio::spawn(async move { Ok(run.await) }),
+                signals,
             },
         })
     }
@@ -242,6 +245,7 @@ fn restore(workflow: &Workflow, recovered: Recovered) -> Restore {
                 .insert(index, items.into_iter().collect::<HashMap<_, _>>());
         }
     }
+    restore.signals_taken = recovered.signals_taken;
     for ((id, item), flight) in recovered.in_flight {
         if let Some(index) = workflow.index_of(&id) {
             restore.in_flight.insert((index, item), flight);

@@ -305,6 +305,7 @@ impl Engine {
             restore: durable.restore,
             offset: durable.offset,
             dispatcher: self.inner.dispatcher.clone(),
+            signals: options.signals.unwrap_or_default(),
         });
         Ok((driver, cancel))
     }
@@ -327,6 +328,7 @@ impl Engine {
     pub fn start(&self, workflow: &Arc<Workflow>, mut options: RunOptions) -> Result<RunHandle> {
         self.check_input(&options)?;
         let run_id = options.run_id.take().unwrap_or_else(new_run_id);
+        let signals = options.signals.get_or_insert_with(crate::Signals::new).clone();
         if options.journal.is_none() {
             let (driver, cancel) = self.driver(workflow, options, Durable::none(run_id.clone()))?;
             let run = driver.run();
@@ -334,6 +336,7 @@ impl Engine {
                 run_id,
                 cancel,
                 task: tokio::spawn(async move { Ok(run.await) }),
+                signals,
             });
         }
         // Checked now, so a bad strategy is an error here, not at `wait`.
@@ -348,7 +351,12 @@ impl Engine {
             let (driver, _) = engine.driver(&workflow, options, durable)?;
             Ok(driver.run().await)
         });
-        Ok(RunHandle { run_id, cancel, task })
+        Ok(RunHandle {
+            run_id,
+            cancel,
+            task,
+            signals,
+        })
     }
 
     /// As [`Engine::start`], but a journaled run is recorded before this
@@ -363,6 +371,7 @@ impl Engine {
             None => self.strategy_for(workflow, &options)?,
         };
         let cancel = options.cancel.get_or_insert_with(CancellationToken::new).clone();
+        let signals = options.signals.get_or_insert_with(crate::Signals::new).clone();
         let durable = self.begin(workflow, &mut options, run_id.clone()).await?;
         let (driver, _) = self.driver(workflow, options, durable)?;
         let run = driver.run();
@@ -370,6 +379,7 @@ impl Engine {
             run_id,
             cancel,
             task: tokio::spawn(async move { Ok(run.await) }),
+            signals,
         })
     }
 }

@@ -120,6 +120,24 @@ pub enum EventKind {
         /// How long the node waited for the limit, in milliseconds.
         waited_ms: f64,
     },
+    /// An attempt of a `wait` or `signal` node began to wait: what for.
+    NodeWaiting {
+        /// The node's id.
+        node: Arc<str>,
+        /// For an item of a `for_each` node, its index.
+        item: Option<usize>,
+        /// What it waits for (instants in ms since the Unix epoch).
+        waiting: flow_core::Waiting,
+    },
+    /// A waiting attempt took a signal sent to its run.
+    SignalReceived {
+        /// The node's id.
+        node: Arc<str>,
+        /// For an item of a `for_each` node, its index.
+        item: Option<usize>,
+        /// The signal's name.
+        name: String,
+    },
     /// Something to know about an attempt under way (a task no worker takes
     /// yet); it changes nothing in the run.
     Notice {

@@ -51,6 +51,24 @@ pub(crate) enum Fact<'a> {
         output: &'a Value,
         error: &'a Option<String>,
     },
+    /// An attempt begins to wait.
+    NodeWaiting {
+        node: usize,
+        item: Option<usize>,
+        attempt: u32,
+        waiting: &'a flow_core::Waiting,
+        at_ms: f64,
+    },
+    /// A waiting attempt took signal number `id`.
+    SignalReceived {
+        node: usize,
+        item: Option<usize>,
+        attempt: u32,
+        name: &'a str,
+        id: u64,
+        payload: &'a Value,
+        at_ms: f64,
+    },
     /// Something to know about an attempt under way.
     Notice {
         node: usize,
@@ -115,6 +133,36 @@ impl Fact<'_> {
                 report.error = error.clone();
                 Record::NodeSettled { node: id(node), report }
             }
+            Fact::NodeWaiting {
+                node,
+                item,
+                attempt,
+                waiting,
+                at_ms,
+            } => Record::NodeWaiting {
+                node: id(node),
+                item,
+                attempt,
+                waiting: waiting.clone(),
+                at_ms,
+            },
+            Fact::SignalReceived {
+                node,
+                item,
+                attempt,
+                name,
+                id: number,
+                payload,
+                at_ms,
+            } => Record::SignalReceived {
+                node: id(node),
+                item,
+                attempt,
+                name: name.to_owned(),
+                id: number,
+                payload: payload.clone(),
+                at_ms,
+            },
             Fact::Notice {
                 node,
                 item,
@@ -192,6 +240,18 @@ impl Fact<'_> {
                 status,
                 attempts: base.attempts,
                 error: error.clone(),
+            },
+            Fact::NodeWaiting {
+                node, item, waiting, ..
+            } => EventKind::NodeWaiting {
+                node: id(node),
+                item,
+                waiting: waiting.clone(),
+            },
+            Fact::SignalReceived { node, item, name, .. } => EventKind::SignalReceived {
+                node: id(node),
+                item,
+                name: name.to_owned(),
             },
             Fact::Notice {
                 node, item, message, ..

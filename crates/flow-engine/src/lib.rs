@@ -41,6 +41,7 @@ pub mod kind;
 mod limit;
 mod redact;
 mod run;
+mod waits;
 
 pub use event::{Event, EventKind, EventReceiver, EventSender};
 pub use flow_core::{
@@ -56,6 +57,7 @@ pub use engine::{Engine, EngineBuilder, new_run_id, pace};
 pub use error::{Error, Result, ResumeError};
 pub use flow_journal as journal;
 pub use run::{RunHandle, RunOptions};
+pub use waits::Signals;
 
 /// Compiles and runs the examples of `docs/nodes.md` ("Writing a node kind")
 /// as doc tests.

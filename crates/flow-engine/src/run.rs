@@ -19,6 +19,7 @@ pub struct RunOptions {
     pub(crate) journal: Option<flow_journal::Writer>,
     pub(crate) run_id: Option<Arc<str>>,
     pub(crate) idempotency_key: Option<String>,
+    pub(crate) signals: Option<crate::Signals>,
 }
 
 impl RunOptions {
@@ -72,6 +73,15 @@ impl RunOptions {
         self
     }
 
+    /// Delivers signals to the run's `signal` nodes through `signals` (a run
+    /// without a journal; with one, signals are written to the journal and
+    /// `signals` rung). Without it, the handle has its own
+    /// ([`RunHandle::signals`]).
+    pub fn signals(mut self, signals: crate::Signals) -> Self {
+        self.signals = Some(signals);
+        self
+    }
+
     /// Cancels the run when this token is cancelled.
     pub fn cancel_token(mut self, token: CancellationToken) -> Self {
         self.cancel = Some(token);
@@ -98,12 +108,20 @@ pub struct RunHandle {
     pub(crate) run_id: Arc<str>,
     pub(crate) cancel: CancellationToken,
     pub(crate) task: tokio::task::JoinHandle<Result<Report>>,
+    pub(crate) signals: crate::Signals,
 }
 
 impl RunHandle {
     /// The run's id: a UUIDv7, as in its report and events.
     pub fn run_id(&self) -> &str {
         &self.run_id
+    }
+
+    /// The run's signals: [`crate::Signals::send`] delivers one to a run
+    /// without a journal; [`crate::Signals::ring`] says one was written to
+    /// its journal.
+    pub fn signals(&self) -> &crate::Signals {
+        &self.signals
     }
 
     /// Cancels the run: running nodes stop at once, the rest become `cancelled`.

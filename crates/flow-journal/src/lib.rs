@@ -261,6 +261,25 @@ pub trait Journal: Send + Sync + std::fmt::Debug + 'static {
         Ok(records)
     }
 
+    /// Records signal `name` with `payload` for run `run_id` (any process may:
+    /// the run's owner takes it when one of its nodes waits for it). Returns
+    /// its number: signals are taken oldest first. The caller checks that the
+    /// run exists and has not finished.
+    async fn send_signal(&self, run_id: &str, name: &str, payload: &serde_json::Value) -> Result<u64> {
+        let _ = (run_id, name, payload);
+        Err(Error::Storage(format!(
+            "the journal {} keeps no signals",
+            self.target()
+        )))
+    }
+
+    /// The oldest signal `name` sent to run `run_id` numbered above `after`:
+    /// its number and payload.
+    async fn next_signal(&self, run_id: &str, name: &str, after: u64) -> Result<Option<(u64, serde_json::Value)>> {
+        let _ = (run_id, name, after);
+        Ok(None)
+    }
+
     /// A run's row, without its records; `None` when there is no such run.
     async fn row(&self, run_id: &str) -> Result<Option<RunRow>> {
         Ok(self.load(run_id).await?.map(|stored| stored.row))

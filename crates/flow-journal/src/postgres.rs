@@ -575,6 +575,41 @@ impl Journal for PgJournal {
         self.records_page(run_id, after, usize::MAX).await
     }
 
+    async fn send_signal(&self, run_id: &str, name: &str, payload: &serde_json::Value) -> Result<u64> {
+        if !storable(run_id) || !storable(name) {
+            return Err(Error::Storage("a run id or signal name with a NUL byte".to_owned()));
+        }
+        let text = payload.to_string();
+        let conn = self.writer().await?;
+        let row = conn
+            .client
+            .query_one(
+                sql::send_signal(Dialect::Postgres),
+                &[&run_id, &name, &text, &crate::now_ms()],
+            )
+            .await
+            .map_err(storage)?;
+        Ok(row.get::<_, i64>(0) as u64)
+    }
+
+    async fn next_signal(&self, run_id: &str, name: &str, after: u64) -> Result<Option<(u64, serde_json::Value)>> {
+        if !storable(run_id) || !storable(name) {
+            return Ok(None);
+        }
+        let after = i64::try_from(after).unwrap_or(i64::MAX);
+        let row = self
+            .read_opt(sql::next_signal(Dialect::Postgres), &[&run_id, &name, &after])
+            .await?;
+        row.map(|r| {
+            let id = r.get::<_, i64>(0) as u64;
+            let text: &str = r.get(1);
+            serde_json::from_str(text)
+                .map(|payload| (id, payload))
+                .map_err(|e| Error::Storage(format!("signal {id}: {e}")))
+        })
+        .transpose()
+    }
+
     async fn row(&self, run_id: &str) -> Result<Option<RunRow>> {
         if !storable(run_id) {
             return Ok(None);

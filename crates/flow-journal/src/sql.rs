@@ -33,7 +33,7 @@ impl Dialect {
         }
     }
 
-    /// Fills a statement written with `{int}`, `{real}` (column types),
+    /// Fills a statement written with `{int}`, `{real}`, `{serial}` (column types),
     /// `{keyed}` (a table that needs no row id, where that can be said), `{is}`
     /// (a comparison that holds for two NULLs) and `{1}`, `{2}`... (placeholders).
     fn sql(self, template: &str) -> String {
@@ -41,7 +41,12 @@ impl Dialect {
             Dialect::Sqlite => ("INTEGER", "REAL", " WITHOUT ROWID", "IS"),
             Dialect::Postgres => ("BIGINT", "DOUBLE PRECISION", "", "IS NOT DISTINCT FROM"),
         };
+        let serial = match self {
+            Dialect::Sqlite => "INTEGER PRIMARY KEY AUTOINCREMENT",
+            Dialect::Postgres => "BIGSERIAL PRIMARY KEY",
+        };
         let mut sql = template
+            .replace("{serial}", serial)
             .replace("{int}", int)
             .replace("{real}", real)
             .replace("{keyed}", keyed)
@@ -88,6 +93,16 @@ const MIGRATIONS: &[&str] = &[
         run_id TEXT NOT NULL,
         created_at {int} NOT NULL
     ){keyed};",
+    // 3: signals sent to runs (any process may send one; the run's owner takes
+    // them, oldest first, each recorded in the run's own records).
+    "CREATE TABLE flow_signals (
+        id {serial},
+        run_id TEXT NOT NULL,
+        name TEXT NOT NULL,
+        payload TEXT NOT NULL,
+        sent_at {int} NOT NULL
+    );
+    CREATE INDEX flow_signals_by_run ON flow_signals (run_id, name, id);",
 ];
 
 /// The migrations, in `dialect`.
@@ -254,6 +269,26 @@ pub(crate) fn records_after(dialect: Dialect) -> &'static str {
         &CELLS,
         dialect,
         "SELECT seq, data FROM flow_records WHERE run_id = {1} AND seq > {2} ORDER BY seq LIMIT {3}",
+    )
+}
+
+/// Sends a signal: run id, name, payload (JSON text), sent at; returns its id.
+pub(crate) fn send_signal(dialect: Dialect) -> &'static str {
+    static CELLS: Cells = [OnceLock::new(), OnceLock::new()];
+    spelled(
+        &CELLS,
+        dialect,
+        "INSERT INTO flow_signals (run_id, name, payload, sent_at) VALUES ({1}, {2}, {3}, {4}) RETURNING id",
+    )
+}
+
+/// The oldest signal of a name sent to a run after a number: run id, name, after.
+pub(crate) fn next_signal(dialect: Dialect) -> &'static str {
+    static CELLS: Cells = [OnceLock::new(), OnceLock::new()];
+    spelled(
+        &CELLS,
+        dialect,
+        "SELECT id, payload FROM flow_signals WHERE run_id = {1} AND name = {2} AND id > {3} ORDER BY id LIMIT 1",
     )
 }
 

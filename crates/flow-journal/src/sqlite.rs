@@ -357,6 +357,43 @@ impl Journal for SqliteJournal {
         self.reading(move |conn| records(conn, &run_id, after, limit)).await
     }
 
+    async fn send_signal(&self, run_id: &str, name: &str, payload: &serde_json::Value) -> Result<u64> {
+        let (run_id, name, payload) = (run_id.to_owned(), name.to_owned(), payload.to_string());
+        self.writing(move |conn| {
+            conn.prepare_cached(sql::send_signal(Dialect::Sqlite))
+                .and_then(|mut stmt| {
+                    stmt.query_row(params![run_id, name, payload, crate::now_ms()], |r| r.get::<_, i64>(0))
+                })
+                .map(|id| id as u64)
+                .map_err(storage)
+        })
+        .await
+    }
+
+    async fn next_signal(&self, run_id: &str, name: &str, after: u64) -> Result<Option<(u64, serde_json::Value)>> {
+        let (run_id, name) = (run_id.to_owned(), name.to_owned());
+        let after = i64::try_from(after).unwrap_or(i64::MAX);
+        let found = self
+            .reading(move |conn| {
+                conn.prepare_cached(sql::next_signal(Dialect::Sqlite))
+                    .and_then(|mut stmt| {
+                        stmt.query_row(params![run_id, name, after], |r| {
+                            Ok((r.get::<_, i64>(0)? as u64, r.get::<_, String>(1)?))
+                        })
+                        .optional()
+                    })
+                    .map_err(storage)
+            })
+            .await?;
+        found
+            .map(|(id, text)| {
+                serde_json::from_str(&text)
+                    .map(|payload| (id, payload))
+                    .map_err(|e| Error::Storage(format!("signal {id}: {e}")))
+            })
+            .transpose()
+    }
+
     async fn row(&self, run_id: &str) -> Result<Option<RunRow>> {
         let run_id = run_id.to_owned();
         self.reading(move |conn| {

@@ -43,6 +43,7 @@ mod message;
 mod net;
 mod notify;
 mod validate;
+mod wait;
 
 pub use basic::{Delay, Fail, Noop, Transform};
 pub use config::unknown_fields;
@@ -59,6 +60,7 @@ pub use notify::{
 #[cfg(feature = "http")]
 pub use reqwest::Method;
 pub use validate::{MAX_LISTED_VIOLATIONS, Rule, Validate, ValidateConfig, Violation};
+pub use wait::{Signal, Wait, check_signal, format_instant, parse_duration, parse_instant};
 
 use flow_core::{NodeCall, Registry};
 
@@ -77,7 +79,9 @@ pub fn register_builtin(registry: &mut Registry) {
         .register("delay", Delay)
         .register("transform", Transform)
         .register("fail", Fail)
-        .register("validate", Validate::new());
+        .register("validate", Validate::new())
+        .register("wait", Wait)
+        .register("signal", Signal);
     http::register(registry);
 }
 

@@ -164,7 +164,7 @@ fn compile_rule(source: &str) -> Result<Expr, String> {
     Ok(expr)
 }
 
-fn compile_schema(schema: &Value) -> Result<Validator, String> {
+pub(crate) fn compile_schema(schema: &Value) -> Result<Validator, String> {
     if !(schema.is_object() || schema.is_boolean()) {
         return Err(format!(
             "must be a JSON Schema (a map or a boolean), not {}",

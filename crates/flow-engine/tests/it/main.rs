@@ -13,3 +13,4 @@ mod scale;
 mod strategies;
 mod support;
 mod triggers;
+mod waits;

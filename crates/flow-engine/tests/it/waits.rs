@@ -1,0 +1,249 @@
+//! Nodes that wait: `wait` for a time, `signal` for a signal sent to the run.
+//! In memory, and journaled: a run resumed in the middle of a wait waits until
+//! the same instant, and a signal taken before a restart is not taken again.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use flow_engine::core::Record;
+use flow_engine::journal::{Entry, Journal, LEASE, Owner, SqliteJournal, SyncLevel, Writer, now_ms};
+use flow_engine::{Engine, NodeStatus, ResumeOptions, RunOptions, RunStatus};
+use serde_json::json;
+
+fn engine() -> Engine {
+    Engine::builder().build()
+}
+
+fn parse(engine: &Engine, yaml: &str) -> Arc<flow_engine::Workflow> {
+    engine.parse_yaml(yaml).unwrap_or_else(|e| panic!("{e}\n{yaml}"))
+}
+
+fn sqlite(dir: &std::path::Path, name: &str) -> Arc<dyn Journal> {
+    Arc::new(SqliteJournal::open(dir.join(name), SyncLevel::Normal).unwrap_or_else(|e| panic!("{e}")))
+}
+
+fn writer(journal: &Arc<dyn Journal>, owner: Owner) -> Writer {
+    Writer::start(journal.clone(), owner).unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// An owner whose process has exited: its runs read as interrupted.
+fn dead_owner() -> Owner {
+    let mut child = std::process::Command::new("true")
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start `true`: {e}"));
+    let _ = child.wait();
+    Owner {
+        pid: child.id(),
+        ..Owner::this_process()
+    }
+}
+
+/// Polls `journal` until run `run_id` has a record `pick` accepts; the records so far.
+async fn records_until(journal: &Arc<dyn Journal>, run_id: &str, pick: impl Fn(&Record) -> bool) -> Vec<Record> {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let records: Vec<Record> = journal
+            .records_after(run_id, 0)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"))
+            .into_iter()
+            .map(|(_, r)| r)
+            .collect();
+        if records.iter().any(&pick) {
+            return records;
+        }
+        assert!(Instant::now() < deadline, "no such record: {records:?}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// A copy of `records` in a fresh journal, as a process that died left them;
+/// the run resumed from there.
+async fn resume_copy(engine: &Engine, dir: &std::path::Path, run_id: &str, records: &[Record]) -> flow_engine::Report {
+    let journal = sqlite(dir, "copy.db");
+    let owner = dead_owner();
+    let lease = now_ms() + LEASE.as_millis() as i64;
+    journal
+        .create(run_id, "w", &records[0], &owner, lease)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let entries: Vec<Entry> = records[1..]
+        .iter()
+        .enumerate()
+        .map(|(i, record)| Entry {
+            run_id: Arc::from(run_id),
+            seq: i as u64 + 2,
+            record: record.clone(),
+        })
+        .collect();
+    journal.append(&owner, &entries).await.unwrap_or_else(|e| panic!("{e}"));
+    let resumed = engine
+        .resume(&writer(&journal, Owner::this_process()), run_id, ResumeOptions::new())
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    resumed.handle.wait().await.unwrap_or_else(|e| panic!("{e}"))
+}
+
+#[tokio::test]
+async fn a_wait_waits_in_memory() {
+    let engine = engine();
+    let wf = parse(
+        &engine,
+        "name: w\nnodes:\n  - { id: nap, kind: wait, config: { for: 300ms } }\n  - { id: at, kind: wait, config: { until: \"2001-01-01T00:00:00Z\" } }\n",
+    );
+    let started = Instant::now();
+    let report = engine
+        .run(&wf, RunOptions::new())
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(report.status, RunStatus::Succeeded, "{report:?}");
+    assert!(
+        started.elapsed() >= Duration::from_millis(290),
+        "{:?}",
+        started.elapsed()
+    );
+    let nap = &report.nodes.get("nap").unwrap_or_else(|| panic!("nap")).output;
+    assert!(nap["waited_ms"].as_i64().unwrap_or(0) >= 290, "{nap}");
+    let woke = nap["woke_at"].as_str().unwrap_or_default();
+    assert!(flow_nodes::parse_instant(woke).is_ok(), "{nap}");
+    // An instant in the past: no wait at all.
+    let at = &report.nodes.get("at").unwrap_or_else(|| panic!("at")).output;
+    assert!(at["woke_at"].as_str().is_some(), "{at}");
+}
+
+#[tokio::test]
+async fn signals_in_memory_are_taken_oldest_first_and_once() {
+    let engine = engine();
+    let wf = parse(
+        &engine,
+        "name: s
+nodes:
+  - { id: first, kind: signal, config: { name: approval } }
+  - { id: second, kind: signal, config: { name: approval } }
+  - { id: late, kind: signal, config: { name: other, timeout: 200ms } }
+edges: [{ from: first, to: second }]
+",
+    );
+    let handle = engine.start(&wf, RunOptions::new()).unwrap_or_else(|e| panic!("{e}"));
+    // Sent before any node waits: kept, never lost.
+    handle.signals().send("approval", json!({ "n": 1 }));
+    handle.signals().send("approval", json!({ "n": 2 }));
+    let report = handle.wait().await.unwrap_or_else(|e| panic!("{e}"));
+    let node = |id: &str| report.nodes.get(id).unwrap_or_else(|| panic!("{id}")).clone();
+    assert_eq!(node("first").output, json!({ "n": 1 }));
+    assert_eq!(node("second").output, json!({ "n": 2 }));
+    assert_eq!(node("late").status, NodeStatus::Failed);
+    assert_eq!(node("late").error.as_deref(), Some("no signal `other` within 200ms"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_resumed_run_waits_until_the_same_instant() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let engine = engine();
+    let wf = parse(
+        &engine,
+        "name: w\nnodes:\n  - { id: first, kind: noop }\n  - { id: nap, kind: wait, config: { for: 3s } }\nedges: [{ from: first, to: nap }]\n",
+    );
+    let journal = sqlite(dir.path(), "run.db");
+    let live = engine
+        .start(&wf, RunOptions::new().journal(writer(&journal, Owner::this_process())))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let run_id = live.run_id().to_owned();
+    let records = records_until(&journal, &run_id, |r| matches!(r, Record::NodeWaiting { .. })).await;
+    live.cancel();
+    let until = records
+        .iter()
+        .find_map(|r| match r {
+            Record::NodeWaiting { waiting, .. } => waiting.until_ms,
+            _ => None,
+        })
+        .unwrap_or_else(|| panic!("no instant: {records:?}"));
+    // A second later, the process that ran it is gone; another resumes it.
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    let resumed_at = Instant::now();
+    let report = resume_copy(&engine, dir.path(), &run_id, &records).await;
+    assert_eq!(report.status, RunStatus::Succeeded, "{report:?}");
+    let nap = &report.nodes.get("nap").unwrap_or_else(|| panic!("nap")).output;
+    let woke = flow_nodes::parse_instant(nap["woke_at"].as_str().unwrap_or_default()).unwrap_or(0);
+    assert!(
+        woke >= until && woke < until + 1500,
+        "woke at {woke}, due {until}: {nap}"
+    );
+    // Not the whole 3 s again.
+    assert!(
+        resumed_at.elapsed() < Duration::from_millis(2700),
+        "{:?}",
+        resumed_at.elapsed()
+    );
+    assert!(
+        nap["waited_ms"].as_i64().unwrap_or(0) >= 2900,
+        "counted from the wait's start: {nap}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_journaled_signal_is_taken_once_across_a_restart() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let engine = engine();
+    let wf = parse(
+        &engine,
+        "name: s
+nodes:
+  - { id: first, kind: signal, config: { name: approval } }
+  - { id: hold, kind: wait, config: { for: 3s } }
+  - { id: second, kind: signal, config: { name: approval } }
+edges: [{ from: first, to: hold }, { from: hold, to: second }]
+",
+    );
+    let journal = sqlite(dir.path(), "run.db");
+    let live = engine
+        .start(&wf, RunOptions::new().journal(writer(&journal, Owner::this_process())))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let run_id = live.run_id().to_owned();
+    records_until(
+        &journal,
+        &run_id,
+        |r| matches!(r, Record::NodeWaiting { node, .. } if node == "first"),
+    )
+    .await;
+    // Written to the journal by anyone; the bell makes the run look at once.
+    let one = journal
+        .send_signal(&run_id, "approval", &json!({ "n": 1 }))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    live.signals().ring();
+    let records = records_until(
+        &journal,
+        &run_id,
+        |r| matches!(r, Record::NodeWaiting { node, .. } if node == "hold"),
+    )
+    .await;
+    live.cancel();
+    let taken: Vec<u64> = records
+        .iter()
+        .filter_map(|r| match r {
+            Record::SignalReceived { id, name, .. } if name == "approval" => Some(*id),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(taken, vec![one]);
+    // Resumed by another process from a copy of the records (its signals
+    // table has the same two signals, numbered alike): the signal `first`
+    // took is not taken again; `second` gets the next one.
+    let copy_dir = dir.path().join("copy");
+    std::fs::create_dir_all(&copy_dir).unwrap_or_else(|e| panic!("{e}"));
+    let copied = sqlite(&copy_dir, "copy.db");
+    let (engine2, records2, run2, dir2) = (engine.clone(), records.clone(), run_id.clone(), copy_dir.clone());
+    let task = tokio::spawn(async move { resume_copy(&engine2, &dir2, &run2, &records2).await });
+    records_until(&copied, &run_id, |r| matches!(r, Record::RunResumed { .. })).await;
+    for n in [1, 2] {
+        copied
+            .send_signal(&run_id, "approval", &json!({ "n": n }))
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+    }
+    let report = task.await.unwrap_or_else(|e| panic!("{e}"));
+    let node = |id: &str| report.nodes.get(id).unwrap_or_else(|| panic!("{id}")).clone();
+    assert_eq!(node("first").output, json!({ "n": 1 }));
+    assert_eq!(node("second").output, json!({ "n": 2 }), "{report:?}");
+}
