@@ -43,6 +43,8 @@ pub enum Command {
     Runs(RunsCommand),
     /// Continue an interrupted run from its journal (or, with --retry-failed, a failed one).
     Resume(ResumeArgs),
+    /// Send a signal to a run: one of its `signal` nodes that waits for NAME takes it.
+    Signal(SignalArgs),
     /// Serve runs over HTTP: an API, live events and a web page, every run journaled.
     Serve(ServeArgs),
     /// Run node attempts that coordinators (`--dispatch queue`) put in the PostgreSQL queue.
@@ -181,6 +183,19 @@ pub struct JournalArgs {
     /// SQLite only: `full` makes every commit survive a power cut, `normal` only a crash of the process.
     #[arg(long, value_name = "LEVEL", default_value = "full", value_parser = ["full", "normal"])]
     pub journal_sync: String,
+}
+
+#[derive(Debug, Args)]
+pub struct SignalArgs {
+    /// The run's id, or a unique prefix of it.
+    pub run_id: String,
+    /// The signal's name (as the `signal` node's `config.name`).
+    pub name: String,
+    /// The payload: JSON text, or @FILE to read it from a file (default: null).
+    #[arg(long, value_name = "JSON|@FILE")]
+    pub data: Option<String>,
+    #[command(flatten)]
+    pub journal: JournalArgs,
 }
 
 #[derive(Debug, Args)]
@@ -457,6 +472,7 @@ pub async fn dispatch(cli: Cli) -> u8 {
         Command::Runs(RunsCommand::List(args)) => crate::runs::list(args).await,
         Command::Runs(RunsCommand::Show(args)) => crate::runs::show(args).await,
         Command::Resume(args) => crate::runs::resume(args).await,
+        Command::Signal(args) => crate::runs::signal(args).await,
         Command::Serve(args) => serve(args).await,
         Command::Worker(args) => crate::worker::work(args).await,
         Command::Workers(WorkersCommand::List(args)) => crate::worker::list(args).await,

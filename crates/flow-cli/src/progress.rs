@@ -276,6 +276,11 @@ pub async fn follow(
             }
             Display::Quiet => {}
         }
+        // What a waiting run waits for, and how to send it its signal, is said
+        // whatever the display.
+        if let EventKind::NodeWaiting { node, waiting, .. } = &event.kind {
+            note(&format!("flow: {node} is {}", waiting_hint(&event.run_id, waiting)));
+        }
         if matches!(event.kind, EventKind::RunFinished { .. }) {
             break;
         }
@@ -368,6 +373,9 @@ pub fn line(event: &Event) -> String {
             }
             text
         }
+        EventKind::NodeWaiting { node, waiting, .. } => format!("waiting          {node}: {}", waiting_for(waiting)),
+        EventKind::SignalReceived { node, name, .. } => format!("signal           {node}: `{name}` received"),
+        EventKind::Notice { node, message, .. } => format!("notice           {node}: {message}"),
         EventKind::RunFinished { status, duration_ms } => {
             format!(
                 "run {:<12} in {}",
@@ -391,4 +399,25 @@ fn item_name(node: &str, item: Option<usize>) -> String {
 fn one_line(text: &str) -> String {
     let text: String = text.chars().take(200).collect();
     text.replace(['\n', '\r'], " ")
+}
+
+/// What a waiting node waits for, in a few words.
+fn waiting_for(waiting: &flow_engine::core::Waiting) -> String {
+    match (&waiting.signal, waiting.until_ms, waiting.timeout_at_ms) {
+        (Some(name), _, Some(at)) => format!("signal `{name}` (until {})", flow_engine::journal::rfc3339(at)),
+        (Some(name), _, None) => format!("signal `{name}`"),
+        (None, Some(until), _) => format!("until {}", flow_engine::journal::rfc3339(until)),
+        (None, None, _) => "waiting".to_owned(),
+    }
+}
+
+/// As [`waiting_for`], with the command that sends the signal.
+fn waiting_hint(run_id: &str, waiting: &flow_engine::core::Waiting) -> String {
+    match &waiting.signal {
+        Some(name) => format!(
+            "waiting for {}: flow signal {run_id} {name} --data '{{...}}'",
+            waiting_for(waiting)
+        ),
+        None => format!("waiting {}", waiting_for(waiting)),
+    }
 }

@@ -51,6 +51,16 @@ pub async fn run(args: RunArgs) -> u8 {
         Ok(writer) => writer,
         Err(code) => return code,
     };
+    // A signal can only reach a run that another process can find.
+    if writer.is_none()
+        && let Some(node) = workflow.nodes().iter().find(|n| n.kind_name() == "signal")
+    {
+        eprintln!(
+            "error: node `{}` waits for a signal, which only a journaled run can receive: give --journal TARGET (then send it with `flow signal`)",
+            node.id()
+        );
+        return EXIT_USAGE;
+    }
     let mut options = RunOptions::new();
     if writer.is_none() {
         if let Some(spec) = submit_strategy.clone() {

@@ -6,7 +6,7 @@ use flow_runtime::{Progress, Runs, Runtime};
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 
-use crate::cli::{EXIT_FAILED, EXIT_OK, EXIT_USAGE, JournalArgs, ResumeArgs, RunsListArgs, RunsShowArgs};
+use crate::cli::{EXIT_FAILED, EXIT_OK, EXIT_USAGE, JournalArgs, ResumeArgs, RunsListArgs, RunsShowArgs, SignalArgs};
 use crate::progress::Display;
 use crate::run::{Outputs, cancel_on_signal, finish, open_journal};
 use crate::summary::fmt_ms;
@@ -267,4 +267,59 @@ pub async fn resume(args: ResumeArgs) -> u8 {
         Some(&writer),
     )
     .await
+}
+
+/// `flow signal RUN_ID NAME [--data JSON|@FILE]`: records the signal for the
+/// run (exit 0); exit 2 for an unknown or ended run, a bad payload, or one
+/// the waiting node's schema refuses.
+pub async fn signal(args: SignalArgs) -> u8 {
+    let payload = match args.data.as_deref() {
+        None => Value::Null,
+        Some(text) => {
+            let (text, place) = match text.strip_prefix('@') {
+                Some(path) => match std::fs::read_to_string(path) {
+                    Ok(text) => (text, format!("--data @{path}")),
+                    Err(e) => {
+                        eprintln!("error: --data @{path}: {e}");
+                        return EXIT_USAGE;
+                    }
+                },
+                None => (text.to_owned(), "--data".to_owned()),
+            };
+            match serde_json::from_str::<Value>(&text) {
+                Ok(payload) => payload,
+                Err(e) => {
+                    eprintln!("error: {place}: not JSON: {e}");
+                    return EXIT_USAGE;
+                }
+            }
+        }
+    };
+    let runs = match runs(&args.journal).await {
+        Ok(runs) => runs,
+        Err(code) => return code,
+    };
+    let run_id = match resolve(&runs, &args.run_id).await {
+        Ok(id) => id,
+        Err(code) => return code,
+    };
+    match runs.signal(&run_id, &args.name, &payload).await {
+        Ok(number) => {
+            println!("signal `{}` sent to run {run_id} (number {number})", args.name);
+            EXIT_OK
+        }
+        Err(
+            e @ (flow_runtime::Error::RunNotFound(_)
+            | flow_runtime::Error::RunEnded { .. }
+            | flow_runtime::Error::SignalRefused { .. }
+            | flow_runtime::Error::BadInput(_)),
+        ) => {
+            eprintln!("error: {e}");
+            EXIT_USAGE
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            EXIT_FAILED
+        }
+    }
 }

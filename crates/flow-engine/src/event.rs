@@ -209,7 +209,10 @@ impl EventKind {
             | EventKind::ItemsListed { node, .. }
             | EventKind::ItemStarted { node, .. }
             | EventKind::ItemSettled { node, .. }
-            | EventKind::NodeSettled { node, .. } => Some(node),
+            | EventKind::NodeSettled { node, .. }
+            | EventKind::NodeWaiting { node, .. }
+            | EventKind::SignalReceived { node, .. }
+            | EventKind::Notice { node, .. } => Some(node),
             _ => None,
         }
     }

@@ -238,10 +238,18 @@ mod tests {
         assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
         assert_eq!(parse_duration("2h"), Ok(Duration::from_secs(7200)));
         assert_eq!(parse_duration("7d"), Ok(Duration::from_secs(7 * 86_400)));
-        assert!(parse_duration("soon").expect_err("not a duration").contains("`soon` is not a duration"));
+        assert!(
+            parse_duration("soon")
+                .expect_err("not a duration")
+                .contains("`soon` is not a duration")
+        );
         assert_eq!(parse_instant("1970-01-01T00:00:01Z"), Ok(1000));
         assert_eq!(parse_instant("1970-01-01T01:00:01+01:00"), Ok(1000));
-        assert!(parse_instant("tomorrow").expect_err("not an instant").contains("RFC 3339"));
+        assert!(
+            parse_instant("tomorrow")
+                .expect_err("not an instant")
+                .contains("RFC 3339")
+        );
         assert_eq!(format_instant(1500), "1970-01-01T00:00:01.500Z");
     }
 

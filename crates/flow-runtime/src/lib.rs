@@ -32,6 +32,7 @@
 
 mod events;
 mod history;
+mod signals;
 mod source;
 
 pub use history::{History, Measured};
@@ -79,6 +80,24 @@ pub enum Error {
         run_id: String,
         /// Its status now.
         status: RunStatus,
+    },
+    /// The run has ended: no signal can reach it.
+    #[error("run `{run_id}` has ended ({status}): no signal can reach it")]
+    RunEnded {
+        /// The run.
+        run_id: String,
+        /// How it ended.
+        status: RunStatus,
+    },
+    /// A signal's payload does not match the schema of a node that takes it.
+    #[error("signal `{name}` refused: its payload does not match the schema of node `{node}`: {reason}")]
+    SignalRefused {
+        /// The signal's name.
+        name: String,
+        /// The `signal` node whose schema refused it.
+        node: String,
+        /// What the schema says is wrong.
+        reason: String,
     },
     /// The run is still under way here: it cannot be retried yet.
     #[error("run `{0}` is still running")]
@@ -131,6 +150,8 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 pub struct Live {
     /// Cancels the run.
     pub cancel: CancellationToken,
+    /// Its signals' bell: rung when one was sent to it.
+    pub signals: flow_engine::Signals,
     /// `None` while the run goes on, its report once it ended.
     pub done: watch::Receiver<Option<Arc<Report>>>,
 }
@@ -542,6 +563,7 @@ impl Runtime {
         let (tx, rx) = watch::channel(None);
         let live = Live {
             cancel: handle.cancel_token(),
+            signals: handle.signals().clone(),
             done: rx,
         };
         let run_id = handle.run_id().to_owned();

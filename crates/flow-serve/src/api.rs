@@ -380,6 +380,48 @@ pub async fn retry(State(app): Shared, Path(id): Path<String>) -> Result<Respons
     Ok((StatusCode::ACCEPTED, Json(started(&id, "running"))).into_response())
 }
 
+/// A signal that was recorded for a run.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct SignalSent {
+    pub run_id: String,
+    /// The signal's name.
+    pub signal: String,
+    /// Its number among the run's signals (they are taken oldest first).
+    pub id: u64,
+}
+
+/// Sends signal `name` to run `id`: the JSON body is its payload (an empty
+/// body sends `null`). Kept until one of the run's `signal` nodes takes it.
+#[utoipa::path(
+    post,
+    path = "/api/v1/runs/{id}/signals/{name}",
+    params(("id" = String, Path), ("name" = String, Path, description = "The signal's name")),
+    request_body = Object,
+    responses(
+        (status = 202, body = SignalSent, description = "Recorded"),
+        (status = 404, description = "No such run"),
+        (status = 409, description = "The run has ended"),
+        (status = 422, description = "The payload does not match the waiting node's schema, or a bad name"),
+    )
+)]
+pub async fn signal(
+    State(app): Shared,
+    Path((id, name)): Path<(String, String)>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, Problem> {
+    let payload = json_body(body)?.unwrap_or(Value::Null);
+    let number = app.runtime.signal(&id, &name, &payload).await?;
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(SignalSent {
+            run_id: id,
+            signal: name,
+            id: number,
+        }),
+    )
+        .into_response())
+}
+
 /// Every record of a run as a server-sent event (`id:` its sequence number,
 /// `event:` its kind, `data:` its JSON): the history first, then live;
 /// `Last-Event-ID` resumes after that id; the stream ends after the run's end.
@@ -452,11 +494,12 @@ pub async fn metrics_text(State(app): Shared) -> Response {
         timeline,
         cancel,
         retry,
+        signal,
         events,
         healthz,
         metrics_text
     ),
-    components(schemas(Submit, Started, RunList, crate::catalog::WorkflowInfo))
+    components(schemas(Submit, Started, SignalSent, RunList, crate::catalog::WorkflowInfo))
 )]
 pub struct ApiDoc;
 

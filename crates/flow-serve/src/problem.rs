@@ -122,7 +122,8 @@ impl From<flow_runtime::Error> for Problem {
             }
             Error::RunNotFound(_) | Error::WorkflowNotFound { .. } => Problem::not_found(e.to_string()),
             Error::WorkflowInvalid { .. } => Problem::conflict(e.to_string()),
-            Error::KeyReused { .. } => Problem::unprocessable(e.to_string()),
+            Error::KeyReused { .. } | Error::SignalRefused { .. } => Problem::unprocessable(e.to_string()),
+            Error::RunEnded { .. } => Problem::conflict(e.to_string()),
             Error::NotUnderWay { .. } | Error::StillRunning(_) | Error::Resume(_) => Problem::conflict(e.to_string()),
             Error::Stopping => Problem::unavailable("the server is stopping: it takes no new runs"),
             Error::BadInput(message) => Problem::unprocessable(message),

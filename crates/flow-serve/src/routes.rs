@@ -34,6 +34,7 @@ pub fn router(
         .route("/api/v1/runs/{id}/timeline.svg", get(api::timeline))
         .route("/api/v1/runs/{id}/cancel", post(api::cancel))
         .route("/api/v1/runs/{id}/retry", post(api::retry))
+        .route("/api/v1/runs/{id}/signals/{name}", post(api::signal))
         .route("/api/{*rest}", axum::routing::any(api::unknown))
         // `{*rest}` matches no empty rest: `/api` and `/api/` are unknown API paths too.
         .route("/api", axum::routing::any(api::unknown))

@@ -10,3 +10,4 @@ mod runs;
 mod signal;
 mod support;
 mod validate;
+mod waits;
