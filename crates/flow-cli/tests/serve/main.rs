@@ -20,4 +20,5 @@ mod outage;
 mod queue;
 mod reload;
 mod support;
+mod waits;
 mod workflows;
