@@ -404,7 +404,7 @@ fn one_line(text: &str) -> String {
 /// What a waiting node waits for, in a few words.
 fn waiting_for(waiting: &flow_engine::core::Waiting) -> String {
     match (&waiting.signal, waiting.until_ms, waiting.timeout_at_ms) {
-        (Some(name), _, Some(at)) => format!("signal `{name}` (until {})", flow_engine::journal::rfc3339(at)),
+        (Some(name), _, Some(at)) => format!("signal `{name}` (gives up at {})", flow_engine::journal::rfc3339(at)),
         (Some(name), _, None) => format!("signal `{name}`"),
         (None, Some(until), _) => format!("until {}", flow_engine::journal::rfc3339(until)),
         (None, None, _) => "waiting".to_owned(),
