@@ -70,7 +70,7 @@ pub use spec::{
     EdgeSpec, KeyedLimit, LimitSpec, LimitUse, NodeSpec, RetrySpec, StrategySpec, Tolerance, Trigger, WorkflowSpec,
 };
 pub use template::{Expr, References, TemplateError, ValueTemplate};
-pub use wait::{Waiting, Waits};
+pub use wait::{Waiting, Waits, rfc3339};
 pub use workflow::{Edge, ForEach, LimitScope, ListPath, Node, NodeLimit, RetryPolicy, Workflow, depth};
 
 /// Re-exported so node kinds can be written without naming the crate version.

@@ -137,6 +137,23 @@ pub enum Record {
         /// Offset from the run's start, in ms.
         at_ms: f64,
     },
+    /// Nothing runs and every unit under way waits: the run is parked (no
+    /// process holds it) until `wake_at_ms` or a signal of `signals`.
+    RunWaiting {
+        /// Offset from the run's start, in ms.
+        at_ms: f64,
+        /// The earliest instant a wait is due (ms since the Unix epoch), if any.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        wake_at_ms: Option<i64>,
+        /// The signals its waits take.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        signals: Vec<String>,
+    },
+    /// A parked run was taken up again (a timer came due, a signal came).
+    RunWoken {
+        /// Offset from the run's start, in ms.
+        at_ms: f64,
+    },
     /// Something the run's operators should know about an attempt under way,
     /// that changes nothing in the run (a task no worker takes yet).
     Notice {
@@ -188,6 +205,8 @@ impl Record {
             Record::NodeWaiting { .. } => "node_waiting",
             Record::SignalReceived { .. } => "signal_received",
             Record::Notice { .. } => "notice",
+            Record::RunWaiting { .. } => "run_waiting",
+            Record::RunWoken { .. } => "run_woken",
             Record::RunCancelled { .. } => "run_cancelled",
             Record::RunResumed { .. } => "run_resumed",
             Record::RunFinished { .. } => "run_finished",
@@ -368,8 +387,11 @@ impl Recovered {
                         .or_default()
                         .insert(item.index, (item.clone(), output.clone()));
                 }
-                // A notice changes nothing in the run.
-                Record::Notice { at_ms, .. } => r.last_ms = r.last_ms.max(*at_ms),
+                // A notice changes nothing in the run; nor does parking it
+                // (its units under way are folded as in flight, waiting).
+                Record::Notice { at_ms, .. } | Record::RunWaiting { at_ms, .. } | Record::RunWoken { at_ms } => {
+                    r.last_ms = r.last_ms.max(*at_ms)
+                }
                 Record::RunCancelled { at_ms } => {
                     r.last_ms = r.last_ms.max(*at_ms);
                     r.cancelled = true;
@@ -507,6 +529,10 @@ impl Recovered {
                 entry.status = NodeStatus::Running;
                 entry.attempts = flight.attempt;
                 entry.started_ms = flight.attempts.first().map(|a| a.started_ms);
+                if let (Some(waiting), None) = (&flight.waiting, &flight.received) {
+                    entry.status = NodeStatus::Waiting;
+                    entry.waiting_for = Some(waiting.described());
+                }
             }
             let id = node.id();
             let listed = self.listed.get(id).copied();

@@ -21,6 +21,9 @@ pub enum RunStatus {
     /// Not finished, and its process is gone (killed, crashed): `flow resume`
     /// continues it (only in a report rebuilt from a journal).
     Interrupted,
+    /// Not finished: nothing runs, and its nodes wait for a time or a signal;
+    /// no process holds it (it is parked in its journal until woken).
+    Waiting,
 }
 
 impl std::str::FromStr for RunStatus {
@@ -46,6 +49,7 @@ impl RunStatus {
             RunStatus::Cancelled => "cancelled",
             RunStatus::Running => "running",
             RunStatus::Interrupted => "interrupted",
+            RunStatus::Waiting => "waiting",
         }
     }
 }
@@ -69,6 +73,9 @@ pub enum NodeStatus {
     Pending,
     /// Started and not settled yet (only in a report of an unfinished run).
     Running,
+    /// Started, and waiting for a time or a signal (only in a report of an
+    /// unfinished run).
+    Waiting,
 }
 
 impl NodeStatus {
@@ -91,6 +98,7 @@ impl NodeStatus {
             NodeStatus::Cancelled => "cancelled",
             NodeStatus::Pending => "pending",
             NodeStatus::Running => "running",
+            NodeStatus::Waiting => "waiting",
         }
     }
 }
@@ -226,6 +234,10 @@ pub struct NodeReport {
     /// are in `output`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub item_runs: Option<Vec<ItemRun>>,
+    /// For a `waiting` node: what it waits for, `{"signal": name,
+    /// "timeout_at": <RFC 3339>}` or `{"until": <RFC 3339>}`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub waiting_for: Option<Value>,
 }
 
 /// A `for_each` node's items, counted by how they ended.
@@ -293,6 +305,7 @@ impl NodeReport {
             limit_wait_ms: None,
             items: None,
             item_runs: None,
+            waiting_for: None,
         }
     }
 }

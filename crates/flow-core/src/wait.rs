@@ -43,6 +43,31 @@ impl Waiting {
     }
 }
 
+impl Waiting {
+    /// What a report says it waits for: `{"signal": name, "timeout_at":
+    /// <RFC 3339>}` or `{"until": <RFC 3339>}`.
+    pub fn described(&self) -> Value {
+        let mut map = serde_json::Map::new();
+        if let Some(name) = &self.signal {
+            map.insert("signal".into(), Value::from(name.clone()));
+            if let Some(at) = self.timeout_at_ms {
+                map.insert("timeout_at".into(), Value::from(crate::rfc3339(at)));
+            }
+        } else if let Some(until) = self.until_ms {
+            map.insert("until".into(), Value::from(crate::rfc3339(until)));
+        }
+        Value::Object(map)
+    }
+
+    /// The earliest instant this wait is due or gives up, if any.
+    pub fn due_ms(&self) -> Option<i64> {
+        match (self.until_ms, self.timeout_at_ms) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+}
+
 /// The engine's side of a waiting node's attempt ([`NodeCall::waits`]).
 ///
 /// [`NodeCall::waits`]: crate::NodeCall::waits
@@ -57,4 +82,33 @@ pub trait Waits: Send + Sync {
     /// taken for this attempt (recorded with the run, so no other wait gets
     /// it, and a resumed run gets the same one back). Waits until one comes.
     async fn next_signal(&self, name: &str) -> Result<Value, NodeError>;
+
+    /// Sleeps until `until_ms` (wall clock, ms since the Unix epoch). While
+    /// the attempt sleeps here or waits in [`Waits::next_signal`], the engine
+    /// may park the run (stop it, to be resumed from its journal when due).
+    async fn sleep_until(&self, until_ms: i64);
+}
+
+/// A time in ms since the Unix epoch as RFC 3339, in UTC, to the millisecond.
+pub fn rfc3339(ms: i64) -> String {
+    let secs = ms.div_euclid(1000);
+    let millis = ms.rem_euclid(1000);
+    let days = secs.div_euclid(86_400);
+    let rem = secs.rem_euclid(86_400);
+    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{millis:03}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
 }

@@ -141,6 +141,10 @@ pub(crate) struct Driver {
     replaying: bool,
 }
 
+/// A run whose every unit under way waits is parked only when none is due
+/// sooner than this: a short wait is waited in memory, on time.
+const PARK_AFTER: Duration = Duration::from_secs(1);
+
 /// A resumed run's results from the journal, by node index.
 #[derive(Default)]
 pub(crate) struct Restore {
@@ -177,6 +181,10 @@ pub(crate) struct Shared {
     pub(crate) signals: crate::Signals,
     /// The signals the run's waits have taken.
     pub(crate) taken: crate::waits::Taken,
+    /// Its units that wait now.
+    pub(crate) waiters: crate::waits::Waiters,
+    /// Whether the run is parked when every unit under way waits.
+    pub(crate) parking: bool,
 }
 
 impl Shared {
@@ -221,6 +229,7 @@ pub(crate) struct DriverParts {
     pub offset: Duration,
     pub dispatcher: Option<Arc<dyn crate::Dispatcher>>,
     pub signals: crate::Signals,
+    pub parking: bool,
 }
 
 /// Milliseconds to the microsecond: whole microseconds over 1000 print as
@@ -246,8 +255,10 @@ impl Driver {
             offset,
             dispatcher,
             signals,
+            parking,
         } = parts;
         let taken = restore.as_ref().map(|r| r.signals_taken.clone()).unwrap_or_default();
+        let journal_present = journal.is_some();
         let cap = strategy.max_concurrency().map_or(usize::MAX, |n| n.get());
         let ready = if cap == usize::MAX {
             ReadyQueue::Fifo(VecDeque::new())
@@ -285,6 +296,8 @@ impl Driver {
                 dispatcher,
                 signals,
                 taken: tokio::sync::Mutex::new(taken),
+                waiters: crate::waits::Waiters::default(),
+                parking: parking && journal_present,
             }),
             user_token: cancel,
             admit_at: None,
@@ -325,6 +338,7 @@ impl Driver {
             self.make_ready(node);
         }
         let run_token = self.shared.cancel.clone();
+        let waits = self.shared.clone();
         loop {
             if self.user_token.is_cancelled() && !self.cancelling {
                 self.cancel();
@@ -337,6 +351,9 @@ impl Driver {
             self.fill();
             if self.in_flight == 0 && (self.ready.is_empty() || self.cancelling) {
                 break;
+            }
+            if self.should_park() {
+                return self.park().await;
             }
             let admit_at = self.admit_at;
             tokio::select! {
@@ -351,6 +368,8 @@ impl Driver {
                     }
                 }
                 _ = sleep_until(admit_at), if admit_at.is_some() => self.admit_at = None,
+                // A unit began to wait: perhaps every unit under way waits now.
+                () = waits.waiters.bell.notified(), if waits.parking => {}
             }
         }
         let shared = self.shared.clone();
@@ -363,6 +382,102 @@ impl Driver {
             shared.publish(&finished);
         }
         report
+    }
+
+    /// Whether to park the run now: it may (a journal, parking asked for),
+    /// nothing else can start, every unit under way waits, and none is due
+    /// within [`PARK_AFTER`] (a short wait is waited in memory).
+    fn should_park(&self) -> bool {
+        let shared = &self.shared;
+        if !shared.parking
+            || self.cancelling
+            || self.in_flight == 0
+            || !self.ready.is_empty()
+            || self.admit_at.is_some()
+            || shared.waiters.count() < self.in_flight
+        {
+            return false;
+        }
+        let (due, _, _) = shared.waiters.summary();
+        due.is_none_or(|at| at - flow_journal::now_ms() >= PARK_AFTER.as_millis() as i64)
+    }
+
+    /// Parks the run: its waiting units stop here (their records say what
+    /// they wait for: a resumed run waits for the same), `run_waiting` is
+    /// recorded, and the journal's row says `waiting`, due at the earliest
+    /// wait, held by nobody. The report says `waiting`.
+    async fn park(mut self) -> Report {
+        let (due, signals, units) = self.shared.waiters.summary();
+        self.tasks.abort_all();
+        while self.tasks.join_next().await.is_some() {}
+        self.in_flight = 0;
+        let shared = self.shared.clone();
+        let fact = Fact::RunWaiting {
+            at_ms: shared.now_ms(),
+            wake_at_ms: due,
+            signals: &signals,
+        };
+        match shared.note_durable(&fact).await {
+            Ok(()) => {
+                if let Some(log) = &shared.journal {
+                    let writer = log.writer();
+                    match writer.journal().park(&shared.run_id, writer.owner(), due).await {
+                        Ok(true) => {
+                            // A signal sent before the row said `waiting` rang
+                            // nothing: if one is there, the run is due now.
+                            let taken = shared.taken.lock().await.clone();
+                            for name in &signals {
+                                let after = taken.get(name).copied().unwrap_or(0);
+                                if let Ok(Some(_)) = writer.journal().next_signal(&shared.run_id, name, after).await {
+                                    if let Err(e) = writer.journal().make_due(&shared.run_id).await {
+                                        tracing::warn!(error = %e, "a parked run's signal could not make it due");
+                                    }
+                                    break;
+                                }
+                            }
+                        }
+                        Ok(false) => {
+                            tracing::warn!(run_id = %shared.run_id, "not parked: another process holds the run")
+                        }
+                        Err(e) => {
+                            tracing::error!(run_id = %shared.run_id, error = %e, "not parked: the run stays with this process's lease until it expires, then is taken over")
+                        }
+                    }
+                }
+            }
+            Err(e) => tracing::error!(error = %e, "the run's parking could not be journaled"),
+        }
+        let duration_ms = shared.now_ms();
+        let mut entries = self.entries;
+        for (index, ((_, entry), settled)) in entries.iter_mut().zip(self.writer.into_settled()).enumerate() {
+            match settled {
+                Some(s) => {
+                    entry.status = s.status;
+                    entry.output = shared.redactor.redact_value(s.output);
+                    entry.error = s.error;
+                }
+                None if self.state.phase(index) == Phase::Running => entry.status = NodeStatus::Running,
+                None => entry.status = NodeStatus::Pending,
+            }
+            if entry.started_ms.is_none() {
+                entry.finished_ms = None;
+            }
+        }
+        for (node, item, waiting) in &units {
+            let entry = &mut entries[*node].1;
+            entry.status = NodeStatus::Waiting;
+            if item.is_none() {
+                entry.waiting_for = Some(waiting.described());
+            }
+        }
+        Report::new(
+            shared.workflow.name(),
+            &*shared.run_id,
+            self.strategy.name(),
+            RunStatus::Waiting,
+            duration_ms,
+            NodeReports::from_entries(entries),
+        )
     }
 
     fn make_ready(&mut self, node: usize) {

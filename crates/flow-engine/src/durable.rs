@@ -39,12 +39,20 @@ pub struct ResumeOptions {
     retry_failed: bool,
     cancel: Option<CancellationToken>,
     events: Option<crate::EventSender>,
+    pub(crate) park: bool,
 }
 
 impl ResumeOptions {
     /// Default options: continue an interrupted run.
     pub fn new() -> Self {
         ResumeOptions::default()
+    }
+
+    /// Parks the run again when every node under way waits (see
+    /// `RunOptions::park_when_waiting`).
+    pub fn park_when_waiting(mut self) -> Self {
+        self.park = true;
+        self
     }
 
     /// Also continue a run that finished `failed` or `cancelled`: its failed,
@@ -146,7 +154,7 @@ impl Engine {
                 }
                 .into());
             }
-            RunStatus::Interrupted => {}
+            RunStatus::Interrupted | RunStatus::Waiting => {}
             status if status == RunStatus::Succeeded || !options.retry_failed => {
                 return Err(ResumeError::Finished {
                     run_id: run_id.to_owned(),
@@ -157,10 +165,16 @@ impl Engine {
             _ => {}
         }
         let expected = row.owner.as_ref().map(|o| o.token.as_str());
-        if !journal
-            .claim(run_id, writer.owner(), expected, now + LEASE.as_millis() as i64)
-            .await?
-        {
+        let lease = now + LEASE.as_millis() as i64;
+        // A parked run is taken by its status (of two that race, one takes
+        // it; none takes one that was woken and finished meanwhile).
+        let woken = row.status == RunStatus::Waiting;
+        let taken = if woken {
+            journal.wake(run_id, writer.owner(), lease).await?
+        } else {
+            journal.claim(run_id, writer.owner(), expected, lease).await?
+        };
+        if !taken {
             return Err(ResumeError::TakenOver {
                 run_id: run_id.to_owned(),
             }
@@ -196,9 +210,14 @@ impl Engine {
         );
         let restore = restore(&workflow, recovered);
         let log = writer.run(Arc::from(run_id), next_seq);
-        log.append_durable(Record::RunResumed {
-            at_ms: (now - started_at_ms).max(0) as f64,
-            retry_failed: options.retry_failed,
+        let at_ms = (now - started_at_ms).max(0) as f64;
+        log.append_durable(if woken {
+            Record::RunWoken { at_ms }
+        } else {
+            Record::RunResumed {
+                at_ms,
+                retry_failed: options.retry_failed,
+            }
         })
         .await?;
         let mut run_options = RunOptions::new().input(input);
@@ -209,6 +228,7 @@ impl Engine {
         run_options.events = options.events;
         let signals = crate::Signals::new();
         run_options.signals = Some(signals.clone());
+        run_options.park = options.park;
         let durable = Durable {
             run_id: Arc::from(run_id),
             log: Some(log),

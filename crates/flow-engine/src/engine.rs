@@ -306,6 +306,7 @@ impl Engine {
             offset: durable.offset,
             dispatcher: self.inner.dispatcher.clone(),
             signals: options.signals.unwrap_or_default(),
+            parking: options.park,
         });
         Ok((driver, cancel))
     }

@@ -120,6 +120,14 @@ pub enum EventKind {
         /// How long the node waited for the limit, in milliseconds.
         waited_ms: f64,
     },
+    /// Every node under way waits: the run is parked in its journal (no
+    /// process holds it) until `wake_at_ms` or one of `signals` comes.
+    RunWaiting {
+        /// The earliest instant a wait is due, ms since the Unix epoch.
+        wake_at_ms: Option<i64>,
+        /// The signals its waits take.
+        signals: Vec<String>,
+    },
     /// An attempt of a `wait` or `signal` node began to wait: what for.
     NodeWaiting {
         /// The node's id.

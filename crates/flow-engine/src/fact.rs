@@ -69,6 +69,12 @@ pub(crate) enum Fact<'a> {
         payload: &'a Value,
         at_ms: f64,
     },
+    /// The run is parked: every unit under way waits.
+    RunWaiting {
+        at_ms: f64,
+        wake_at_ms: Option<i64>,
+        signals: &'a [String],
+    },
     /// Something to know about an attempt under way.
     Notice {
         node: usize,
@@ -176,6 +182,15 @@ impl Fact<'_> {
                 message: message.to_owned(),
                 at_ms,
             },
+            Fact::RunWaiting {
+                at_ms,
+                wake_at_ms,
+                signals,
+            } => Record::RunWaiting {
+                at_ms,
+                wake_at_ms,
+                signals: signals.to_vec(),
+            },
             Fact::RunCancelled { at_ms } => Record::RunCancelled { at_ms },
             Fact::RunFinished { report } => Record::RunFinished {
                 status: report.status,
@@ -259,6 +274,12 @@ impl Fact<'_> {
                 node: id(node),
                 item,
                 message: message.to_owned(),
+            },
+            Fact::RunWaiting {
+                wake_at_ms, signals, ..
+            } => EventKind::RunWaiting {
+                wake_at_ms,
+                signals: signals.to_vec(),
             },
             Fact::RunCancelled { .. } => return None,
             Fact::RunFinished { report } => EventKind::RunFinished {

@@ -20,6 +20,7 @@ pub struct RunOptions {
     pub(crate) run_id: Option<Arc<str>>,
     pub(crate) idempotency_key: Option<String>,
     pub(crate) signals: Option<crate::Signals>,
+    pub(crate) park: bool,
 }
 
 impl RunOptions {
@@ -79,6 +80,17 @@ impl RunOptions {
     /// ([`RunHandle::signals`]).
     pub fn signals(mut self, signals: crate::Signals) -> Self {
         self.signals = Some(signals);
+        self
+    }
+
+    /// Parks the run when every node under way waits (`wait`, `signal`) and
+    /// nothing else can start: its records are in the journal, its row says
+    /// `waiting` with when it is due, no process holds it, and the handle's
+    /// report says `waiting`. A `Runtime` (or `Engine::resume`) takes it up
+    /// again when due. Only with a journal; without one, the run waits in
+    /// memory.
+    pub fn park_when_waiting(mut self) -> Self {
+        self.park = true;
         self
     }
 

@@ -71,6 +71,101 @@ impl Signals {
     }
 }
 
+/// A unit of work: a node, and for an item of a `for_each` node its index.
+type Unit = (usize, Option<usize>);
+
+/// What the waiting units of a run wait for: the earliest instant one is
+/// due, the signals they take, and each unit with its wait.
+pub(crate) type Summary = (Option<i64>, Vec<String>, Vec<(usize, Option<usize>, Waiting)>);
+
+/// The units of a run that wait now, and what for: the driver parks the run
+/// when every unit under way waits.
+#[derive(Debug, Default)]
+pub(crate) struct Waiters {
+    /// What each unit that began a wait waits for, by (node, item).
+    what: Mutex<HashMap<Unit, (Waiting, usize)>>,
+    /// Units inside a wait now (sleeping or waiting for a signal).
+    now: AtomicU64,
+    /// Rung when a unit enters a wait.
+    pub(crate) bell: Notify,
+}
+
+impl Waiters {
+    /// How many units wait now.
+    pub(crate) fn count(&self) -> usize {
+        self.now.load(Ordering::Acquire) as usize
+    }
+
+    /// What the waiting units wait for: the earliest instant one is due,
+    /// and the signals they take.
+    pub(crate) fn summary(&self) -> Summary {
+        let what = self.what.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut due: Option<i64> = None;
+        let mut signals: Vec<String> = Vec::new();
+        let mut units = Vec::new();
+        for ((node, item), (waiting, inside)) in what.iter() {
+            if *inside == 0 {
+                continue;
+            }
+            if let Some(at) = waiting.due_ms() {
+                due = Some(due.map_or(at, |d| d.min(at)));
+            }
+            if let Some(name) = &waiting.signal
+                && !signals.contains(name)
+            {
+                signals.push(name.clone());
+            }
+            units.push((*node, *item, waiting.clone()));
+        }
+        signals.sort();
+        (due, signals, units)
+    }
+}
+
+/// Held while a unit is inside a wait: counts it as waiting.
+struct Inside<'a> {
+    waiters: &'a Waiters,
+    unit: (usize, Option<usize>),
+}
+
+impl<'a> Inside<'a> {
+    fn enter(waiters: &'a Waiters, unit: (usize, Option<usize>)) -> Inside<'a> {
+        let first = {
+            let mut what = waiters.what.lock().unwrap_or_else(PoisonError::into_inner);
+            match what.get_mut(&unit) {
+                Some((_, inside)) => {
+                    *inside += 1;
+                    *inside == 1
+                }
+                None => false,
+            }
+        };
+        if first {
+            waiters.now.fetch_add(1, Ordering::AcqRel);
+            waiters.bell.notify_one();
+        }
+        Inside { waiters, unit }
+    }
+}
+
+impl Drop for Inside<'_> {
+    fn drop(&mut self) {
+        let last = {
+            let mut what = self.waiters.what.lock().unwrap_or_else(PoisonError::into_inner);
+            match what.get_mut(&self.unit) {
+                Some((_, inside)) if *inside > 0 => {
+                    *inside -= 1;
+                    *inside == 0
+                }
+                _ => false,
+            }
+        };
+        if last {
+            self.waiters.now.fetch_sub(1, Ordering::AcqRel);
+        }
+    }
+}
+
 /// The signals a run's waits have taken: the newest number, by name. One
 /// take at a time, so two waits for one name never take the same signal.
 pub(crate) type Taken = tokio::sync::Mutex<HashMap<String, u64>>;
@@ -88,6 +183,18 @@ pub(crate) struct UnitWaits {
     /// What the attempt a restart cut short was waiting for, and the signal it
     /// had taken: this attempt waits for the same, and gets the same.
     pub(crate) restored: Option<Restored>,
+}
+
+impl Drop for UnitWaits {
+    /// The attempt is over: it waits no more.
+    fn drop(&mut self) {
+        self.shared
+            .waiters
+            .what
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(&(self.node, self.item));
+    }
 }
 
 #[async_trait::async_trait]
@@ -111,7 +218,21 @@ impl flow_core::Waits for UnitWaits {
             .note_durable(&fact)
             .await
             .map_err(|e| NodeError::permanent(format!("not waiting: {e}")))?;
+        self.shared
+            .waiters
+            .what
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert((self.node, self.item), (waiting.clone(), 0));
         Ok(waiting)
+    }
+
+    async fn sleep_until(&self, until_ms: i64) {
+        let _inside = Inside::enter(&self.shared.waiters, (self.node, self.item));
+        let left = until_ms - flow_journal::now_ms();
+        if left > 0 {
+            tokio::time::sleep(Duration::from_millis(left as u64)).await;
+        }
     }
 
     async fn next_signal(&self, name: &str) -> Result<Value, NodeError> {
@@ -119,6 +240,9 @@ impl flow_core::Waits for UnitWaits {
             return Ok(payload.clone());
         }
         let shared = &self.shared;
+        // Counted as waiting only once a look found nothing: a run woken for
+        // a signal takes it before it could be parked again.
+        let mut inside = None;
         loop {
             let bell = shared.signals.inner.bell.notified();
             tokio::pin!(bell);
@@ -153,6 +277,9 @@ impl flow_core::Waits for UnitWaits {
                     taken.insert(name.to_owned(), id);
                     return Ok(payload);
                 }
+            }
+            if inside.is_none() {
+                inside = Some(Inside::enter(&shared.waiters, (self.node, self.item)));
             }
             match &shared.journal {
                 None => bell.await,

@@ -262,7 +262,8 @@ pub trait Journal: Send + Sync + std::fmt::Debug + 'static {
     }
 
     /// Records signal `name` with `payload` for run `run_id` (any process may:
-    /// the run's owner takes it when one of its nodes waits for it). Returns
+    /// the run's owner takes it when one of its nodes waits for it; a parked
+    /// run is due at once, to take it). Returns
     /// its number: signals are taken oldest first. The caller checks that the
     /// run exists and has not finished.
     async fn send_signal(&self, run_id: &str, name: &str, payload: &serde_json::Value) -> Result<u64> {
@@ -277,6 +278,44 @@ pub trait Journal: Send + Sync + std::fmt::Debug + 'static {
     /// its number and payload.
     async fn next_signal(&self, run_id: &str, name: &str, after: u64) -> Result<Option<(u64, serde_json::Value)>> {
         let _ = (run_id, name, after);
+        Ok(None)
+    }
+
+    /// Parks run `run_id`, which `owner` holds: its status becomes `waiting`,
+    /// due at `wake_at_ms` (or only when a signal comes), and no process holds
+    /// it. Returns whether it was parked (`owner` still held it). The run's
+    /// records must be durable first.
+    async fn park(&self, run_id: &str, owner: &Owner, wake_at_ms: Option<i64>) -> Result<bool> {
+        let _ = (run_id, owner, wake_at_ms);
+        Err(Error::Storage(format!(
+            "the journal {} cannot park runs",
+            self.target()
+        )))
+    }
+
+    /// Takes parked run `run_id` for `owner` (running again, its lease until
+    /// `lease_until_ms`); of two processes that race, one gets it. Returns
+    /// whether this one did.
+    async fn wake(&self, run_id: &str, owner: &Owner, lease_until_ms: i64) -> Result<bool> {
+        let _ = (run_id, owner, lease_until_ms);
+        Ok(false)
+    }
+
+    /// Makes parked run `run_id` due now (a signal came for it).
+    async fn make_due(&self, run_id: &str) -> Result<()> {
+        let _ = run_id;
+        Ok(())
+    }
+
+    /// Parked runs due at `now_ms` (their timer came, or a signal was sent to
+    /// them), earliest first, at most `limit`.
+    async fn due(&self, now_ms: i64, limit: usize) -> Result<Vec<String>> {
+        let _ = (now_ms, limit);
+        Ok(Vec::new())
+    }
+
+    /// The earliest instant a parked run is due, if any run is parked with a timer.
+    async fn next_wake(&self) -> Result<Option<i64>> {
         Ok(None)
     }
 
@@ -359,29 +398,7 @@ pub fn now_ms() -> i64 {
         .map_or(0, |d| d.as_millis() as i64)
 }
 
-/// A time in ms since the Unix epoch as RFC 3339, in UTC, to the millisecond.
-pub fn rfc3339(ms: i64) -> String {
-    let secs = ms.div_euclid(1000);
-    let millis = ms.rem_euclid(1000);
-    let days = secs.div_euclid(86_400);
-    let rem = secs.rem_euclid(86_400);
-    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{millis:03}Z",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
-}
+pub use flow_core::rfc3339;
 
 /// The workflow of the run `entry` creates (a `run_started` record numbered
 /// 1) and the idempotency key bound to it in the same commit, if any.

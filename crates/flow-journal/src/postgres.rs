@@ -580,16 +580,71 @@ impl Journal for PgJournal {
             return Err(Error::Storage("a run id or signal name with a NUL byte".to_owned()));
         }
         let text = payload.to_string();
+        let now = crate::now_ms();
+        let mut conn = self.writer().await?;
+        let tx = conn.client.transaction().await.map_err(storage)?;
+        let row = tx
+            .query_one(sql::send_signal(Dialect::Postgres), &[&run_id, &name, &text, &now])
+            .await
+            .map_err(storage)?;
+        tx.execute(sql::ring(Dialect::Postgres), &[&run_id, &now])
+            .await
+            .map_err(storage)?;
+        tx.commit().await.map_err(storage)?;
+        Ok(row.get::<_, i64>(0) as u64)
+    }
+
+    async fn park(&self, run_id: &str, owner: &Owner, wake_at_ms: Option<i64>) -> Result<bool> {
+        if !storable(run_id) {
+            return Ok(false);
+        }
         let conn = self.writer().await?;
-        let row = conn
+        let changed = conn
             .client
-            .query_one(
-                sql::send_signal(Dialect::Postgres),
-                &[&run_id, &name, &text, &crate::now_ms()],
+            .execute(sql::park(Dialect::Postgres), &[&run_id, &owner.token, &wake_at_ms])
+            .await
+            .map_err(storage)?;
+        Ok(changed == 1)
+    }
+
+    async fn make_due(&self, run_id: &str) -> Result<()> {
+        if !storable(run_id) {
+            return Ok(());
+        }
+        let conn = self.writer().await?;
+        conn.client
+            .execute(sql::ring(Dialect::Postgres), &[&run_id, &crate::now_ms()])
+            .await
+            .map(|_| ())
+            .map_err(storage)
+    }
+
+    async fn wake(&self, run_id: &str, owner: &Owner, lease_until_ms: i64) -> Result<bool> {
+        if !storable(run_id) {
+            return Ok(false);
+        }
+        let (token, host, pid, started) = sql::owner_args(owner);
+        let conn = self.writer().await?;
+        let changed = conn
+            .client
+            .execute(
+                sql::wake(Dialect::Postgres),
+                &[&run_id, &token, &host, &pid, &started, &lease_until_ms],
             )
             .await
             .map_err(storage)?;
-        Ok(row.get::<_, i64>(0) as u64)
+        Ok(changed == 1)
+    }
+
+    async fn due(&self, now_ms: i64, limit: usize) -> Result<Vec<String>> {
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let rows = self.read_query(sql::due(Dialect::Postgres), &[&now_ms, &limit]).await?;
+        Ok(rows.iter().map(|r| r.get(0)).collect())
+    }
+
+    async fn next_wake(&self) -> Result<Option<i64>> {
+        let row = self.read_opt(sql::NEXT_WAKE, &[]).await?;
+        Ok(row.and_then(|r| r.get::<_, Option<i64>>(0)))
     }
 
     async fn next_signal(&self, run_id: &str, name: &str, after: u64) -> Result<Option<(u64, serde_json::Value)>> {

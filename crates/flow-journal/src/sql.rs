@@ -103,6 +103,9 @@ const MIGRATIONS: &[&str] = &[
         sent_at {int} NOT NULL
     );
     CREATE INDEX flow_signals_by_run ON flow_signals (run_id, name, id);",
+    // 4: parked runs (status `waiting`): when their earliest wait is due.
+    "ALTER TABLE flow_runs ADD COLUMN wake_at {int};
+    CREATE INDEX flow_runs_by_wake ON flow_runs (status, wake_at);",
 ];
 
 /// The migrations, in `dialect`.
@@ -289,6 +292,54 @@ pub(crate) fn next_signal(dialect: Dialect) -> &'static str {
         &CELLS,
         dialect,
         "SELECT id, payload FROM flow_signals WHERE run_id = {1} AND name = {2} AND id > {3} ORDER BY id LIMIT 1",
+    )
+}
+
+/// Parks a run its owner holds: run id, owner token, wake at.
+pub(crate) fn park(dialect: Dialect) -> &'static str {
+    static CELLS: Cells = [OnceLock::new(), OnceLock::new()];
+    spelled(
+        &CELLS,
+        dialect,
+        "UPDATE flow_runs SET status = 'waiting', wake_at = {3},
+         owner = NULL, owner_host = NULL, owner_pid = NULL, owner_started = NULL, lease_until = NULL
+         WHERE run_id = {1} AND owner = {2} AND status = 'running'",
+    )
+}
+
+/// Takes a parked run: run id, then the owner as [`owner_args`] gives it
+/// (`{2}` to `{5}`), lease.
+pub(crate) fn wake(dialect: Dialect) -> &'static str {
+    static CELLS: Cells = [OnceLock::new(), OnceLock::new()];
+    spelled(
+        &CELLS,
+        dialect,
+        "UPDATE flow_runs SET owner = {2}, owner_host = {3}, owner_pid = {4}, owner_started = {5}, lease_until = {6},
+         status = 'running', wake_at = NULL
+         WHERE run_id = {1} AND status = 'waiting'",
+    )
+}
+
+/// Parked runs due: now, limit.
+pub(crate) fn due(dialect: Dialect) -> &'static str {
+    static CELLS: Cells = [OnceLock::new(), OnceLock::new()];
+    spelled(
+        &CELLS,
+        dialect,
+        "SELECT run_id FROM flow_runs WHERE status = 'waiting' AND wake_at <= {1} ORDER BY wake_at LIMIT {2}",
+    )
+}
+
+/// The earliest instant a parked run is due.
+pub(crate) const NEXT_WAKE: &str = "SELECT MIN(wake_at) FROM flow_runs WHERE status = 'waiting'";
+
+/// A parked run that a signal was sent to is due now: run id, now.
+pub(crate) fn ring(dialect: Dialect) -> &'static str {
+    static CELLS: Cells = [OnceLock::new(), OnceLock::new()];
+    spelled(
+        &CELLS,
+        dialect,
+        "UPDATE flow_runs SET wake_at = {2} WHERE run_id = {1} AND status = 'waiting'",
     )
 }
 

@@ -360,11 +360,69 @@ impl Journal for SqliteJournal {
     async fn send_signal(&self, run_id: &str, name: &str, payload: &serde_json::Value) -> Result<u64> {
         let (run_id, name, payload) = (run_id.to_owned(), name.to_owned(), payload.to_string());
         self.writing(move |conn| {
-            conn.prepare_cached(sql::send_signal(Dialect::Sqlite))
-                .and_then(|mut stmt| {
-                    stmt.query_row(params![run_id, name, payload, crate::now_ms()], |r| r.get::<_, i64>(0))
-                })
-                .map(|id| id as u64)
+            let tx = conn.transaction().map_err(storage)?;
+            let now = crate::now_ms();
+            let id = tx
+                .prepare_cached(sql::send_signal(Dialect::Sqlite))
+                .and_then(|mut stmt| stmt.query_row(params![run_id, name, payload, now], |r| r.get::<_, i64>(0)))
+                .map_err(storage)?;
+            tx.execute(sql::ring(Dialect::Sqlite), params![run_id, now])
+                .map_err(storage)?;
+            tx.commit().map_err(storage)?;
+            Ok(id as u64)
+        })
+        .await
+    }
+
+    async fn park(&self, run_id: &str, owner: &Owner, wake_at_ms: Option<i64>) -> Result<bool> {
+        let (run_id, token) = (run_id.to_owned(), owner.token.clone());
+        self.writing(move |conn| {
+            conn.execute(sql::park(Dialect::Sqlite), params![run_id, token, wake_at_ms])
+                .map(|n| n == 1)
+                .map_err(storage)
+        })
+        .await
+    }
+
+    async fn make_due(&self, run_id: &str) -> Result<()> {
+        let run_id = run_id.to_owned();
+        self.writing(move |conn| {
+            conn.execute(sql::ring(Dialect::Sqlite), params![run_id, crate::now_ms()])
+                .map(|_| ())
+                .map_err(storage)
+        })
+        .await
+    }
+
+    async fn wake(&self, run_id: &str, owner: &Owner, lease_until_ms: i64) -> Result<bool> {
+        let (run_id, owner) = (run_id.to_owned(), owner.clone());
+        self.writing(move |conn| {
+            let (token, host, pid, started) = sql::owner_args(&owner);
+            conn.execute(
+                sql::wake(Dialect::Sqlite),
+                params![run_id, token, host, pid, started, lease_until_ms],
+            )
+            .map(|n| n == 1)
+            .map_err(storage)
+        })
+        .await
+    }
+
+    async fn due(&self, now_ms: i64, limit: usize) -> Result<Vec<String>> {
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        self.reading(move |conn| {
+            let mut stmt = conn.prepare_cached(sql::due(Dialect::Sqlite)).map_err(storage)?;
+            let rows = stmt
+                .query_map(params![now_ms, limit], |r| r.get::<_, String>(0))
+                .map_err(storage)?;
+            rows.collect::<rusqlite::Result<Vec<_>>>().map_err(storage)
+        })
+        .await
+    }
+
+    async fn next_wake(&self) -> Result<Option<i64>> {
+        self.reading(|conn| {
+            conn.query_row(sql::NEXT_WAKE, [], |r| r.get::<_, Option<i64>>(0))
                 .map_err(storage)
         })
         .await

@@ -43,14 +43,6 @@ fn now_ms() -> i64 {
     jiff::Timestamp::now().as_millisecond()
 }
 
-/// Sleeps until `until_ms` (wall clock); cancel-safe.
-async fn sleep_until_ms(until_ms: i64) {
-    let left = until_ms - now_ms();
-    if left > 0 {
-        tokio::time::sleep(Duration::from_millis(left as u64)).await;
-    }
-}
-
 fn text_field<'a>(config: &'a Value, field: &str) -> Result<Option<&'a str>, String> {
     match config.get(field) {
         None | Some(Value::Null) => Ok(None),
@@ -137,9 +129,10 @@ impl NodeKind for Wait {
             }
             _ => return Err(NodeError::permanent("config: give `for` or `until`")),
         };
-        let waiting = waits_of(&call)?.begin(Waiting::until(until)).await?;
+        let waits = waits_of(&call)?;
+        let waiting = waits.begin(Waiting::until(until)).await?;
         let until = waiting.until_ms.unwrap_or(until);
-        sleep_until_ms(until).await;
+        waits.sleep_until(until).await;
         let woke = now_ms().max(until);
         Ok(json!({
             "woke_at": format_instant(woke),
@@ -221,7 +214,7 @@ impl NodeKind for Signal {
             (Some(at), Some((text, _))) => {
                 tokio::select! {
                     payload = received => payload,
-                    () = sleep_until_ms(at) => Err(NodeError::new(format!("no signal `{name}` within {text}"))),
+                    () = waits.sleep_until(at) => Err(NodeError::new(format!("no signal `{name}` within {text}"))),
                 }
             }
             _ => received.await,

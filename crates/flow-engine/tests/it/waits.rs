@@ -247,3 +247,124 @@ edges: [{ from: first, to: hold }, { from: hold, to: second }]
     assert_eq!(node("first").output, json!({ "n": 1 }));
     assert_eq!(node("second").output, json!({ "n": 2 }), "{report:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_waiting_run_is_parked_then_woken_when_due() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let engine = engine();
+    let wf = parse(
+        &engine,
+        "name: w\nnodes:\n  - { id: first, kind: noop }\n  - { id: nap, kind: wait, config: { for: 2s } }\n  - { id: last, kind: noop }\nedges: [{ from: first, to: nap }, { from: nap, to: last }]\n",
+    );
+    let journal = sqlite(dir.path(), "run.db");
+    let handle = engine
+        .start(
+            &wf,
+            RunOptions::new()
+                .journal(writer(&journal, Owner::this_process()))
+                .park_when_waiting(),
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+    let run_id = handle.run_id().to_owned();
+    let parked = handle.wait().await.unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(parked.status, RunStatus::Waiting, "{parked:?}");
+    let nap = parked.nodes.get("nap").unwrap_or_else(|| panic!("nap"));
+    assert_eq!(nap.status, NodeStatus::Waiting);
+    assert!(
+        nap.waiting_for.as_ref().is_some_and(|w| w.get("until").is_some()),
+        "{nap:?}"
+    );
+    assert_eq!(parked.nodes.get("last").map(|n| n.status), Some(NodeStatus::Pending));
+    // Held by nobody, due in about 2 s.
+    let row = journal
+        .row(&run_id)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"))
+        .unwrap_or_else(|| panic!("row"));
+    assert_eq!(row.status, RunStatus::Waiting);
+    assert!(row.owner.is_none(), "{row:?}");
+    assert!(journal.due(now_ms(), 10).await.unwrap_or_default().is_empty());
+    let next = journal
+        .next_wake()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"))
+        .unwrap_or_else(|| panic!("no timer"));
+    tokio::time::sleep(Duration::from_millis((next - now_ms()).max(0) as u64 + 50)).await;
+    assert_eq!(
+        journal.due(now_ms(), 10).await.unwrap_or_default(),
+        vec![run_id.clone()]
+    );
+    // Woken by another process (this test, as a server would); of two wakers, one.
+    let waker = writer(&journal, Owner::this_process());
+    let resumed = engine
+        .resume(&waker, &run_id, ResumeOptions::new().park_when_waiting())
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let again = engine.resume(&waker, &run_id, ResumeOptions::new()).await;
+    assert!(again.is_err(), "a run is woken once");
+    let report = resumed.handle.wait().await.unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(report.status, RunStatus::Succeeded, "{report:?}");
+    let nap = &report.nodes.get("nap").unwrap_or_else(|| panic!("nap")).output;
+    assert!(nap["waited_ms"].as_i64().unwrap_or(0) >= 1900, "{nap}");
+    let kinds: Vec<&'static str> = journal
+        .records_after(&run_id, 0)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"))
+        .iter()
+        .map(|(_, r)| r.kind())
+        .collect();
+    for kind in ["node_waiting", "run_waiting", "run_woken", "run_finished"] {
+        assert!(kinds.contains(&kind), "no {kind}: {kinds:?}");
+    }
+    assert_eq!(
+        kinds.iter().filter(|k| **k == "node_started").count(),
+        4,
+        "first, nap twice (parked, woken), last: {kinds:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_parked_run_is_due_when_a_signal_comes() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let engine = engine();
+    let wf = parse(
+        &engine,
+        "name: s\nnodes:\n  - { id: go, kind: signal, config: { name: go } }\n",
+    );
+    let journal = sqlite(dir.path(), "run.db");
+    let handle = engine
+        .start(
+            &wf,
+            RunOptions::new()
+                .journal(writer(&journal, Owner::this_process()))
+                .park_when_waiting(),
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+    let run_id = handle.run_id().to_owned();
+    let parked = handle.wait().await.unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(parked.status, RunStatus::Waiting);
+    assert_eq!(
+        journal.next_wake().await.unwrap_or_else(|e| panic!("{e}")),
+        None,
+        "no timer: only a signal wakes it"
+    );
+    journal
+        .send_signal(&run_id, "go", &json!("now"))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        journal.due(now_ms() + 1, 10).await.unwrap_or_default(),
+        vec![run_id.clone()]
+    );
+    let resumed = engine
+        .resume(
+            &writer(&journal, Owner::this_process()),
+            &run_id,
+            ResumeOptions::new().park_when_waiting(),
+        )
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let report = resumed.handle.wait().await.unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(report.status, RunStatus::Succeeded, "{report:?}");
+    assert_eq!(report.nodes.get("go").map(|n| n.output.clone()), Some(json!("now")));
+}
