@@ -205,8 +205,8 @@ pub struct RunsListArgs {
     /// Only this workflow's runs.
     #[arg(long, value_name = "NAME")]
     pub workflow: Option<String>,
-    /// Only runs with this status: running, succeeded, failed, cancelled, interrupted.
-    #[arg(long, value_name = "STATUS", value_parser = ["running", "succeeded", "failed", "cancelled", "interrupted"])]
+    /// Only runs with this status: running, waiting, succeeded, failed, cancelled, interrupted.
+    #[arg(long, value_name = "STATUS", value_parser = ["running", "waiting", "succeeded", "failed", "cancelled", "interrupted"])]
     pub status: Option<String>,
     /// At most N runs.
     #[arg(long, value_name = "N", default_value_t = 20)]

@@ -187,6 +187,11 @@ pub trait Observer: Send + Sync + 'static {
     fn failed(&self, workflow: &str, run_id: &str, error: &flow_engine::Error) {
         let _ = (workflow, run_id, error);
     }
+    /// A run was parked (every node under way waits): this process holds it
+    /// no more; it is woken when due, here or by another process.
+    fn parked(&self, workflow: &str, run_id: &str) {
+        let _ = (workflow, run_id);
+    }
 }
 
 struct Quiet;
@@ -441,6 +446,10 @@ pub struct Runtime {
     /// Runs that cannot be resumed here (their document does not compile):
     /// not tried again.
     unusable: Mutex<std::collections::HashSet<String>>,
+    /// Whether runs are parked when they wait.
+    parking: bool,
+    /// Rung when a parked run may have become due (a signal was sent to it).
+    due: tokio::sync::Notify,
 }
 
 impl std::fmt::Debug for Runtime {
@@ -467,7 +476,18 @@ impl Runtime {
             observer: Arc::new(Quiet),
             source: Arc::new(Registered::new()),
             unusable: Mutex::new(std::collections::HashSet::new()),
+            parking: false,
+            due: tokio::sync::Notify::new(),
         }
+    }
+
+    /// The same runtime, parking the runs it drives when every node under
+    /// way waits (`wait`, `signal`): they hold no memory here until due.
+    /// Wake them with [`Runtime::keep_waking`] (here or in another process
+    /// on the journal).
+    pub fn with_parking(mut self) -> Runtime {
+        self.parking = true;
+        self
     }
 
     /// The same runtime, finding workflows by name in `source` (without one:
@@ -577,6 +597,12 @@ impl Runtime {
         tokio::spawn(async move {
             let started = Instant::now();
             match handle.wait().await {
+                Ok(report) if report.status == RunStatus::Waiting => {
+                    runtime.observer.parked(&workflow, &run_id);
+                    // Its timer may be the earliest now.
+                    runtime.due.notify_one();
+                    let _ = tx.send(Some(Arc::new(report)));
+                }
                 Ok(report) => {
                     runtime.observer.finished(&workflow, &report, started.elapsed());
                     let _ = tx.send(Some(Arc::new(report)));
@@ -644,6 +670,9 @@ impl Runtime {
             strategy: strategy.clone(),
         });
         let mut options = options.journal(self.writer.clone());
+        if self.parking {
+            options = options.park_when_waiting();
+        }
         if let Some(input) = input {
             options = options.input(input);
         }
@@ -776,6 +805,11 @@ impl Runtime {
         if self.live(run_id).is_some() {
             return Err(Error::StillRunning(run_id.to_owned()));
         }
+        let options = if self.parking {
+            options.park_when_waiting()
+        } else {
+            options
+        };
         Ok(self.engine.resume(&self.writer, run_id, options).await?)
     }
 
@@ -824,6 +858,88 @@ impl Runtime {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .contains(run_id)
+    }
+
+    /// Wakes the parked runs that are due (their earliest wait came, or a
+    /// signal was sent to them) and continues them here: the runs woken, by
+    /// id and workflow. Of several processes on one journal, each run is woken
+    /// by one.
+    pub async fn wake_due(self: &Arc<Self>) -> Vec<(String, String)> {
+        const BATCH: usize = 256;
+        let due = match self.journal().due(flow_engine::journal::now_ms(), BATCH).await {
+            Ok(due) => due,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot read the parked runs that are due");
+                return Vec::new();
+            }
+        };
+        let mut woken = Vec::new();
+        for run_id in due {
+            if self.unresumable(&run_id) {
+                continue;
+            }
+            match self.take_over(&run_id, ResumeOptions::new()).await {
+                Ok(_) => {
+                    let workflow = self
+                        .runs
+                        .journal()
+                        .row(&run_id)
+                        .await
+                        .ok()
+                        .flatten()
+                        .map(|r| r.workflow);
+                    woken.push((run_id, workflow.unwrap_or_default()));
+                }
+                Err(Error::Resume(
+                    ResumeError::TakenOver { .. } | ResumeError::Held { .. } | ResumeError::Finished { .. },
+                )) => {
+                    tracing::debug!(run_id = %run_id, "another process woke the run first");
+                }
+                Err(e) => {
+                    tracing::warn!(run_id = %run_id, error = %e, "not woken");
+                    if matches!(e, Error::Unusable(_) | Error::Resume(ResumeError::Unusable { .. })) {
+                        self.unusable
+                            .lock()
+                            .unwrap_or_else(PoisonError::into_inner)
+                            .insert(run_id);
+                    }
+                }
+            }
+        }
+        woken
+    }
+
+    /// Keeps waking parked runs when they are due, until the runtime stops:
+    /// it sleeps until the earliest timer of the journal (looking again at
+    /// least every `every`, for signals sent by other processes), and at once
+    /// when a signal is sent through this runtime.
+    pub fn keep_waking(
+        self: &Arc<Self>,
+        every: Duration,
+        on_woken: impl Fn(&str, &str) + Send + Sync + 'static,
+    ) -> tokio::task::JoinHandle<()> {
+        let runtime = self.clone();
+        tokio::spawn(async move {
+            loop {
+                let rang = runtime.due.notified();
+                tokio::pin!(rang);
+                rang.as_mut().enable();
+                for (run_id, workflow) in runtime.wake_due().await {
+                    on_woken(&run_id, &workflow);
+                }
+                let next = runtime.journal().next_wake().await.ok().flatten();
+                let now = flow_engine::journal::now_ms();
+                let sleep = match next {
+                    Some(at) => Duration::from_millis((at - now).max(0) as u64).min(every),
+                    None => every,
+                };
+                tokio::select! {
+                    () = tokio::time::sleep(sleep) => {}
+                    () = &mut rang => {}
+                    () = runtime.stopping.cancelled() => return,
+                }
+            }
+        })
     }
 
     /// Keeps taking over interrupted runs, every `every`, until the runtime

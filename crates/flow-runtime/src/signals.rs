@@ -80,8 +80,10 @@ impl Runtime {
     /// As [`Runs::signal`].
     pub async fn signal(&self, run_id: &str, name: &str, payload: &Value) -> Result<u64> {
         let id = self.runs().signal(run_id, name, payload).await?;
-        if let Some(live) = self.live(run_id) {
-            live.signals.ring();
+        match self.live(run_id) {
+            Some(live) => live.signals.ring(),
+            // Parked, perhaps: the journal made it due; wake it now.
+            None => self.due.notify_one(),
         }
         Ok(id)
     }

@@ -280,7 +280,7 @@ pub fn row_json(row: &RunRow, now: i64) -> Value {
     })
 }
 
-const STATUSES: [&str; 5] = ["running", "succeeded", "failed", "cancelled", "interrupted"];
+const STATUSES: [&str; 6] = ["running", "waiting", "succeeded", "failed", "cancelled", "interrupted"];
 
 /// Runs newest first, by workflow and status, a page at a time.
 pub async fn list_runs(app: &App, query: &ListQuery) -> Result<RunList, Problem> {

@@ -52,6 +52,11 @@ impl Observer for Metrics {
         );
     }
 
+    fn parked(&self, workflow: &str, run_id: &str) {
+        metrics::gauge!("flow_runs_in_flight").decrement(1.0);
+        tracing::info!(run_id = %run_id, workflow = %workflow, "run parked: every node under way waits");
+    }
+
     fn failed(&self, workflow: &str, run_id: &str, error: &flow_engine::Error) {
         metrics::gauge!("flow_runs_in_flight").decrement(1.0);
         metrics::counter!("flow_runs_finished_total", "workflow" => workflow.to_owned(), "status" => "error")
@@ -71,6 +76,7 @@ impl App {
         App {
             runtime: Arc::new(
                 Runtime::new(engine, writer)
+                    .with_parking()
                     .with_observer(Arc::new(Metrics))
                     .with_source(source),
             ),

@@ -147,6 +147,11 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
     app.runtime.keep_taking_over(TAKEOVER_EVERY, |run_id, workflow| {
         eprintln!("flow serve: resuming run {run_id} of `{workflow}`");
     });
+    // Parked runs (every node waits) are woken here when due: a timer's
+    // instant, or a signal sent to them (by any process on the journal).
+    app.runtime.keep_waking(WAKE_EVERY, |run_id, workflow| {
+        tracing::info!(run_id = %run_id, workflow = %workflow, "woke a parked run");
+    });
     tokio::spawn(reload_on_hangup(app.clone()));
 
     let router = routes::router(
@@ -194,6 +199,11 @@ fn survive_file_size_limit() {
         }
     }
 }
+
+/// How often a server looks for parked runs made due by another process (a
+/// signal sent through it, a run it parked); its own timers and signals wake
+/// runs on time.
+const WAKE_EVERY: Duration = Duration::from_millis(500);
 
 /// How often a server looks for runs whose owner died, after its start.
 const TAKEOVER_EVERY: Duration = Duration::from_secs(2);

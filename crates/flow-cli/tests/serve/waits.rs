@@ -55,3 +55,86 @@ async fn a_signal_sent_through_the_api_reaches_its_run() {
     let late = flow.post(&path, &json!({ "approved": true })).await;
     assert!(late.problem(409).contains("has ended"), "{late:?}");
 }
+
+const PARKED: &[(&str, &str)] = &[
+    (
+        "timer.yaml",
+        "name: timer\nnodes:\n  - { id: first, kind: noop }\n  - { id: nap, kind: wait, config: { for: 3s } }\n  - { id: last, kind: noop }\nedges: [{ from: first, to: nap }, { from: nap, to: last }]\n",
+    ),
+    (
+        "gate.yaml",
+        "name: gate\nnodes:\n  - { id: first, kind: noop }\n  - { id: go, kind: signal, config: { name: go } }\nedges: [{ from: first, to: go }]\n",
+    ),
+];
+
+/// How many times each node started, from the run's events.
+async fn starts(flow: &Flow, id: &str) -> std::collections::BTreeMap<String, usize> {
+    let mut starts = std::collections::BTreeMap::new();
+    for event in flow.events(id, None).await {
+        if event.event == "node_started" {
+            let node = event.data["node"].as_str().unwrap_or_default().to_owned();
+            *starts.entry(node).or_insert(0) += 1;
+        }
+    }
+    starts
+}
+
+/// Runs that wait hold no process: parked in the journal, they survive a
+/// SIGKILL of the server; restarted, it fires a timer that came due while it
+/// was down, and delivers a signal sent after the restart. What ran before
+/// the wait is not run again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn parked_runs_survive_a_killed_server() {
+    let dirs = Dirs::with(PARKED);
+    let mut flow = Flow::start(&dirs);
+    let timer = flow.submit("timer", "", &json!({})).await["run_id"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    let gate = flow.submit("gate", "", &json!({})).await["run_id"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    for id in [&timer, &gate] {
+        let report = flow.wait_status(id, "waiting").await;
+        let waiting: Vec<&str> = report["nodes"]
+            .as_object()
+            .map(|n| {
+                n.iter()
+                    .filter(|(_, v)| v["status"] == "waiting")
+                    .map(|(k, _)| k.as_str())
+                    .collect()
+            })
+            .unwrap_or_default();
+        assert_eq!(waiting.len(), 1, "{report}");
+    }
+    let timer_report = flow.report(&timer).await;
+    assert!(
+        timer_report["nodes"]["nap"]["waiting_for"]["until"].is_string(),
+        "{timer_report}"
+    );
+    let listed = flow.get("/api/v1/runs?status=waiting").await.json();
+    assert_eq!(listed["runs"].as_array().map_or(0, Vec::len), 2, "{listed}");
+    let health = flow.get("/healthz").await.json();
+    assert_eq!(health["runs_in_flight"], 0, "parked runs are held by no one: {health}");
+
+    flow.kill();
+    // The timer comes due while no server runs.
+    tokio::time::sleep(std::time::Duration::from_millis(3500)).await;
+    let flow = Flow::start(&dirs);
+    let report = flow.wait_status(&timer, "succeeded").await;
+    assert!(
+        report["nodes"]["nap"]["output"]["waited_ms"].as_i64().unwrap_or(0) >= 2900,
+        "{report}"
+    );
+    let sent = flow
+        .post(&format!("/api/v1/runs/{gate}/signals/go"), &json!("now"))
+        .await;
+    assert_eq!(sent.status, 202, "{sent:?}");
+    let report = flow.wait_status(&gate, "succeeded").await;
+    assert_eq!(report["nodes"]["go"]["output"], "now", "{report}");
+    for id in [&timer, &gate] {
+        let starts = starts(&flow, id).await;
+        assert_eq!(starts.get("first"), Some(&1), "{id}: {starts:?}");
+    }
+}

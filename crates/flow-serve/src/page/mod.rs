@@ -30,7 +30,7 @@ pub const APP_JS: &str = include_str!("../../assets/app.js");
 pub const STYLE_CSS: &str = include_str!("../../assets/style.css");
 
 /// The statuses a run list can be filtered by.
-const RUN_STATUSES: [&str; 5] = ["running", "succeeded", "failed", "cancelled", "interrupted"];
+const RUN_STATUSES: [&str; 6] = ["running", "waiting", "succeeded", "failed", "cancelled", "interrupted"];
 /// Node statuses in the order counts are shown.
 const COUNT_ORDER: [&str; 7] = [
     "succeeded",
