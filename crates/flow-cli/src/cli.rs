@@ -356,6 +356,9 @@ pub struct RunArgs {
     /// The run's input as JSON, or @file.json to read it from a file (replaces the file's `input:`).
     #[arg(long, value_name = "JSON")]
     pub input: Option<String>,
+    /// With --journal: return as soon as the run waits (a `wait` or `signal` node), parked in the journal (exit 0, the report's status `waiting`); a `flow serve` on the journal, or `flow resume RUN_ID`, takes it from there.
+    #[arg(long)]
+    pub detach: bool,
     /// Write the JSON report to PATH; `-` prints only the report to stdout.
     #[arg(long, value_name = "PATH")]
     pub report: Option<String>,

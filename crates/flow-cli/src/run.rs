@@ -51,6 +51,10 @@ pub async fn run(args: RunArgs) -> u8 {
         Ok(writer) => writer,
         Err(code) => return code,
     };
+    if args.detach && writer.is_none() {
+        eprintln!("error: --detach needs --journal TARGET: a detached run is kept there until it is woken");
+        return EXIT_USAGE;
+    }
     // A signal can only reach a run that another process can find.
     if writer.is_none()
         && let Some(node) = workflow.nodes().iter().find(|n| n.kind_name() == "signal")
@@ -91,7 +95,10 @@ pub async fn run(args: RunArgs) -> u8 {
     let started = match &writer {
         // Journaled: through the runtime, as every front end that keeps runs.
         Some(writer) => {
-            let runtime = flow_runtime::Runtime::new(engine, writer.clone());
+            let mut runtime = flow_runtime::Runtime::new(engine, writer.clone());
+            if args.detach {
+                runtime = runtime.with_parking();
+            }
             let submit = flow_runtime::Submit {
                 input: submit_input,
                 strategy: submit_strategy,
@@ -196,7 +203,8 @@ impl Outputs {
     /// exit code (1 when the run did not succeed).
     pub fn write(&self, report: &Report) -> u8 {
         let written = self.write_all(report);
-        if written && report.status == RunStatus::Succeeded {
+        // A detached run that waits is where it should be.
+        if written && matches!(report.status, RunStatus::Succeeded | RunStatus::Waiting) {
             EXIT_OK
         } else {
             EXIT_FAILED
@@ -295,6 +303,12 @@ pub async fn finish(
         }
     };
     let mut code = outputs.write(&report);
+    if report.status == RunStatus::Waiting {
+        crate::progress::note(&format!(
+            "flow: run {} waits, parked in the journal: a `flow serve` on it wakes the run when due, or `flow resume {}` follows it here",
+            report.run_id, report.run_id
+        ));
+    }
     if let Err(message) = followed {
         eprintln!("error: --events: {message}");
         code = EXIT_FAILED;

@@ -3,14 +3,15 @@
 use flow_engine::{NodeStatus, Report};
 
 /// Every status a report's node can have, settled ones first (an unfinished run
-/// rebuilt from a journal also has `pending` and `running` nodes).
-const STATUSES: [NodeStatus; 7] = [
+/// rebuilt from a journal also has `pending`, `running` and `waiting` nodes).
+const STATUSES: [NodeStatus; 8] = [
     NodeStatus::Succeeded,
     NodeStatus::Failed,
     NodeStatus::Skipped,
     NodeStatus::UpstreamFailed,
     NodeStatus::Cancelled,
     NodeStatus::Running,
+    NodeStatus::Waiting,
     NodeStatus::Pending,
 ];
 

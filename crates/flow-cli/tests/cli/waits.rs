@@ -272,3 +272,49 @@ fn no_signal_within_the_timeout_fails_the_node() {
         "{report}"
     );
 }
+
+#[test]
+fn a_detached_run_waits_in_the_journal_and_flow_resume_follows_it() {
+    let dir = tempdir();
+    let file = write(
+        &dir,
+        "timer.yaml",
+        "name: timer\nnodes:\n  - { id: first, kind: noop }\n  - { id: nap, kind: wait, config: { for: 3s } }\nedges: [{ from: first, to: nap }]\n",
+    );
+    let journal = dir.path().join("runs.db").to_string_lossy().into_owned();
+    let started = Instant::now();
+    let out = flow([
+        "run",
+        &file.to_string_lossy(),
+        "--journal",
+        &journal,
+        "--detach",
+        "--report",
+        "-",
+    ]);
+    assert_eq!(out.code, Some(0), "{out:?}");
+    assert!(
+        started.elapsed() < Duration::from_millis(2500),
+        "it returned once the run waited: {:?}",
+        started.elapsed()
+    );
+    let report = out.report();
+    assert_eq!(report["status"], "waiting", "{report}");
+    assert_eq!(report["nodes"]["nap"]["status"], "waiting", "{report}");
+    assert!(out.stderr.contains("parked in the journal"), "{}", out.stderr);
+    let run_id = report["run_id"].as_str().unwrap_or_default().to_owned();
+    let listed = flow(["runs", "list", "--journal", &journal, "--status", "waiting", "--json"]);
+    assert!(listed.stdout.contains(&run_id), "{listed:?}");
+    // Without --journal, --detach means nothing: refused.
+    let refused = flow(["run", &file.to_string_lossy(), "--detach"]);
+    assert_eq!(refused.code, Some(2), "{refused:?}");
+    // `flow resume` takes it and follows it to the end, the wait included.
+    let resumed = flow(["resume", &run_id, "--journal", &journal, "--report", "-"]);
+    assert_eq!(resumed.code, Some(0), "{resumed:?}");
+    let report = resumed.report();
+    assert_eq!(report["status"], "succeeded", "{report}");
+    assert!(
+        report["nodes"]["nap"]["output"]["waited_ms"].as_i64().unwrap_or(0) >= 2900,
+        "{report}"
+    );
+}

@@ -138,3 +138,25 @@ async fn parked_runs_survive_a_killed_server() {
         assert_eq!(starts.get("first"), Some(&1), "{id}: {starts:?}");
     }
 }
+
+/// `flow run --detach` leaves a waiting run parked in the journal; a `flow
+/// serve` on that journal wakes it when due and finishes it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_detached_run_is_woken_by_flow_serve() {
+    let dirs = Dirs::with(PARKED);
+    let out = crate::support::command()
+        .arg("run")
+        .arg(dirs.workflows.join("timer.yaml"))
+        .arg("--journal")
+        .arg(&dirs.journal)
+        .args(["--detach", "--quiet", "--report", "-"])
+        .output()
+        .unwrap_or_else(|e| panic!("flow run: {e}"));
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(report["status"], "waiting", "{report}");
+    let id = report["run_id"].as_str().unwrap_or_default().to_owned();
+    let flow = Flow::start(&dirs);
+    let report = flow.wait_status(&id, "succeeded").await;
+    assert_eq!(report["nodes"]["last"]["status"], "succeeded", "{report}");
+}
