@@ -160,3 +160,38 @@ async fn a_detached_run_is_woken_by_flow_serve() {
     let report = flow.wait_status(&id, "succeeded").await;
     assert_eq!(report["nodes"]["last"]["status"], "succeeded", "{report}");
 }
+
+/// Two servers on one PostgreSQL journal: every parked run is woken by one
+/// of them, once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_servers_wake_each_run_once() {
+    let (url, _schema) = crate::support::Schema::fresh("t_serve_wake").await;
+    let dirs = Dirs::with(PARKED);
+    let start = || {
+        Flow::start_with(
+            &dirs,
+            crate::support::Start {
+                journal: Some(&url),
+                ..crate::support::Start::default()
+            },
+        )
+    };
+    let (a, b) = (start(), start());
+    let mut ids = Vec::new();
+    for i in 0..12 {
+        let server = if i % 2 == 0 { &a } else { &b };
+        ids.push(server.submit("timer", "", &json!({})).await["run_id"].as_str().unwrap_or_default().to_owned());
+    }
+    for id in &ids {
+        a.wait_status(id, "succeeded").await;
+    }
+    for id in &ids {
+        let kinds: Vec<String> = a.events(id, None).await.into_iter().map(|e| e.event).collect();
+        let count = |kind: &str| kinds.iter().filter(|k| *k == kind).count();
+        assert_eq!(count("run_woken"), 1, "{id}: {kinds:?}");
+        assert_eq!(count("run_finished"), 1, "{id}: {kinds:?}");
+        let starts = starts(&a, id).await;
+        assert_eq!(starts.get("first"), Some(&1), "{id}: {starts:?}");
+        assert_eq!(starts.get("last"), Some(&1), "{id}: {starts:?}");
+    }
+}
