@@ -339,6 +339,13 @@ impl Driver {
         }
         let run_token = self.shared.cancel.clone();
         let waits = self.shared.clone();
+        // A resumed run cancelled before it goes on (a parked run cancelled)
+        // keeps what its journal says settled: restored results are settled
+        // first. Only what was under way restarts, to be cancelled at once: a
+        // parked run's units under way are its waits.
+        if self.restore.is_some() && self.user_token.is_cancelled() {
+            self.fill();
+        }
         loop {
             if self.user_token.is_cancelled() && !self.cancelling {
                 self.cancel();

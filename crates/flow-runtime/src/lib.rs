@@ -753,12 +753,28 @@ impl Runtime {
     ///
     /// [`Error::NotUnderWay`] for a run that is not (with its status),
     /// [`Error::RunNotFound`].
-    pub async fn cancel(&self, run_id: &str) -> Result<()> {
+    pub async fn cancel(self: &Arc<Self>, run_id: &str) -> Result<()> {
         if let Some(live) = self.live(run_id) {
             live.cancel.cancel();
             return Ok(());
         }
         let view = self.lookup(run_id).await?;
+        if view.row.status == RunStatus::Waiting {
+            // Parked: taken up here, cancelled before anything goes on (its
+            // waiting nodes are `cancelled`).
+            let cancelled = CancellationToken::new();
+            cancelled.cancel();
+            match self
+                .take_over(run_id, ResumeOptions::new().cancel_token(cancelled))
+                .await
+            {
+                Ok(_) => return Ok(()),
+                Err(Error::Resume(ResumeError::TakenOver { .. })) => {
+                    tracing::debug!(run_id = %run_id, "woken by another process as it was cancelled");
+                }
+                Err(e) => return Err(e),
+            }
+        }
         Err(Error::NotUnderWay {
             run_id: run_id.to_owned(),
             status: view.row.status_now(now_ms()),

@@ -180,7 +180,12 @@ async fn two_servers_wake_each_run_once() {
     let mut ids = Vec::new();
     for i in 0..12 {
         let server = if i % 2 == 0 { &a } else { &b };
-        ids.push(server.submit("timer", "", &json!({})).await["run_id"].as_str().unwrap_or_default().to_owned());
+        ids.push(
+            server.submit("timer", "", &json!({})).await["run_id"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned(),
+        );
     }
     for id in &ids {
         a.wait_status(id, "succeeded").await;
@@ -194,4 +199,23 @@ async fn two_servers_wake_each_run_once() {
         assert_eq!(starts.get("first"), Some(&1), "{id}: {starts:?}");
         assert_eq!(starts.get("last"), Some(&1), "{id}: {starts:?}");
     }
+}
+
+/// Cancelling a parked run cancels it at once; its waiting node is `cancelled`.
+#[tokio::test]
+async fn a_waiting_run_is_cancelled_at_once() {
+    let dirs = Dirs::with(PARKED);
+    let flow = Flow::start(&dirs);
+    let id = flow.submit("gate", "", &json!({})).await["run_id"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    flow.wait_status(&id, "waiting").await;
+    let resp = flow.post_empty(&format!("/api/v1/runs/{id}/cancel")).await;
+    assert_eq!(resp.status, 202, "{resp:?}");
+    let report = flow.wait_status(&id, "cancelled").await;
+    assert_eq!(report["nodes"]["go"]["status"], "cancelled", "{report}");
+    assert_eq!(report["nodes"]["first"]["status"], "succeeded", "{report}");
+    let late = flow.post(&format!("/api/v1/runs/{id}/signals/go"), &json!(1)).await;
+    late.problem(409);
 }
