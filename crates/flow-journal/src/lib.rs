@@ -319,6 +319,16 @@ pub trait Journal: Send + Sync + std::fmt::Debug + 'static {
         Ok(None)
     }
 
+    /// How many runs are stored with `status` (`Running` counts `interrupted`
+    /// ones too).
+    async fn count(&self, status: RunStatus) -> Result<u64> {
+        let filter = RunFilter {
+            status: Some(status),
+            ..RunFilter::default()
+        };
+        Ok(self.list(&filter).await?.len() as u64)
+    }
+
     /// A run's row, without its records; `None` when there is no such run.
     async fn row(&self, run_id: &str) -> Result<Option<RunRow>> {
         Ok(self.load(run_id).await?.map(|stored| stored.row))

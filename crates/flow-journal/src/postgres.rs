@@ -4,7 +4,7 @@
 //! (`UNNEST` of arrays).
 
 use async_trait::async_trait;
-use flow_core::Record;
+use flow_core::{Record, RunStatus};
 use tokio::sync::Mutex;
 use tokio_postgres::{Client, NoTls, Row};
 
@@ -640,6 +640,13 @@ impl Journal for PgJournal {
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         let rows = self.read_query(sql::due(Dialect::Postgres), &[&now_ms, &limit]).await?;
         Ok(rows.iter().map(|r| r.get(0)).collect())
+    }
+
+    async fn count(&self, status: RunStatus) -> Result<u64> {
+        let rows = self
+            .read_query(sql::count(Dialect::Postgres), &[&status.as_str()])
+            .await?;
+        Ok(rows.first().map_or(0, |r| r.get::<_, i64>(0).max(0) as u64))
     }
 
     async fn next_wake(&self) -> Result<Option<i64>> {

@@ -330,6 +330,12 @@ pub(crate) fn due(dialect: Dialect) -> &'static str {
     )
 }
 
+/// How many runs have a status: status.
+pub(crate) fn count(dialect: Dialect) -> &'static str {
+    static CELLS: Cells = [OnceLock::new(), OnceLock::new()];
+    spelled(&CELLS, dialect, "SELECT count(*) FROM flow_runs WHERE status = {1}")
+}
+
 /// The earliest instant a parked run is due.
 pub(crate) const NEXT_WAKE: &str = "SELECT MIN(wake_at) FROM flow_runs WHERE status = 'waiting'";
 

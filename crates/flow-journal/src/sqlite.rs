@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use async_trait::async_trait;
-use flow_core::Record;
+use flow_core::{Record, RunStatus};
 use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 
 use crate::sql::{self, Arg, Columns, Dialect, ROW_COLUMNS};
@@ -416,6 +416,15 @@ impl Journal for SqliteJournal {
                 .query_map(params![now_ms, limit], |r| r.get::<_, String>(0))
                 .map_err(storage)?;
             rows.collect::<rusqlite::Result<Vec<_>>>().map_err(storage)
+        })
+        .await
+    }
+
+    async fn count(&self, status: RunStatus) -> Result<u64> {
+        self.reading(move |conn| {
+            conn.query_row(sql::count(Dialect::Sqlite), [status.as_str()], |r| r.get::<_, i64>(0))
+                .map(|n| n.max(0) as u64)
+                .map_err(storage)
         })
         .await
     }

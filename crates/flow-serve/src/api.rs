@@ -475,6 +475,10 @@ pub async fn healthz(State(app): Shared) -> Response {
 #[utoipa::path(get, path = "/metrics", responses((status = 200, content_type = "text/plain")))]
 pub async fn metrics_text(State(app): Shared) -> Response {
     metrics::gauge!("flow_runs_in_flight").set(app.in_flight() as f64);
+    // Parked runs are held by no process: the journal counts them.
+    if let Ok(waiting) = app.journal().count(RunStatus::Waiting).await {
+        metrics::gauge!("flow_runs_waiting").set(waiting as f64);
+    }
     let text = app.metrics.as_ref().map(|m| m.render()).unwrap_or_default();
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
 }

@@ -117,6 +117,8 @@ async fn parked_runs_survive_a_killed_server() {
     assert_eq!(listed["runs"].as_array().map_or(0, Vec::len), 2, "{listed}");
     let health = flow.get("/healthz").await.json();
     assert_eq!(health["runs_in_flight"], 0, "parked runs are held by no one: {health}");
+    let metrics = flow.get("/metrics").await.text;
+    assert!(metrics.contains("flow_runs_waiting 2"), "{metrics}");
 
     flow.kill();
     // The timer comes due while no server runs.
