@@ -172,7 +172,8 @@
   // ---- a run: live while it goes on -----------------------------------------------
 
   var EVENT_KINDS = ['run_started', 'node_started', 'attempt_failed', 'node_settled', 'items_listed',
-    'item_settled', 'notice', 'run_cancelled', 'run_resumed', 'message'];
+    'item_settled', 'notice', 'node_waiting', 'signal_received', 'run_waiting', 'run_woken',
+    'run_cancelled', 'run_resumed', 'message'];
 
   function nodeDuration(node) {
     if (node.started_ms != null && node.finished_ms != null) return fmtMs(Math.max(0, node.finished_ms - node.started_ms));
@@ -272,7 +273,7 @@
     var seen = {};
 
     function setButtons(status) {
-      if (cancel) cancel.disabled = status !== 'running';
+      if (cancel) cancel.disabled = !(status === 'running' || status === 'waiting');
       if (retry) retry.disabled = !(status === 'failed' || status === 'cancelled');
     }
 
@@ -290,6 +291,11 @@
     function apply(report) {
       if (!report || !report.nodes) return;
       var status = report.status;
+      // A run that began or stopped waiting: the page shows what it waits for.
+      if (String(status === 'waiting') !== (body.dataset.waiting || 'false')) {
+        location.reload();
+        return;
+      }
       if (statusEl) {
         statusEl.dataset.status = status;
         statusEl.textContent = String(status).replace(/_/g, ' ');
@@ -452,6 +458,35 @@
     }
     window.addEventListener('hashchange', openHash);
     openHash();
+
+    // A waiting node's signal form: the payload as JSON, to the API.
+    Array.prototype.forEach.call(document.querySelectorAll('form.signal'), function (form) {
+      var error = form.querySelector('.form-error');
+      var button = form.querySelector('button[type="submit"]');
+      form.addEventListener('submit', function (e) {
+        e.preventDefault();
+        var text = form.elements.payload.value.trim();
+        var payload = null;
+        try {
+          if (text) payload = JSON.parse(text);
+        } catch (err) {
+          error.textContent = 'The payload is not JSON: ' + err.message;
+          form.elements.payload.focus();
+          return;
+        }
+        error.textContent = '';
+        button.disabled = true;
+        api('POST', base + '/signals/' + encodeURIComponent(form.dataset.signal), payload).then(function (r) {
+          if (r.ok) {
+            say(message, 'Signal sent.', 'info');
+            setTimeout(function () { location.reload(); }, 500);
+          } else {
+            button.disabled = false;
+            error.textContent = r.error || 'The signal was not sent.';
+          }
+        });
+      });
+    });
 
     if (body.dataset.live === 'true') startLive();
   }

@@ -47,6 +47,7 @@ pub fn router(
         .route("/runs/{id}", get(run_page))
         .route("/workflows", get(workflows_page))
         .route("/workflows/{name}/runs", post(start_form))
+        .route("/runs/{id}/signals/{name}", post(signal_form))
         .layer(middleware::from_fn_with_state(app.clone(), auth::page));
     Router::new()
         .merge(api)
@@ -145,7 +146,7 @@ async fn run_page(State(app): State<Arc<App>>, Path(id): Path<String>) -> Respon
                 None => String::new(),
             };
             let live = matches!(report.status, flow_core::RunStatus::Running) || app.live(&id).is_some();
-            Html(page::run_page(&report, &graph, live)).into_response()
+            Html(page::run_page(&report, &graph, live, &app.csrf)).into_response()
         }
         Err(problem) if problem.status == StatusCode::NOT_FOUND => {
             (StatusCode::NOT_FOUND, Html(page::not_found_page(&format!("run {id}")))).into_response()
@@ -161,6 +162,63 @@ async fn workflows_page(State(app): State<Arc<App>>) -> Response {
         .filter_map(|w| serde_json::to_value(w).ok())
         .collect();
     Html(page::workflows_page(&list, &app.csrf)).into_response()
+}
+
+#[derive(Debug, Deserialize)]
+struct SignalForm {
+    #[serde(default)]
+    payload: String,
+    #[serde(default)]
+    csrf: String,
+}
+
+/// A run page's signal form, without JavaScript: `payload` (JSON; empty
+/// sends null) and the page's `csrf` value; answers with the run's page, or
+/// a page that says what was wrong.
+async fn signal_form(
+    State(app): State<Arc<App>>,
+    Path((id, name)): Path<(String, String)>,
+    form: Result<Form<SignalForm>, axum::extract::rejection::FormRejection>,
+) -> Response {
+    let page_of_run = format!("/runs/{}", page::encode(&id));
+    let failed = |status: StatusCode, detail: &str| {
+        (
+            status,
+            Html(page::error_page("Not sent", detail, (&page_of_run, "Back to the run"))),
+        )
+            .into_response()
+    };
+    let Ok(Form(form)) = form else {
+        return failed(
+            StatusCode::BAD_REQUEST,
+            "The form was not sent as a form (application/x-www-form-urlencoded).",
+        );
+    };
+    if !auth::matches(&app.csrf, &form.csrf) {
+        return failed(
+            StatusCode::FORBIDDEN,
+            "The form is out of date or was not this server's: open the run's page again and resend it.",
+        );
+    }
+    let payload = match form.payload.trim() {
+        "" => serde_json::Value::Null,
+        text => match serde_json::from_str(text) {
+            Ok(payload) => payload,
+            Err(e) => {
+                return failed(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    &format!("The payload is not JSON: {e}"),
+                );
+            }
+        },
+    };
+    match app.runtime.signal(&id, &name, &payload).await {
+        Ok(_) => Redirect::to(&page_of_run).into_response(),
+        Err(e) => {
+            let problem = Problem::from(e);
+            failed(problem.status, &problem.detail)
+        }
+    }
 }
 
 #[derive(Debug, Deserialize)]

@@ -49,6 +49,7 @@ pub fn colours(status: &str) -> (&'static str, &'static str) {
         "cancelled" => ("#9aa0a6", "#202124"),
         "skipped" => ("#dadce0", "#202124"),
         "running" => ("#1a73e8", "#ffffff"),
+        "waiting" => ("#f9ab00", "#202124"),
         _ => ("#f1f3f4", "#202124"),
     }
 }

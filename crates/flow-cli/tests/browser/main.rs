@@ -70,6 +70,20 @@ nodes:
   - { id: wait, kind: delay, config: { ms: 60000 } }
 "#;
 
+/// A run that waits for an approval: parked until a signal comes.
+const APPROVAL: &str = r#"
+name: approval
+nodes:
+  - id: approve
+    kind: signal
+    config:
+      name: approval
+      timeout: 72h
+      schema: { type: object, required: [approved], properties: { approved: { type: boolean } } }
+  - { id: deploy, kind: noop }
+edges: [{ from: approve, to: deploy }]
+"#;
+
 const NODES: [&str; 6] = [
     "fetch-customers",
     "load-orders",
@@ -82,7 +96,11 @@ const NODES: [&str; 6] = [
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_page_starts_watches_and_cancels_runs() {
     let began = Instant::now();
-    let server = Server::start(&[("order-sync.yaml", ORDER_SYNC), ("long-wait.yaml", LONG_WAIT)]);
+    let server = Server::start(&[
+        ("order-sync.yaml", ORDER_SYNC),
+        ("long-wait.yaml", LONG_WAIT),
+        ("approval.yaml", APPROVAL),
+    ]);
     let driver = Driver::start().await;
     let client = driver.browser().await;
     let page = Page { client: &client };
@@ -253,6 +271,55 @@ async fn the_page_starts_watches_and_cancels_runs() {
     // And the list shows it cancelled.
     client.goto(&server.url("/")).await.expect("open /");
     page.until_attr(&listed(&long), "data-status", "cancelled").await;
+
+    // A run that waits for a signal: its page says what for, and sends it.
+    let waiting = server.start_run("approval").await;
+    client
+        .goto(&server.url(&format!("/runs/{waiting}")))
+        .await
+        .expect("open the waiting run");
+    page.until_attr("#run-status", "data-status", "waiting").await;
+    let said = page
+        .until("what it waits for", || async {
+            page.text(r#"#waiting [data-waiting="approve"]"#).await
+        })
+        .await;
+    assert!(said.contains("waits for signal approval"), "{said}");
+    assert!(said.contains("gives up at"), "{said}");
+    page.until_attr(&row("approve"), "data-status", "waiting").await;
+    let signal_form = r#"#waiting form.signal[data-signal="approval"]"#;
+    let payload = client
+        .find(Locator::Css(&format!("{signal_form} textarea[name=\"payload\"]")))
+        .await
+        .expect("the signal form's textarea");
+    // A payload the node's schema refuses is said in the form; nothing is sent.
+    payload
+        .send_keys(r#"{"approved": "yes"}"#)
+        .await
+        .expect("type the payload");
+    page.click(&format!("{signal_form} button[type=\"submit\"]")).await;
+    let error = page
+        .until("the signal form's error", || async {
+            page.text(&format!("{signal_form} .form-error"))
+                .await
+                .filter(|text| !text.is_empty())
+        })
+        .await;
+    assert!(error.contains("schema"), "{error}");
+    payload.clear().await.expect("clear the payload");
+    payload
+        .send_keys(r#"{"approved": true}"#)
+        .await
+        .expect("type the payload");
+    page.click(&format!("{signal_form} button[type=\"submit\"]")).await;
+    page.until_attr("#run-status", "data-status", "succeeded").await;
+    page.until_attr(&row("deploy"), "data-status", "succeeded").await;
+    let report = server.get(&format!("/api/v1/runs/{waiting}")).await;
+    assert_eq!(
+        report["nodes"]["approve"]["output"],
+        json!({ "approved": true }),
+        "{report}"
+    );
 
     client.close().await.expect("close the browser");
     drop(driver);

@@ -191,7 +191,7 @@ async fn the_start_form_works_without_javascript() {
 }
 
 /// `application/x-www-form-urlencoded`, as a browser encodes a form.
-fn form_encoded(fields: &[(&str, String)]) -> String {
+pub(crate) fn form_encoded(fields: &[(&str, String)]) -> String {
     let encode = |text: &str| {
         text.bytes()
             .map(|b| match b {

@@ -221,3 +221,41 @@ async fn a_waiting_run_is_cancelled_at_once() {
     let late = flow.post(&format!("/api/v1/runs/{id}/signals/go"), &json!(1)).await;
     late.problem(409);
 }
+
+/// The run page's signal form, without JavaScript: form-encoded, with the
+/// page's `csrf` value; a wrong value sends nothing.
+#[tokio::test]
+async fn the_signal_form_works_without_javascript() {
+    let dirs = Dirs::with(PARKED);
+    let flow = Flow::start(&dirs);
+    let id = flow.submit("gate", "", &json!({})).await["run_id"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    flow.wait_status(&id, "waiting").await;
+    let page = flow.get(&format!("/runs/{id}")).await;
+    assert!(page.text.contains(r#"data-signal="go""#), "{}", page.text);
+    let csrf = page
+        .text
+        .split(r#"name="csrf" value=""#)
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .unwrap_or_default()
+        .to_owned();
+    let post = |fields: Vec<(&'static str, String)>| {
+        crate::support::Resp::of(
+            flow.request(reqwest::Method::POST, &format!("/runs/{id}/signals/go"))
+                .header("Content-Type", "application/x-www-form-urlencoded")
+                .body(crate::guard::form_encoded(&fields)),
+        )
+    };
+    let wrong = post(vec![("payload", "1".to_owned()), ("csrf", "guess".to_owned())]).await;
+    assert_eq!(wrong.status, 403, "{wrong:?}");
+    let bad = post(vec![("payload", "{".to_owned()), ("csrf", csrf.clone())]).await;
+    assert_eq!(bad.status, 422, "{bad:?}");
+    let sent = post(vec![("payload", r#"{"by": "form"}"#.to_owned()), ("csrf", csrf)]).await;
+    assert_eq!(sent.status, 303, "{sent:?}");
+    assert_eq!(sent.header("location"), format!("/runs/{id}"));
+    let report = flow.wait_status(&id, "succeeded").await;
+    assert_eq!(report["nodes"]["go"]["output"], json!({ "by": "form" }), "{report}");
+}

@@ -370,7 +370,7 @@ mod tests {
     #[test]
     fn run_page_shows_everything() {
         let report = report();
-        let html = run_page(&report, r#"<svg id="g"><g data-node="fetch"/></svg>"#, false);
+        let html = run_page(&report, r#"<svg id="g"><g data-node="fetch"/></svg>"#, false, "c5rf");
         assert_document(&html);
         assert!(html.contains(r#"<body data-page="run" data-run="0190-abc" data-live="false">"#));
         assert!(html.contains(r#"<span id="run-status" class="badge" data-status="failed">failed</span>"#));
@@ -407,16 +407,16 @@ mod tests {
     fn run_page_live_buttons() {
         let mut report = report();
         report.status = RunStatus::Running;
-        let html = run_page(&report, "", true);
+        let html = run_page(&report, "", true, "c5rf");
         assert!(html.contains(r#"data-live="true""#));
         assert!(html.contains(r#"<div id="graph"><p class="muted">No graph"#));
         assert!(html.contains(r#"<button id="cancel" type="button">Cancel</button>"#));
         assert!(html.contains(r#"<button id="retry" type="button" disabled>Retry</button>"#));
         report.status = RunStatus::Cancelled;
-        let html = run_page(&report, "", false);
+        let html = run_page(&report, "", false, "c5rf");
         assert!(html.contains(r#"<button id="retry" type="button">Retry</button>"#));
         report.status = RunStatus::Succeeded;
-        let html = run_page(&report, "", false);
+        let html = run_page(&report, "", false, "c5rf");
         assert!(html.contains(r#"<button id="retry" type="button" disabled>Retry</button>"#));
     }
 
@@ -439,7 +439,7 @@ mod tests {
         );
         nodes.push("big", big);
         let report = Report::new("w", "r", "parallel", RunStatus::Succeeded, 5.0, nodes);
-        let html = run_page(&report, "", false);
+        let html = run_page(&report, "", false, "c5rf");
         assert!(html.len() < 200_000, "{}", html.len());
         assert!(html.contains("Output cut at 20 KB of 98 KB"));
         assert_eq!(html.matches("<tr data-item=").count(), MAX_ITEMS);

@@ -181,13 +181,87 @@ fn node_details(run_id: &str, id: &str, node: &NodeReport, budget: &mut usize) -
     out
 }
 
+/// How long until `at_ms` (ms since the Unix epoch), in words: `in 2 h 5 min`.
+fn time_left(at_ms: i64, now_ms: i64) -> String {
+    let left = at_ms - now_ms;
+    if left <= 0 {
+        return "due now".to_owned();
+    }
+    let minutes = left / 60_000;
+    match (minutes / 1440, (minutes / 60) % 24, minutes % 60) {
+        (0, 0, 0) => format!("in {} s", (left / 1000).max(1)),
+        (0, 0, m) => format!("in {m} min"),
+        (0, h, m) => format!("in {h} h {m} min"),
+        (d, h, _) => format!("in {d} d {h} h"),
+    }
+}
+
+/// What the run's waiting nodes wait for, with the time left and, for a
+/// signal, a form that sends it (JSON payload; the page's `csrf` value for a
+/// browser without JavaScript).
+fn waiting_section(report: &Report, csrf: &str, now_ms: i64) -> String {
+    let waiting: Vec<(&str, &NodeReport)> = report
+        .nodes
+        .iter()
+        .filter(|(_, node)| node.status == NodeStatus::Waiting)
+        .collect();
+    if waiting.is_empty() {
+        return String::new();
+    }
+    let id = report.run_id.as_str();
+    let mut out = String::from(r#"<section class="card" id="waiting"><h2>Waiting</h2>"#);
+    for (node_id, node) in waiting {
+        let what = node.waiting_for.as_ref();
+        let instant = |field: &str| what.and_then(|w| w.get(field)).and_then(|v| v.as_str());
+        let left = |text: &str| {
+            flow_nodes::parse_instant(text).map_or_else(|_| String::new(), |at| format!(" ({})", time_left(at, now_ms)))
+        };
+        match instant("signal") {
+            Some(name) => {
+                let gives_up = instant("timeout_at")
+                    .map(|t| {
+                        format!(
+                            "; gives up at <time datetime=\"{t}\">{}</time>{}",
+                            escape(t),
+                            escape(&left(t)),
+                            t = escape(t)
+                        )
+                    })
+                    .unwrap_or_default();
+                let _ = write!(
+                    out,
+                    r#"<div class="waiting" data-waiting="{node}"><p><strong>{node}</strong> waits for signal <code>{name}</code>{gives_up}.</p><form class="signal" method="post" action="/runs/{run_q}/signals/{name_q}" data-signal="{name}"><input type="hidden" name="csrf" value="{csrf}"><label for="payload-{node}">Payload (JSON; empty sends null)</label><textarea id="payload-{node}" name="payload" rows="3" spellcheck="false" autocomplete="off" placeholder="{{&quot;approved&quot;: true}}"></textarea><div class="form-row"><button type="submit">Send signal</button><span class="form-error" role="alert"></span></div></form></div>"#,
+                    node = escape(node_id),
+                    name = escape(name),
+                    run_q = encode(id),
+                    name_q = encode(name),
+                    csrf = escape(csrf),
+                );
+            }
+            None => {
+                let until = instant("until").unwrap_or("");
+                let _ = write!(
+                    out,
+                    r#"<div class="waiting" data-waiting="{node}"><p><strong>{node}</strong> waits until <time datetime="{until}">{until}</time>{left}.</p></div>"#,
+                    node = escape(node_id),
+                    until = escape(until),
+                    left = escape(&left(until)),
+                );
+            }
+        }
+    }
+    out.push_str("</section>\n");
+    out
+}
+
 /// A run's page: status, graph, timeline, nodes. `graph_svg` is the graph
 /// (`flow_view::graph::svg`), trusted as is; `live` makes the script follow the
-/// run's events.
-pub fn run_page(report: &Report, graph_svg: &str, live: bool) -> String {
+/// run's events; `csrf` goes in the page's forms.
+pub fn run_page(report: &Report, graph_svg: &str, live: bool, csrf: &str) -> String {
     let id = report.run_id.as_str();
     let status = report.status.as_str();
-    let running = report.status == RunStatus::Running;
+    let waiting = report.status == RunStatus::Waiting;
+    let running = report.status == RunStatus::Running || waiting;
     let retryable = matches!(report.status, RunStatus::Failed | RunStatus::Cancelled);
     let mut main = String::with_capacity(8192 + graph_svg.len() + report.nodes.len() * 600);
     let _ = write!(
@@ -204,6 +278,7 @@ pub fn run_page(report: &Report, graph_svg: &str, live: bool) -> String {
         cancel = if running { "" } else { " disabled" },
         retry = if retryable { "" } else { " disabled" },
     );
+    main.push_str(&waiting_section(report, csrf, flow_engine::journal::now_ms()));
     let _ = write!(
         main,
         r#"<section class="card"><h2>Graph</h2><div id="graph">{graph}</div></section>
@@ -238,6 +313,9 @@ pub fn run_page(report: &Report, graph_svg: &str, live: bool) -> String {
         main.push_str(&node_details(id, node_id, node, &mut budget));
     }
     main.push_str("</section>\n");
-    let body = format!(r#"data-page="run" data-run="{}" data-live="{live}""#, escape(id));
+    let body = format!(
+        r#"data-page="run" data-run="{}" data-live="{live}" data-waiting="{waiting}""#,
+        escape(id)
+    );
     document(&format!("{} {}", report.workflow, status), &body, Nav::Runs, &main)
 }
