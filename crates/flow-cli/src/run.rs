@@ -90,7 +90,9 @@ pub async fn run(args: RunArgs) -> u8 {
 
     let cancel = CancellationToken::new();
     options = options.cancel_token(cancel.clone());
-    tokio::spawn(cancel_on_signal(cancel.clone()));
+    if writer.is_none() {
+        tokio::spawn(cancel_on_signal(cancel.clone()));
+    }
 
     let started = match &writer {
         // Journaled: through the runtime, as every front end that keeps runs.
@@ -129,6 +131,8 @@ pub async fn run(args: RunArgs) -> u8 {
             handle.run_id(),
             writer.journal().target()
         ));
+        // Ctrl-C leaves a waiting run waiting in the journal; one that runs is cancelled.
+        tokio::spawn(park_or_cancel_on_signal(cancel.clone(), handle.park_token()));
     }
     finish(
         handle,
@@ -384,6 +388,22 @@ fn parse_input(raw: &str) -> Result<Value, String> {
 /// written); a second Ctrl-C exits at once.
 pub async fn cancel_on_signal(cancel: CancellationToken) {
     wait_for_signal().await;
+    crate::progress::note("flow: cancelling the run (press Ctrl-C again to exit at once)");
+    cancel.cancel();
+    wait_for_signal().await;
+    crate::progress::clear();
+    eprintln!("flow: exiting without a report");
+    std::process::exit(130);
+}
+
+/// As [`cancel_on_signal`], for a journaled run: the first Ctrl-C (or
+/// SIGTERM) parks it if every node under way waits (it is left `waiting` in
+/// the journal, for `flow resume` or a `flow serve`), and cancels it otherwise.
+pub async fn park_or_cancel_on_signal(cancel: CancellationToken, park: CancellationToken) {
+    wait_for_signal().await;
+    park.cancel();
+    // A run that waits parks at once; one that does not is cancelled.
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
     crate::progress::note("flow: cancelling the run (press Ctrl-C again to exit at once)");
     cancel.cancel();
     wait_for_signal().await;

@@ -139,6 +139,8 @@ pub(crate) struct Driver {
     cancel_recorded: bool,
     /// Set while a restored result is being settled: it is not journaled again.
     replaying: bool,
+    /// Cancelled when the run is asked to park ([`crate::RunHandle::park`]).
+    park_now: CancellationToken,
 }
 
 /// A run whose every unit under way waits is parked only when none is due
@@ -230,6 +232,7 @@ pub(crate) struct DriverParts {
     pub dispatcher: Option<Arc<dyn crate::Dispatcher>>,
     pub signals: crate::Signals,
     pub parking: bool,
+    pub park_now: CancellationToken,
 }
 
 /// Milliseconds to the microsecond: whole microseconds over 1000 print as
@@ -256,6 +259,7 @@ impl Driver {
             dispatcher,
             signals,
             parking,
+            park_now,
         } = parts;
         let taken = restore.as_ref().map(|r| r.signals_taken.clone()).unwrap_or_default();
         let journal_present = journal.is_some();
@@ -307,6 +311,7 @@ impl Driver {
             restore,
             replaying: false,
             cancel_recorded: false,
+            park_now,
             strategy,
         }
     }
@@ -339,6 +344,7 @@ impl Driver {
         }
         let run_token = self.shared.cancel.clone();
         let waits = self.shared.clone();
+        let park_now = self.park_now.clone();
         // A resumed run cancelled before it goes on (a parked run cancelled)
         // keeps what its journal says settled: restored results are settled
         // first. Only what was under way restarts, to be cancelled at once: a
@@ -376,7 +382,9 @@ impl Driver {
                 }
                 _ = sleep_until(admit_at), if admit_at.is_some() => self.admit_at = None,
                 // A unit began to wait: perhaps every unit under way waits now.
-                () = waits.waiters.bell.notified(), if waits.parking => {}
+                () = waits.waiters.bell.notified(), if waits.parking || park_now.is_cancelled() => {}
+                // Asked to park: at once if every unit waits, else when they do.
+                () = park_now.cancelled(), if !park_now.is_cancelled() => {}
             }
         }
         let shared = self.shared.clone();
@@ -391,12 +399,14 @@ impl Driver {
         report
     }
 
-    /// Whether to park the run now: it may (a journal, parking asked for),
+    /// Whether to park the run now: it may (a journal, parking asked for, or
+    /// asked now through [`crate::RunHandle::park`]),
     /// nothing else can start, every unit under way waits, and none is due
     /// within [`PARK_AFTER`] (a short wait is waited in memory).
     fn should_park(&self) -> bool {
         let shared = &self.shared;
-        if !shared.parking
+        let asked = self.park_now.is_cancelled() && shared.journal.is_some();
+        if !(shared.parking || asked)
             || self.cancelling
             || self.in_flight == 0
             || !self.ready.is_empty()
@@ -406,7 +416,7 @@ impl Driver {
             return false;
         }
         let (due, _, _) = shared.waiters.summary();
-        due.is_none_or(|at| at - flow_journal::now_ms() >= PARK_AFTER.as_millis() as i64)
+        asked || due.is_none_or(|at| at - flow_journal::now_ms() >= PARK_AFTER.as_millis() as i64)
     }
 
     /// Parks the run: its waiting units stop here (their records say what

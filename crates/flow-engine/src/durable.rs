@@ -229,6 +229,8 @@ impl Engine {
         let signals = crate::Signals::new();
         run_options.signals = Some(signals.clone());
         run_options.park = options.park;
+        let park_now = CancellationToken::new();
+        run_options.park_now = Some(park_now.clone());
         let durable = Durable {
             run_id: Arc::from(run_id),
             log: Some(log),
@@ -244,6 +246,7 @@ impl Engine {
                 cancel,
                 task: tokio::spawn(async move { Ok(run.await) }),
                 signals,
+                park_now,
             },
         })
     }

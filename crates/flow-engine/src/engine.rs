@@ -307,6 +307,7 @@ impl Engine {
             dispatcher: self.inner.dispatcher.clone(),
             signals: options.signals.unwrap_or_default(),
             parking: options.park,
+            park_now: options.park_now.unwrap_or_default(),
         });
         Ok((driver, cancel))
     }
@@ -330,6 +331,7 @@ impl Engine {
         self.check_input(&options)?;
         let run_id = options.run_id.take().unwrap_or_else(new_run_id);
         let signals = options.signals.get_or_insert_with(crate::Signals::new).clone();
+        let park_now = options.park_now.get_or_insert_with(CancellationToken::new).clone();
         if options.journal.is_none() {
             let (driver, cancel) = self.driver(workflow, options, Durable::none(run_id.clone()))?;
             let run = driver.run();
@@ -338,6 +340,7 @@ impl Engine {
                 cancel,
                 task: tokio::spawn(async move { Ok(run.await) }),
                 signals,
+                park_now,
             });
         }
         // Checked now, so a bad strategy is an error here, not at `wait`.
@@ -357,6 +360,7 @@ impl Engine {
             cancel,
             task,
             signals,
+            park_now,
         })
     }
 
@@ -373,6 +377,7 @@ impl Engine {
         };
         let cancel = options.cancel.get_or_insert_with(CancellationToken::new).clone();
         let signals = options.signals.get_or_insert_with(crate::Signals::new).clone();
+        let park_now = options.park_now.get_or_insert_with(CancellationToken::new).clone();
         let durable = self.begin(workflow, &mut options, run_id.clone()).await?;
         let (driver, _) = self.driver(workflow, options, durable)?;
         let run = driver.run();
@@ -381,6 +386,7 @@ impl Engine {
             cancel,
             task: tokio::spawn(async move { Ok(run.await) }),
             signals,
+            park_now,
         })
     }
 }

@@ -21,6 +21,7 @@ pub struct RunOptions {
     pub(crate) idempotency_key: Option<String>,
     pub(crate) signals: Option<crate::Signals>,
     pub(crate) park: bool,
+    pub(crate) park_now: Option<CancellationToken>,
 }
 
 impl RunOptions {
@@ -121,6 +122,7 @@ pub struct RunHandle {
     pub(crate) cancel: CancellationToken,
     pub(crate) task: tokio::task::JoinHandle<Result<Report>>,
     pub(crate) signals: crate::Signals,
+    pub(crate) park_now: CancellationToken,
 }
 
 impl RunHandle {
@@ -134,6 +136,21 @@ impl RunHandle {
     /// its journal.
     pub fn signals(&self) -> &crate::Signals {
         &self.signals
+    }
+
+    /// Asks the run to park as soon as every node under way waits (at once if
+    /// they do now), whether or not it parks by itself: a journaled run that
+    /// waits is left `waiting` in its journal, not cancelled (Ctrl-C on an
+    /// attached `flow run`). A run that does not wait goes on; without a
+    /// journal, nothing happens.
+    pub fn park(&self) {
+        self.park_now.cancel();
+    }
+
+    /// A token whose cancellation asks the run to park, as [`RunHandle::park`]
+    /// (for a task that outlives the borrow of the handle: a signal handler).
+    pub fn park_token(&self) -> CancellationToken {
+        self.park_now.clone()
     }
 
     /// Cancels the run: running nodes stop at once, the rest become `cancelled`.

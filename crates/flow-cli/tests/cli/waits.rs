@@ -318,3 +318,37 @@ fn a_detached_run_waits_in_the_journal_and_flow_resume_follows_it() {
         "{report}"
     );
 }
+
+#[test]
+fn ctrl_c_leaves_a_waiting_run_waiting() {
+    let dir = tempdir();
+    let file = write(&dir, "approval.yaml", APPROVAL);
+    let journal = dir.path().join("runs.db").to_string_lossy().into_owned();
+    let mut run = Background::start(&["run", &file.to_string_lossy(), "--journal", &journal, "--report", "-"]);
+    let hint = run.line_with("waiting for signal `approval`");
+    let run_id = run_id_of(&hint);
+    let status = std::process::Command::new("kill")
+        .args(["-INT", &run.child.id().to_string()])
+        .status()
+        .unwrap_or_else(|e| panic!("kill: {e}"));
+    assert!(status.success());
+    run.line_with("parked in the journal");
+    let (code, stdout) = run.finish();
+    assert_eq!(code, Some(0), "{stdout}");
+    let report: serde_json::Value = serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("{e}: {stdout}"));
+    assert_eq!(report["status"], "waiting", "{report}");
+    // Not cancelled: the signal still reaches it, and `flow resume` finishes it.
+    let sent = flow([
+        "signal",
+        &run_id,
+        "approval",
+        "--data",
+        r#"{"approved": true, "by": "ops"}"#,
+        "--journal",
+        &journal,
+    ]);
+    assert_eq!(sent.code, Some(0), "{sent:?}");
+    let resumed = flow(["resume", &run_id, "--journal", &journal, "--report", "-"]);
+    assert_eq!(resumed.code, Some(0), "{resumed:?}");
+    assert_eq!(resumed.report()["nodes"]["deploy"]["output"], "approved by ops");
+}
