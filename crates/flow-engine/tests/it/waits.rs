@@ -368,3 +368,176 @@ async fn a_parked_run_is_due_when_a_signal_comes() {
     assert_eq!(report.status, RunStatus::Succeeded, "{report:?}");
     assert_eq!(report.nodes.get("go").map(|n| n.output.clone()), Some(json!("now")));
 }
+
+/// One node of a generated chain.
+#[derive(Debug, Clone)]
+enum Step {
+    Noop,
+    Wait(u64),
+    Signal(&'static str),
+}
+
+fn chain_yaml(steps: &[Step]) -> String {
+    let mut yaml = String::from("name: chain\nnodes:\n");
+    for (i, step) in steps.iter().enumerate() {
+        let line = match step {
+            Step::Noop => format!("  - {{ id: n{i}, kind: noop }}\n"),
+            Step::Wait(ms) => format!("  - {{ id: n{i}, kind: wait, config: {{ for: {ms}ms }} }}\n"),
+            Step::Signal(name) => format!("  - {{ id: n{i}, kind: signal, config: {{ name: {name} }} }}\n"),
+        };
+        yaml.push_str(&line);
+    }
+    if steps.len() > 1 {
+        yaml.push_str("edges:\n");
+        for i in 1..steps.len() {
+            yaml.push_str(&format!("  - {{ from: n{}, to: n{i} }}\n", i - 1));
+        }
+    }
+    yaml
+}
+
+/// The signals a chain takes, in the order sent: one per `signal` node, of
+/// its name, numbered in its payload.
+fn signals_for(steps: &[Step]) -> Vec<(&'static str, serde_json::Value)> {
+    steps
+        .iter()
+        .enumerate()
+        .filter_map(|(i, s)| match s {
+            Step::Signal(name) => Some((*name, json!({ "for": i }))),
+            _ => None,
+        })
+        .collect()
+}
+
+/// A chain run whole, then cut after each record and resumed by another
+/// process (the signals sent again in the same order, as its journal has
+/// them): the same report; each signal taken by one node, once; none lost.
+async fn check_chain(steps: Vec<Step>) -> Result<(), String> {
+    let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+    let engine = engine();
+    let yaml = chain_yaml(&steps);
+    let wf = parse(&engine, &yaml);
+    let signals = signals_for(&steps);
+    let whole_journal = sqlite(dir.path(), "whole.db");
+    let live = engine
+        .start(
+            &wf,
+            RunOptions::new().journal(writer(&whole_journal, Owner::this_process())),
+        )
+        .map_err(|e| e.to_string())?;
+    let run_id = live.run_id().to_owned();
+    for (name, payload) in &signals {
+        whole_journal
+            .send_signal(&run_id, name, payload)
+            .await
+            .map_err(|e| e.to_string())?;
+    }
+    live.signals().ring();
+    let whole = live.wait().await.map_err(|e| e.to_string())?;
+    if whole.status != RunStatus::Succeeded {
+        return Err(format!("the whole run {}\n{yaml}", whole.status));
+    }
+    let records: Vec<Record> = whole_journal
+        .records_after(&run_id, 0)
+        .await
+        .map_err(|e| e.to_string())?
+        .into_iter()
+        .map(|(_, r)| r)
+        .collect();
+    for cut in 1..records.len() {
+        let cut_dir = dir.path().join(format!("cut{cut}"));
+        std::fs::create_dir_all(&cut_dir).map_err(|e| e.to_string())?;
+        let copy = sqlite(&cut_dir, "copy.db");
+        let owner = dead_owner();
+        let lease = now_ms() + LEASE.as_millis() as i64;
+        copy.create(&run_id, "chain", &records[0], &owner, lease)
+            .await
+            .map_err(|e| e.to_string())?;
+        let entries: Vec<Entry> = records[1..cut]
+            .iter()
+            .enumerate()
+            .map(|(i, record)| Entry {
+                run_id: Arc::from(run_id.as_str()),
+                seq: i as u64 + 2,
+                record: record.clone(),
+            })
+            .collect();
+        if !entries.is_empty() {
+            copy.append(&owner, &entries).await.map_err(|e| e.to_string())?;
+        }
+        for (name, payload) in &signals {
+            copy.send_signal(&run_id, name, payload)
+                .await
+                .map_err(|e| e.to_string())?;
+        }
+        let resumed = engine
+            .resume(&writer(&copy, Owner::this_process()), &run_id, ResumeOptions::new())
+            .await
+            .map_err(|e| format!("cut {cut}: {e}"))?;
+        let report = resumed.handle.wait().await.map_err(|e| e.to_string())?;
+        let here = |what: String| format!("cut after {cut} of {} records: {what}\n{yaml}", records.len());
+        if report.status != whole.status {
+            return Err(here(format!("{} instead of {}", report.status, whole.status)));
+        }
+        for (id, expected) in whole.nodes.iter() {
+            let got = report.nodes.get(id).ok_or_else(|| here(format!("{id} missing")))?;
+            let comparable = |v: &serde_json::Value| match v.get("woke_at") {
+                Some(_) => serde_json::Value::Null,
+                None => v.clone(),
+            };
+            if comparable(&got.output) != comparable(&expected.output) {
+                return Err(here(format!("{id}: {} instead of {}", got.output, expected.output)));
+            }
+        }
+        let taken: Vec<(String, u64)> = copy
+            .records_after(&run_id, 0)
+            .await
+            .map_err(|e| e.to_string())?
+            .into_iter()
+            .filter_map(|(_, r)| match r {
+                Record::SignalReceived { name, id, .. } => Some((name, id)),
+                _ => None,
+            })
+            .collect();
+        let mut unique = taken.clone();
+        unique.sort();
+        unique.dedup();
+        if unique.len() != taken.len() {
+            return Err(here(format!("a signal taken twice: {taken:?}")));
+        }
+        if taken.len() != signals.len() {
+            return Err(here(format!(
+                "{} signals taken of {}: {taken:?}",
+                taken.len(),
+                signals.len()
+            )));
+        }
+    }
+    Ok(())
+}
+
+fn step() -> impl proptest::strategy::Strategy<Value = Step> {
+    use proptest::prelude::*;
+    prop_oneof![
+        Just(Step::Noop),
+        (0u64..15).prop_map(Step::Wait),
+        Just(Step::Signal("a")),
+        Just(Step::Signal("b")),
+    ]
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig { cases: 12, ..proptest::prelude::ProptestConfig::default() })]
+
+    #[test]
+    fn a_chain_of_waits_and_signals_cut_anywhere_resumes_to_the_same_end(steps in proptest::collection::vec(step(), 1..7)) {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .map_err(|e| proptest::test_runner::TestCaseError::fail(e.to_string()))?;
+        runtime
+            .block_on(check_chain(steps))
+            .map_err(proptest::test_runner::TestCaseError::fail)?;
+    }
+}
