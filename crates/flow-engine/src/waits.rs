@@ -231,7 +231,7 @@ impl flow_core::Waits for UnitWaits {
         let _inside = Inside::enter(&self.shared.waiters, (self.node, self.item));
         let left = until_ms - flow_journal::now_ms();
         if left > 0 {
-            tokio::time::sleep(Duration::from_millis(left as u64)).await;
+            flow_nodes::timer::sleep(Duration::from_millis(left as u64)).await;
         }
     }
 

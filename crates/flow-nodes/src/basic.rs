@@ -73,7 +73,7 @@ impl NodeKind for Delay {
             // The timer rounds up to its next 1 ms tick; a zero delay only yields once.
             tokio::task::yield_now().await;
         } else {
-            tokio::time::sleep(wait).await;
+            crate::timer::sleep(wait).await;
         }
         Ok(json!({ "slept_ms": wait.as_millis() as u64 }))
     }

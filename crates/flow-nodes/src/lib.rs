@@ -42,6 +42,7 @@ mod message;
 #[cfg(feature = "http")]
 mod net;
 mod notify;
+pub mod timer;
 mod validate;
 mod wait;
 
