@@ -889,12 +889,23 @@ impl Runtime {
                 return Vec::new();
             }
         };
-        let mut woken = Vec::new();
+        // Side by side: each wake reads the run and waits for its `run_woken`
+        // record, which the journal's writer commits in batches.
+        let mut waking = tokio::task::JoinSet::new();
         for run_id in due {
             if self.unresumable(&run_id) {
                 continue;
             }
-            match self.take_over(&run_id, ResumeOptions::new()).await {
+            let runtime = self.clone();
+            waking.spawn(async move {
+                let taken = runtime.take_over(&run_id, ResumeOptions::new()).await;
+                (run_id, taken)
+            });
+        }
+        let mut woken = Vec::new();
+        while let Some(joined) = waking.join_next().await {
+            let Ok((run_id, taken)) = joined else { continue };
+            match taken {
                 Ok(_) => {
                     let workflow = self
                         .runs
