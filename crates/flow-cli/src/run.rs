@@ -132,7 +132,7 @@ pub async fn run(args: RunArgs) -> u8 {
             writer.journal().target()
         ));
         // Ctrl-C leaves a waiting run waiting in the journal; one that runs is cancelled.
-        tokio::spawn(park_or_cancel_on_signal(cancel.clone(), handle.park_token()));
+        tokio::spawn(park_or_cancel_on_signal(cancel.clone(), Some(handle.park_token())));
     }
     finish(
         handle,
@@ -387,23 +387,19 @@ fn parse_input(raw: &str) -> Result<Value, String> {
 /// First Ctrl-C or SIGTERM cancels the run (running nodes stop, the report is still
 /// written); a second Ctrl-C exits at once.
 pub async fn cancel_on_signal(cancel: CancellationToken) {
-    wait_for_signal().await;
-    crate::progress::note("flow: cancelling the run (press Ctrl-C again to exit at once)");
-    cancel.cancel();
-    wait_for_signal().await;
-    crate::progress::clear();
-    eprintln!("flow: exiting without a report");
-    std::process::exit(130);
+    park_or_cancel_on_signal(cancel, None).await;
 }
 
-/// As [`cancel_on_signal`], for a journaled run: the first Ctrl-C (or
-/// SIGTERM) parks it if every node under way waits (it is left `waiting` in
-/// the journal, for `flow resume` or a `flow serve`), and cancels it otherwise.
-pub async fn park_or_cancel_on_signal(cancel: CancellationToken, park: CancellationToken) {
+/// As [`cancel_on_signal`]; with `park` (a journaled run's), the first Ctrl-C
+/// parks the run if every node under way waits (it is left `waiting` in the
+/// journal, for `flow resume` or a `flow serve`) and cancels it otherwise.
+pub async fn park_or_cancel_on_signal(cancel: CancellationToken, park: Option<CancellationToken>) {
     wait_for_signal().await;
-    park.cancel();
-    // A run that waits parks at once; one that does not is cancelled.
-    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    if let Some(park) = park {
+        park.cancel();
+        // A run that waits parks at once; one that does not is cancelled.
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    }
     crate::progress::note("flow: cancelling the run (press Ctrl-C again to exit at once)");
     cancel.cancel();
     wait_for_signal().await;

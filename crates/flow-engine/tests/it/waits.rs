@@ -84,6 +84,25 @@ async fn resume_copy(engine: &Engine, dir: &std::path::Path, run_id: &str, recor
     resumed.handle.wait().await.unwrap_or_else(|e| panic!("{e}"))
 }
 
+/// `wf` started on `journal`, parked when it waits: its id and report.
+async fn start_parked(
+    engine: &Engine,
+    wf: &Arc<flow_engine::Workflow>,
+    journal: &Arc<dyn Journal>,
+) -> (String, flow_engine::Report) {
+    let handle = engine
+        .start(
+            wf,
+            RunOptions::new()
+                .journal(writer(journal, Owner::this_process()))
+                .park_when_waiting(),
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+    let run_id = handle.run_id().to_owned();
+    let parked = handle.wait().await.unwrap_or_else(|e| panic!("{e}"));
+    (run_id, parked)
+}
+
 #[tokio::test]
 async fn a_wait_waits_in_memory() {
     let engine = engine();
@@ -257,16 +276,7 @@ async fn a_waiting_run_is_parked_then_woken_when_due() {
         "name: w\nnodes:\n  - { id: first, kind: noop }\n  - { id: nap, kind: wait, config: { for: 2s } }\n  - { id: last, kind: noop }\nedges: [{ from: first, to: nap }, { from: nap, to: last }]\n",
     );
     let journal = sqlite(dir.path(), "run.db");
-    let handle = engine
-        .start(
-            &wf,
-            RunOptions::new()
-                .journal(writer(&journal, Owner::this_process()))
-                .park_when_waiting(),
-        )
-        .unwrap_or_else(|e| panic!("{e}"));
-    let run_id = handle.run_id().to_owned();
-    let parked = handle.wait().await.unwrap_or_else(|e| panic!("{e}"));
+    let (run_id, parked) = start_parked(&engine, &wf, &journal).await;
     assert_eq!(parked.status, RunStatus::Waiting, "{parked:?}");
     let nap = parked.nodes.get("nap").unwrap_or_else(|| panic!("nap"));
     assert_eq!(nap.status, NodeStatus::Waiting);
@@ -332,16 +342,7 @@ async fn a_parked_run_is_due_when_a_signal_comes() {
         "name: s\nnodes:\n  - { id: go, kind: signal, config: { name: go } }\n",
     );
     let journal = sqlite(dir.path(), "run.db");
-    let handle = engine
-        .start(
-            &wf,
-            RunOptions::new()
-                .journal(writer(&journal, Owner::this_process()))
-                .park_when_waiting(),
-        )
-        .unwrap_or_else(|e| panic!("{e}"));
-    let run_id = handle.run_id().to_owned();
-    let parked = handle.wait().await.unwrap_or_else(|e| panic!("{e}"));
+    let (run_id, parked) = start_parked(&engine, &wf, &journal).await;
     assert_eq!(parked.status, RunStatus::Waiting);
     assert_eq!(
         journal.next_wake().await.unwrap_or_else(|e| panic!("{e}")),
