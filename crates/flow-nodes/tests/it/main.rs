@@ -80,6 +80,16 @@ async fn notify_runs_without_an_engine() {
 fn the_registry_has_every_builtin_kind() {
     assert_eq!(
         registry().names(),
-        ["delay", "fail", "http", "noop", "notify", "transform", "validate"]
+        [
+            "delay",
+            "fail",
+            "http",
+            "noop",
+            "notify",
+            "signal",
+            "transform",
+            "validate",
+            "wait"
+        ]
     );
 }

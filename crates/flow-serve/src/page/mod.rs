@@ -372,7 +372,7 @@ mod tests {
         let report = report();
         let html = run_page(&report, r#"<svg id="g"><g data-node="fetch"/></svg>"#, false, "c5rf");
         assert_document(&html);
-        assert!(html.contains(r#"<body data-page="run" data-run="0190-abc" data-live="false">"#));
+        assert!(html.contains(r#"<body data-page="run" data-run="0190-abc" data-live="false" data-waiting="false">"#));
         assert!(html.contains(r#"<span id="run-status" class="badge" data-status="failed">failed</span>"#));
         assert!(html.contains(r#"<button id="cancel" type="button" disabled>Cancel</button>"#));
         assert!(html.contains(r#"<button id="retry" type="button">Retry</button>"#));
@@ -418,6 +418,29 @@ mod tests {
         report.status = RunStatus::Succeeded;
         let html = run_page(&report, "", false, "c5rf");
         assert!(html.contains(r#"<button id="retry" type="button" disabled>Retry</button>"#));
+    }
+
+    #[test]
+    fn a_waiting_run_says_what_for_and_has_a_signal_form() {
+        let mut waiting = NodeReport::new(NodeStatus::Waiting);
+        waiting.waiting_for = Some(json!({ "signal": "appro<val", "timeout_at": "2999-01-01T00:00:00.000Z" }));
+        let mut timer = NodeReport::new(NodeStatus::Waiting);
+        timer.waiting_for = Some(json!({ "until": "2999-01-01T00:00:00.000Z" }));
+        let mut nodes = NodeReports::default();
+        nodes.push("approve", waiting);
+        nodes.push("nap", timer);
+        let report = Report::new("w", "r1", "parallel", RunStatus::Waiting, 5.0, nodes);
+        let html = run_page(&report, "", false, "c5rf");
+        assert!(html.contains(r#"data-waiting="true""#));
+        assert!(
+            html.contains(r#"<button id="cancel" type="button">Cancel</button>"#),
+            "a waiting run can be cancelled"
+        );
+        assert!(html.contains(r#"<form class="signal" method="post" action="/runs/r1/signals/appro%3Cval" data-signal="appro&lt;val">"#), "{html}");
+        assert!(html.contains(r#"<input type="hidden" name="csrf" value="c5rf">"#));
+        assert!(html.contains("waits for signal <code>appro&lt;val</code>; gives up at"));
+        assert!(html.contains(r#"<strong>nap</strong> waits until <time datetime="2999-01-01T00:00:00.000Z">"#));
+        assert!(html.contains(" d "), "the time left: {html}");
     }
 
     #[test]
