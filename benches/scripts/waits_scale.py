@@ -9,7 +9,9 @@
    every run has finished, and how late each woke (`woke_at` minus the
    instant), p50 / p99 over a sample.
 
-Usage: waits_scale.py FLOW_BINARY [N]"""
+Usage: waits_scale.py FLOW_BINARY [N]; FLOW_BENCH_JOURNAL=postgres://... takes a
+PostgreSQL journal instead of a fresh SQLite file (give it a schema of its own,
+`?options=-c%20search_path%3Dwaits_bench`, dropped before each run)."""
 import datetime, http.client, json, os, re, statistics, subprocess, sys, tempfile, threading, time
 
 FLOW = sys.argv[1]
@@ -18,7 +20,8 @@ WF = os.path.join(os.path.dirname(os.path.abspath(__file__)), "wf_waits")
 
 def start():
     d = tempfile.mkdtemp()
-    p = subprocess.Popen([FLOW, "serve", "--listen", "127.0.0.1:0", "--workflows", WF, "--journal", d + "/runs.db",
+    journal = os.environ.get("FLOW_BENCH_JOURNAL") or d + "/runs.db"
+    p = subprocess.Popen([FLOW, "serve", "--listen", "127.0.0.1:0", "--workflows", WF, "--journal", journal,
                           "--journal-sync", "normal", "--max-connections", "2048"],
                          stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True)
     line = p.stderr.readline()
@@ -38,10 +41,18 @@ class Client:
         self.c = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
     def req(self, method, path, body=None):
         headers = {"Content-Type": "application/json"} if body is not None else {}
-        self.c.request(method, path, None if body is None else json.dumps(body), headers)
-        r = self.c.getresponse()
-        data = r.read()
-        return r.status, (json.loads(data) if data else None)
+        for attempt in (0, 1):
+            try:
+                self.c.request(method, path, None if body is None else json.dumps(body), headers)
+                r = self.c.getresponse()
+                data = r.read()
+                return r.status, (json.loads(data) if data else None)
+            except (http.client.RemoteDisconnected, ConnectionError):
+                # The server closes a keep-alive connection idle past its
+                # --header-timeout: open another.
+                if attempt: raise
+                self.c.close()
+                self.c = http.client.HTTPConnection(self.c.host, self.c.port, timeout=60)
 
 def metric(port, name):
     c = http.client.HTTPConnection("127.0.0.1", port)
