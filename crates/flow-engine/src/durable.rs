@@ -140,11 +140,13 @@ impl Engine {
     /// holds it (of two processes that race for one run, one gets it).
     pub async fn resume(&self, writer: &Writer, run_id: &str, options: ResumeOptions) -> Result<Resumed> {
         let journal = writer.journal();
-        let stored = journal.load(run_id).await?.ok_or_else(|| ResumeError::NotFound {
+        // The row alone decides whether the run may be taken; its records are
+        // read once it is taken.
+        let row = journal.row(run_id).await?.ok_or_else(|| ResumeError::NotFound {
             run_id: run_id.to_owned(),
             journal: journal.target().to_owned(),
         })?;
-        let row = &stored.row;
+        let row = &row;
         let now = now_ms();
         match row.status_now(now) {
             RunStatus::Running => {
