@@ -2,7 +2,7 @@
 """Two `flow` binaries side by side, alternated: `flow serve` on SQLite (sync normal),
 GET /healthz on one keep-alive connection, POST ?wait=10 of a two-noop workflow
 sequentially, then 8 clients at once. Usage: serve_compare.py BEFORE AFTER [ROUNDS]."""
-import http.client, json, os, subprocess, sys, time, threading, tempfile, re, statistics
+import atexit, http.client, json, os, subprocess, sys, time, threading, tempfile, re, statistics
 
 def start(binary):
     d = tempfile.mkdtemp()
@@ -12,6 +12,8 @@ def start(binary):
     line = p.stderr.readline()
     port = int(re.search(r"127\.0\.0\.1:(\d+)", line).group(1))
     threading.Thread(target=lambda: p.stderr.read(), daemon=True).start()
+    # Ended however the script ends (an error included): no server left behind.
+    atexit.register(lambda: p.poll() is None and (p.terminate(), p.wait()))
     return p, port
 
 def pct(xs, q):

@@ -12,7 +12,7 @@
 Usage: waits_scale.py FLOW_BINARY [N]; FLOW_BENCH_JOURNAL=postgres://... takes a
 PostgreSQL journal instead of a fresh SQLite file (give it a schema of its own,
 `?options=-c%20search_path%3Dwaits_bench`, dropped before each run)."""
-import datetime, http.client, json, os, re, statistics, subprocess, sys, tempfile, threading, time
+import atexit, datetime, http.client, json, os, re, statistics, subprocess, sys, tempfile, threading, time
 
 FLOW = sys.argv[1]
 N = int(sys.argv[2]) if len(sys.argv) > 2 else 10000
@@ -27,6 +27,8 @@ def start():
     line = p.stderr.readline()
     port = int(re.search(r"127\.0\.0\.1:(\d+)", line).group(1))
     threading.Thread(target=lambda: p.stderr.read(), daemon=True).start()
+    # Ended however the script ends (an error included): no server left behind.
+    atexit.register(lambda: p.poll() is None and (p.terminate(), p.wait()))
     return p, port
 
 def rss_mb(pid):

@@ -374,14 +374,41 @@ fn strategy_override(
 }
 
 fn parse_input(raw: &str) -> Result<Value, String> {
-    let (text, origin) = match raw.strip_prefix('@') {
-        Some(path) => (
-            std::fs::read_to_string(path).map_err(|e| format!("cannot read {path}: {e}"))?,
-            path.to_owned(),
+    json_argument(raw).map_err(|e| match e {
+        JsonArgError::Unreadable { path, error } => format!("cannot read {path}: {error}"),
+        JsonArgError::Invalid { path, error } => format!(
+            "{} is not valid JSON: {error}",
+            path.as_deref().unwrap_or("the argument")
         ),
-        None => (raw.to_owned(), "the argument".to_owned()),
+    })
+}
+
+/// Why a JSON argument (the text, or `@FILE`) could not be read.
+pub(crate) enum JsonArgError {
+    /// `@FILE` names a file that cannot be read.
+    Unreadable { path: String, error: std::io::Error },
+    /// The text (of the file, when `path`) is not JSON.
+    Invalid {
+        path: Option<String>,
+        error: serde_json::Error,
+    },
+}
+
+/// A JSON argument: the text itself, or `@FILE` to read it from a file.
+pub(crate) fn json_argument(raw: &str) -> Result<Value, JsonArgError> {
+    let (text, path) = match raw.strip_prefix('@') {
+        Some(path) => match std::fs::read_to_string(path) {
+            Ok(text) => (text, Some(path.to_owned())),
+            Err(error) => {
+                return Err(JsonArgError::Unreadable {
+                    path: path.to_owned(),
+                    error,
+                });
+            }
+        },
+        None => (raw.to_owned(), None),
     };
-    serde_json::from_str(&text).map_err(|e| format!("{origin} is not valid JSON: {e}"))
+    serde_json::from_str(&text).map_err(|error| JsonArgError::Invalid { path, error })
 }
 
 /// First Ctrl-C or SIGTERM cancels the run (running nodes stop, the report is still

@@ -8,7 +8,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::cli::{EXIT_FAILED, EXIT_OK, EXIT_USAGE, JournalArgs, ResumeArgs, RunsListArgs, RunsShowArgs, SignalArgs};
 use crate::progress::Display;
-use crate::run::{Outputs, cancel_on_signal, finish, open_journal};
+use crate::run::{JsonArgError, Outputs, cancel_on_signal, finish, json_argument, open_journal};
 use crate::summary::fmt_ms;
 
 /// The runs of the journal the flags name; exit 2 without one.
@@ -92,6 +92,14 @@ pub async fn resolve(runs: &Runs, given: &str) -> Result<String, u8> {
     }
 }
 
+/// The runs of the journal the flags name, and the run `given` (a full id
+/// or a unique prefix) names in it; exit 2 when either is not there.
+async fn run_of(journal: &JournalArgs, given: &str) -> Result<(Runs, String), u8> {
+    let runs = runs(journal).await?;
+    let run_id = resolve(&runs, given).await?;
+    Ok((runs, run_id))
+}
+
 pub async fn list(args: RunsListArgs) -> u8 {
     let runs = match runs(&args.journal).await {
         Ok(runs) => runs,
@@ -161,12 +169,8 @@ pub async fn list(args: RunsListArgs) -> u8 {
 }
 
 pub async fn show(args: RunsShowArgs) -> u8 {
-    let runs = match runs(&args.journal).await {
-        Ok(runs) => runs,
-        Err(code) => return code,
-    };
-    let run_id = match resolve(&runs, &args.run_id).await {
-        Ok(id) => id,
+    let (runs, run_id) = match run_of(&args.journal, &args.run_id).await {
+        Ok(found) => found,
         Err(code) => return code,
     };
     let outputs = match Outputs::prepare(args.report.as_deref(), args.timeline.as_ref(), None, false) {
@@ -273,34 +277,21 @@ pub async fn resume(args: ResumeArgs) -> u8 {
 /// run (exit 0); exit 2 for an unknown or ended run, a bad payload, or one
 /// the waiting node's schema refuses.
 pub async fn signal(args: SignalArgs) -> u8 {
-    let payload = match args.data.as_deref() {
+    let payload = match args.data.as_deref().map(json_argument) {
         None => Value::Null,
-        Some(text) => {
-            let (text, place) = match text.strip_prefix('@') {
-                Some(path) => match std::fs::read_to_string(path) {
-                    Ok(text) => (text, format!("--data @{path}")),
-                    Err(e) => {
-                        eprintln!("error: --data @{path}: {e}");
-                        return EXIT_USAGE;
-                    }
-                },
-                None => (text.to_owned(), "--data".to_owned()),
-            };
-            match serde_json::from_str::<Value>(&text) {
-                Ok(payload) => payload,
-                Err(e) => {
-                    eprintln!("error: {place}: not JSON: {e}");
-                    return EXIT_USAGE;
-                }
-            }
+        Some(Ok(payload)) => payload,
+        Some(Err(JsonArgError::Unreadable { path, error })) => {
+            eprintln!("error: --data @{path}: {error}");
+            return EXIT_USAGE;
+        }
+        Some(Err(JsonArgError::Invalid { path, error })) => {
+            let place = path.map_or_else(|| "--data".to_owned(), |p| format!("--data @{p}"));
+            eprintln!("error: {place}: not JSON: {error}");
+            return EXIT_USAGE;
         }
     };
-    let runs = match runs(&args.journal).await {
-        Ok(runs) => runs,
-        Err(code) => return code,
-    };
-    let run_id = match resolve(&runs, &args.run_id).await {
-        Ok(id) => id,
+    let (runs, run_id) = match run_of(&args.journal, &args.run_id).await {
+        Ok(found) => found,
         Err(code) => return code,
     };
     match runs.signal(&run_id, &args.name, &payload).await {

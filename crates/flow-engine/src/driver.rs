@@ -345,6 +345,8 @@ impl Driver {
         let run_token = self.shared.cancel.clone();
         let waits = self.shared.clone();
         let park_now = self.park_now.clone();
+        // Only a journaled run can park: a plain run's loop does not watch for it.
+        let journaled = self.shared.journal.is_some();
         // A resumed run cancelled before it goes on (a parked run cancelled)
         // keeps what its journal says settled: restored results are settled
         // first. Only what was under way restarts, to be cancelled at once: a
@@ -384,7 +386,7 @@ impl Driver {
                 // A unit began to wait: perhaps every unit under way waits now.
                 () = waits.waiters.bell.notified(), if waits.parking || park_now.is_cancelled() => {}
                 // Asked to park: at once if every unit waits, else when they do.
-                () = park_now.cancelled(), if !park_now.is_cancelled() => {}
+                () = park_now.cancelled(), if journaled && !park_now.is_cancelled() => {}
             }
         }
         let shared = self.shared.clone();
@@ -405,7 +407,7 @@ impl Driver {
     /// within [`PARK_AFTER`] (a short wait is waited in memory).
     fn should_park(&self) -> bool {
         let shared = &self.shared;
-        let asked = self.park_now.is_cancelled() && shared.journal.is_some();
+        let asked = shared.journal.is_some() && self.park_now.is_cancelled();
         if !(shared.parking || asked)
             || self.cancelling
             || self.in_flight == 0
@@ -464,37 +466,19 @@ impl Driver {
             }
             Err(e) => tracing::error!(error = %e, "the run's parking could not be journaled"),
         }
-        let duration_ms = shared.now_ms();
-        let mut entries = self.entries;
-        for (index, ((_, entry), settled)) in entries.iter_mut().zip(self.writer.into_settled()).enumerate() {
-            match settled {
-                Some(s) => {
-                    entry.status = s.status;
-                    entry.output = shared.redactor.redact_value(s.output);
-                    entry.error = s.error;
+        self.into_report(RunStatus::Waiting, |state, index, entry| {
+            entry.status = if state.phase(index) == Phase::Running {
+                NodeStatus::Running
+            } else {
+                NodeStatus::Pending
+            };
+            if let Some((_, item, waiting)) = units.iter().find(|(node, _, _)| *node == index) {
+                entry.status = NodeStatus::Waiting;
+                if item.is_none() {
+                    entry.waiting_for = Some(waiting.described());
                 }
-                None if self.state.phase(index) == Phase::Running => entry.status = NodeStatus::Running,
-                None => entry.status = NodeStatus::Pending,
             }
-            if entry.started_ms.is_none() {
-                entry.finished_ms = None;
-            }
-        }
-        for (node, item, waiting) in &units {
-            let entry = &mut entries[*node].1;
-            entry.status = NodeStatus::Waiting;
-            if item.is_none() {
-                entry.waiting_for = Some(waiting.described());
-            }
-        }
-        Report::new(
-            shared.workflow.name(),
-            &*shared.run_id,
-            self.strategy.name(),
-            RunStatus::Waiting,
-            duration_ms,
-            NodeReports::from_entries(entries),
-        )
+        })
     }
 
     fn make_ready(&mut self, node: usize) {
@@ -763,7 +747,6 @@ impl Driver {
             // Nodes that became ready while the run was being cancelled never start.
             self.cancel_pending();
         }
-        let duration_ms = self.shared.now_ms();
         let status = if self.user_token.is_cancelled() {
             RunStatus::Cancelled
         } else if self.failed {
@@ -771,13 +754,23 @@ impl Driver {
         } else {
             RunStatus::Succeeded
         };
+        self.into_report(status, |_, _, _| {})
+    }
+
+    /// The run's report with `status`: each node's entry with its settled
+    /// result (the output redacted); `unsettled` fills in one without.
+    fn into_report(self, status: RunStatus, unsettled: impl Fn(&RunState, usize, &mut NodeReport)) -> Report {
+        let duration_ms = self.shared.now_ms();
         let shared = self.shared;
         let mut entries = self.entries;
-        for ((_, entry), settled) in entries.iter_mut().zip(self.writer.into_settled()) {
-            if let Some(s) = settled {
-                entry.status = s.status;
-                entry.output = shared.redactor.redact_value(s.output);
-                entry.error = s.error;
+        for (index, ((_, entry), settled)) in entries.iter_mut().zip(self.writer.into_settled()).enumerate() {
+            match settled {
+                Some(s) => {
+                    entry.status = s.status;
+                    entry.output = shared.redactor.redact_value(s.output);
+                    entry.error = s.error;
+                }
+                None => unsettled(&self.state, index, entry),
             }
             if entry.started_ms.is_none() {
                 entry.finished_ms = None;

@@ -461,6 +461,14 @@ fn counts(record: &Record) -> Option<(String, f64, serde_json::Value)> {
     ))
 }
 
+/// A stored signal's payload, with its number.
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+fn decode_signal(id: u64, text: &str) -> Result<(u64, serde_json::Value)> {
+    serde_json::from_str(text)
+        .map(|payload| (id, payload))
+        .map_err(|e| Error::Storage(format!("signal {id}: {e}")))
+}
+
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
 fn decode(run_id: &str, seq: u64, data: &str) -> Result<Record> {
     // Without serde_json's limit of 128 levels: a record nests its values

@@ -243,6 +243,12 @@ impl PgJournal {
         }
     }
 
+    /// A write statement on the write connection: how many rows it changed.
+    async fn execute(&self, sql: &str, params: &[&(dyn tokio_postgres::types::ToSql + Sync)]) -> Result<u64> {
+        let conn = self.writer().await?;
+        conn.client.execute(sql, params).await.map_err(storage)
+    }
+
     /// As [`PgJournal::read_query`], for a query of at most one row (by key).
     async fn read_opt(&self, sql: &str, params: &[&(dyn tokio_postgres::types::ToSql + Sync)]) -> Result<Option<Row>> {
         Ok(self.read_query(sql, params).await?.into_iter().next())
@@ -598,12 +604,9 @@ impl Journal for PgJournal {
         if !storable(run_id) {
             return Ok(false);
         }
-        let conn = self.writer().await?;
-        let changed = conn
-            .client
+        let changed = self
             .execute(sql::park(Dialect::Postgres), &[&run_id, &owner.token, &wake_at_ms])
-            .await
-            .map_err(storage)?;
+            .await?;
         Ok(changed == 1)
     }
 
@@ -611,12 +614,9 @@ impl Journal for PgJournal {
         if !storable(run_id) {
             return Ok(());
         }
-        let conn = self.writer().await?;
-        conn.client
-            .execute(sql::ring(Dialect::Postgres), &[&run_id, &crate::now_ms()])
+        self.execute(sql::ring(Dialect::Postgres), &[&run_id, &crate::now_ms()])
             .await
             .map(|_| ())
-            .map_err(storage)
     }
 
     async fn wake(&self, run_id: &str, owner: &Owner, lease_until_ms: i64) -> Result<bool> {
@@ -624,15 +624,12 @@ impl Journal for PgJournal {
             return Ok(false);
         }
         let (token, host, pid, started) = sql::owner_args(owner);
-        let conn = self.writer().await?;
-        let changed = conn
-            .client
+        let changed = self
             .execute(
                 sql::wake(Dialect::Postgres),
                 &[&run_id, &token, &host, &pid, &started, &lease_until_ms],
             )
-            .await
-            .map_err(storage)?;
+            .await?;
         Ok(changed == 1)
     }
 
@@ -662,14 +659,8 @@ impl Journal for PgJournal {
         let row = self
             .read_opt(sql::next_signal(Dialect::Postgres), &[&run_id, &name, &after])
             .await?;
-        row.map(|r| {
-            let id = r.get::<_, i64>(0) as u64;
-            let text: &str = r.get(1);
-            serde_json::from_str(text)
-                .map(|payload| (id, payload))
-                .map_err(|e| Error::Storage(format!("signal {id}: {e}")))
-        })
-        .transpose()
+        row.map(|r| crate::decode_signal(r.get::<_, i64>(0) as u64, r.get(1)))
+            .transpose()
     }
 
     async fn row(&self, run_id: &str) -> Result<Option<RunRow>> {
@@ -740,24 +731,18 @@ impl Journal for PgJournal {
             return Ok(false);
         }
         let (token, host, pid, started) = sql::owner_args(owner);
-        let conn = self.writer().await?;
-        let changed = conn
-            .client
+        let changed = self
             .execute(
                 sql::claim(Dialect::Postgres),
                 &[&run_id, &token, &host, &pid, &started, &lease_until_ms, &expected],
             )
-            .await
-            .map_err(storage)?;
+            .await?;
         Ok(changed == 1)
     }
 
     async fn renew(&self, owner_token: &str, lease_until_ms: i64) -> Result<()> {
-        let conn = self.writer().await?;
-        conn.client
-            .execute(sql::renew(Dialect::Postgres), &[&owner_token, &lease_until_ms])
-            .await
-            .map_err(storage)?;
+        self.execute(sql::renew(Dialect::Postgres), &[&owner_token, &lease_until_ms])
+            .await?;
         Ok(())
     }
 

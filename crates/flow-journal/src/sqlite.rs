@@ -452,13 +452,7 @@ impl Journal for SqliteJournal {
                     .map_err(storage)
             })
             .await?;
-        found
-            .map(|(id, text)| {
-                serde_json::from_str(&text)
-                    .map(|payload| (id, payload))
-                    .map_err(|e| Error::Storage(format!("signal {id}: {e}")))
-            })
-            .transpose()
+        found.map(|(id, text)| crate::decode_signal(id, &text)).transpose()
     }
 
     async fn row(&self, run_id: &str) -> Result<Option<RunRow>> {

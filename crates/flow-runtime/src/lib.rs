@@ -802,9 +802,14 @@ impl Runtime {
     }
 
     async fn take_over(self: &Arc<Self>, run_id: &str, options: ResumeOptions) -> Result<Live> {
+        Ok(self.take_over_named(run_id, options).await?.0)
+    }
+
+    /// As `take_over`, with the run's workflow name.
+    async fn take_over_named(self: &Arc<Self>, run_id: &str, options: ResumeOptions) -> Result<(Live, String)> {
         let resumed = self.take_over_with(run_id, options).await?;
         let name = resumed.workflow.name().to_owned();
-        Ok(self.track(&name, resumed.handle))
+        Ok((self.track(&name, resumed.handle), name))
     }
 
     /// Takes run `run_id` over with `options` (its events, its cancellation,
@@ -851,22 +856,30 @@ impl Runtime {
             }
             match self.resume(&row.run_id).await {
                 Ok(_) => resumed.push((row.run_id, row.workflow)),
-                Err(Error::Resume(ResumeError::TakenOver { .. } | ResumeError::Held { .. })) => {
-                    tracing::debug!(run_id = %row.run_id, "another process took the run first");
-                }
-                Err(e) => {
-                    tracing::warn!(run_id = %row.run_id, error = %e, "not resumed");
-                    if matches!(e, Error::Unusable(_) | Error::Resume(ResumeError::Unusable { .. })) {
-                        // It will not read better next time: not tried again by this process.
-                        self.unusable
-                            .lock()
-                            .unwrap_or_else(PoisonError::into_inner)
-                            .insert(row.run_id);
-                    }
-                }
+                Err(e) => self.passed_over(row.run_id, &e),
             }
         }
         resumed
+    }
+
+    /// A run this process did not take over or wake: another took it first
+    /// (or it ended meanwhile), or it cannot be resumed here, which is not
+    /// tried again (it will not read better next time).
+    fn passed_over(&self, run_id: String, e: &Error) {
+        match e {
+            Error::Resume(ResumeError::TakenOver { .. } | ResumeError::Held { .. } | ResumeError::Finished { .. }) => {
+                tracing::debug!(run_id = %run_id, "another process took the run first");
+            }
+            _ => {
+                tracing::warn!(run_id = %run_id, error = %e, "not resumed");
+                if matches!(e, Error::Unusable(_) | Error::Resume(ResumeError::Unusable { .. })) {
+                    self.unusable
+                        .lock()
+                        .unwrap_or_else(PoisonError::into_inner)
+                        .insert(run_id);
+                }
+            }
+        }
     }
 
     fn unresumable(&self, run_id: &str) -> bool {
@@ -898,7 +911,7 @@ impl Runtime {
             }
             let runtime = self.clone();
             waking.spawn(async move {
-                let taken = runtime.take_over(&run_id, ResumeOptions::new()).await;
+                let taken = runtime.take_over_named(&run_id, ResumeOptions::new()).await;
                 (run_id, taken)
             });
         }
@@ -906,31 +919,8 @@ impl Runtime {
         while let Some(joined) = waking.join_next().await {
             let Ok((run_id, taken)) = joined else { continue };
             match taken {
-                Ok(_) => {
-                    let workflow = self
-                        .runs
-                        .journal()
-                        .row(&run_id)
-                        .await
-                        .ok()
-                        .flatten()
-                        .map(|r| r.workflow);
-                    woken.push((run_id, workflow.unwrap_or_default()));
-                }
-                Err(Error::Resume(
-                    ResumeError::TakenOver { .. } | ResumeError::Held { .. } | ResumeError::Finished { .. },
-                )) => {
-                    tracing::debug!(run_id = %run_id, "another process woke the run first");
-                }
-                Err(e) => {
-                    tracing::warn!(run_id = %run_id, error = %e, "not woken");
-                    if matches!(e, Error::Unusable(_) | Error::Resume(ResumeError::Unusable { .. })) {
-                        self.unusable
-                            .lock()
-                            .unwrap_or_else(PoisonError::into_inner)
-                            .insert(run_id);
-                    }
-                }
+                Ok((_, workflow)) => woken.push((run_id, workflow)),
+                Err(e) => self.passed_over(run_id, &e),
             }
         }
         woken

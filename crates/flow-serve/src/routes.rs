@@ -164,12 +164,75 @@ async fn workflows_page(State(app): State<Arc<App>>) -> Response {
     Html(page::workflows_page(&list, &app.csrf)).into_response()
 }
 
+/// What the page's forms post: the start form's `input`, the signal form's
+/// `payload` (JSON text; empty for none), and the page's `csrf` value.
 #[derive(Debug, Deserialize)]
-struct SignalForm {
+struct PageForm {
+    #[serde(default)]
+    input: String,
     #[serde(default)]
     payload: String,
     #[serde(default)]
     csrf: String,
+}
+
+/// How a page's form answers when it cannot go on: a page titled `title`
+/// with a way back to the page the form was on.
+struct FormAnswer<'a> {
+    title: &'static str,
+    back: (&'a str, &'a str),
+    /// The page to open again for a fresh form ("the workflows page").
+    page: &'static str,
+}
+
+impl FormAnswer<'_> {
+    fn failed(&self, status: StatusCode, detail: &str) -> Response {
+        (status, Html(page::error_page(self.title, detail, self.back))).into_response()
+    }
+
+    /// The form's fields, once it was sent as a form with the page's `csrf`
+    /// value.
+    fn checked(
+        &self,
+        app: &App,
+        form: Result<Form<PageForm>, axum::extract::rejection::FormRejection>,
+    ) -> Result<PageForm, Box<Response>> {
+        let Ok(Form(form)) = form else {
+            return Err(Box::new(self.failed(
+                StatusCode::BAD_REQUEST,
+                "The form was not sent as a form (application/x-www-form-urlencoded).",
+            )));
+        };
+        if !auth::matches(&app.csrf, &form.csrf) {
+            return Err(Box::new(self.failed(
+                StatusCode::FORBIDDEN,
+                &format!(
+                    "The form is out of date or was not this server's: open {} again and resend it.",
+                    self.page
+                ),
+            )));
+        }
+        Ok(form)
+    }
+
+    /// A field's JSON (`None` when it is empty), named `what` in the answer.
+    fn json(&self, text: &str, what: &str) -> Result<Option<serde_json::Value>, Box<Response>> {
+        match text.trim() {
+            "" => Ok(None),
+            text => serde_json::from_str(text).map(Some).map_err(|e| {
+                Box::new(self.failed(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    &format!("The {what} is not JSON: {e}"),
+                ))
+            }),
+        }
+    }
+
+    /// The answer to a request the runtime refused.
+    fn refused(&self, e: flow_runtime::Error) -> Response {
+        let problem = Problem::from(e);
+        self.failed(problem.status, &problem.detail)
+    }
 }
 
 /// A run page's signal form, without JavaScript: `payload` (JSON; empty
@@ -178,55 +241,25 @@ struct SignalForm {
 async fn signal_form(
     State(app): State<Arc<App>>,
     Path((id, name)): Path<(String, String)>,
-    form: Result<Form<SignalForm>, axum::extract::rejection::FormRejection>,
+    form: Result<Form<PageForm>, axum::extract::rejection::FormRejection>,
 ) -> Response {
     let page_of_run = format!("/runs/{}", page::encode(&id));
-    let failed = |status: StatusCode, detail: &str| {
-        (
-            status,
-            Html(page::error_page("Not sent", detail, (&page_of_run, "Back to the run"))),
-        )
-            .into_response()
+    let answer = FormAnswer {
+        title: "Not sent",
+        back: (&page_of_run, "Back to the run"),
+        page: "the run's page",
     };
-    let Ok(Form(form)) = form else {
-        return failed(
-            StatusCode::BAD_REQUEST,
-            "The form was not sent as a form (application/x-www-form-urlencoded).",
-        );
-    };
-    if !auth::matches(&app.csrf, &form.csrf) {
-        return failed(
-            StatusCode::FORBIDDEN,
-            "The form is out of date or was not this server's: open the run's page again and resend it.",
-        );
-    }
-    let payload = match form.payload.trim() {
-        "" => serde_json::Value::Null,
-        text => match serde_json::from_str(text) {
-            Ok(payload) => payload,
-            Err(e) => {
-                return failed(
-                    StatusCode::UNPROCESSABLE_ENTITY,
-                    &format!("The payload is not JSON: {e}"),
-                );
-            }
-        },
+    let payload = match answer
+        .checked(&app, form)
+        .and_then(|form| answer.json(&form.payload, "payload"))
+    {
+        Ok(payload) => payload.unwrap_or(serde_json::Value::Null),
+        Err(response) => return *response,
     };
     match app.runtime.signal(&id, &name, &payload).await {
         Ok(_) => Redirect::to(&page_of_run).into_response(),
-        Err(e) => {
-            let problem = Problem::from(e);
-            failed(problem.status, &problem.detail)
-        }
+        Err(e) => answer.refused(e),
     }
-}
-
-#[derive(Debug, Deserialize)]
-struct StartForm {
-    #[serde(default)]
-    input: String,
-    #[serde(default)]
-    csrf: String,
 }
 
 /// The workflows page's start form, without JavaScript: `input` (JSON; empty
@@ -235,38 +268,19 @@ struct StartForm {
 async fn start_form(
     State(app): State<Arc<App>>,
     Path(name): Path<String>,
-    form: Result<Form<StartForm>, axum::extract::rejection::FormRejection>,
+    form: Result<Form<PageForm>, axum::extract::rejection::FormRejection>,
 ) -> Response {
-    let back = ("/workflows", "Back to the workflows");
-    let failed = |status: StatusCode, title: &str, detail: &str| {
-        (status, Html(page::error_page(title, detail, back))).into_response()
+    let answer = FormAnswer {
+        title: "Not started",
+        back: ("/workflows", "Back to the workflows"),
+        page: "the workflows page",
     };
-    let Ok(Form(form)) = form else {
-        return failed(
-            StatusCode::BAD_REQUEST,
-            "Not started",
-            "The form was not sent as a form (application/x-www-form-urlencoded).",
-        );
-    };
-    if !auth::matches(&app.csrf, &form.csrf) {
-        return failed(
-            StatusCode::FORBIDDEN,
-            "Not started",
-            "The form is out of date or was not this server's: open the workflows page again and resend it.",
-        );
-    }
-    let input = match form.input.trim() {
-        "" => None,
-        text => match serde_json::from_str::<serde_json::Value>(text) {
-            Ok(input) => Some(input),
-            Err(e) => {
-                return failed(
-                    StatusCode::UNPROCESSABLE_ENTITY,
-                    "Not started",
-                    &format!("The input is not JSON: {e}"),
-                );
-            }
-        },
+    let input = match answer
+        .checked(&app, form)
+        .and_then(|form| answer.json(&form.input, "input"))
+    {
+        Ok(input) => input,
+        Err(response) => return *response,
     };
     let started = async {
         let workflow = app.runtime.workflow(&name)?;
@@ -282,18 +296,10 @@ async fn start_form(
     }
     .await;
     match started {
-        Ok(submitted) => {
-            let run_id = match submitted {
-                flow_runtime::Submitted::Started { run_id, .. } | flow_runtime::Submitted::Replayed { run_id } => {
-                    run_id
-                }
-            };
+        Ok(flow_runtime::Submitted::Started { run_id, .. } | flow_runtime::Submitted::Replayed { run_id }) => {
             Redirect::to(&format!("/runs/{}", page::encode(&run_id))).into_response()
         }
-        Err(e) => {
-            let problem = Problem::from(e);
-            failed(problem.status, "Not started", &problem.detail)
-        }
+        Err(e) => answer.refused(e),
     }
 }
 

@@ -27,6 +27,18 @@ async fn terminate(name: &str) -> i64 {
     row.get(0)
 }
 
+/// `/healthz` once it answers 503, or its last answer after `within`.
+async fn healthz_once_down(flow: &Flow, within: Duration) -> crate::support::Resp {
+    let deadline = std::time::Instant::now() + within;
+    loop {
+        let health = flow.get("/healthz").await;
+        if health.status == 503 || std::time::Instant::now() > deadline {
+            return health;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 /// A server on `journal` with a run of `slow` in its `nap`: the server and the run.
 async fn slow_run_under_way(dirs: &Dirs, journal: &str) -> (Flow, String) {
     let flow = Flow::start_with(
@@ -108,14 +120,7 @@ async fn healthz_tells_while_the_journal_is_unreachable() {
     let (mut flow, id) = slow_run_under_way(&dirs, &url).await;
     admin(format!("ALTER ROLE {role} NOLOGIN")).await;
     terminate(&role).await;
-    let deadline = std::time::Instant::now() + Duration::from_secs(15);
-    let down = loop {
-        let health = flow.get("/healthz").await;
-        if health.status == 503 || std::time::Instant::now() > deadline {
-            break health;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
+    let down = healthz_once_down(&flow, Duration::from_secs(15)).await;
     assert_eq!(down.status, 503, "{down:?}");
     let body = down.json();
     assert_eq!(body["status"], "unavailable", "{body}");
@@ -190,14 +195,7 @@ async fn a_full_sqlite_disk_is_waited_out() {
     };
     // Soft limit 4 KiB (the journal is larger), hard limit unchanged.
     prlimit("4096:");
-    let deadline = std::time::Instant::now() + Duration::from_secs(20);
-    let down = loop {
-        let health = flow.get("/healthz").await;
-        if health.status == 503 || std::time::Instant::now() > deadline {
-            break health;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
+    let down = healthz_once_down(&flow, Duration::from_secs(20)).await;
     assert_eq!(down.status, 503, "{down:?}\n{}", flow.stderr());
     let body = down.json();
     assert_eq!(body["status"], "unavailable", "{body}");
@@ -237,14 +235,7 @@ async fn a_hung_statement_times_out_and_is_tried_again() {
         .await
         .unwrap_or_else(|e| panic!("locking the journal: {e}"));
     // The run's next record (after its 1.5 s nap) cannot be written.
-    let deadline = std::time::Instant::now() + Duration::from_secs(20);
-    let down = loop {
-        let health = flow.get("/healthz").await;
-        if health.status == 503 || std::time::Instant::now() > deadline {
-            break health;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
+    let down = healthz_once_down(&flow, Duration::from_secs(20)).await;
     assert_eq!(down.status, 503, "{down:?}\n{}", flow.stderr());
     let reason = down.json()["reason"].as_str().unwrap_or_default().to_owned();
     assert!(reason.contains("statement timeout"), "{reason}");
