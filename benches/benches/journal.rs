@@ -4,9 +4,9 @@
 //! - `journal_fan-out` and `journal_chain`: 10,000 `noop` nodes (1,000 under
 //!   `--quick`) with no journal, SQLite `synchronous=FULL`, SQLite
 //!   `synchronous=NORMAL` and PostgreSQL. The journal's added cost per node is
-//!   (journaled − plain) / nodes. With a journal every attempt's start is
-//!   durable before the node runs (one awaited group commit), so a chain pays
-//!   one commit per node, while a fan-out's starts share commits.
+//!   (journaled − plain) / nodes. `noop` has no effects, so its start is not
+//!   awaited: the records are committed in batches as the run goes, and the
+//!   run's end is awaited.
 //! - `journal_40x10ms`: a chain of 40 `delay` nodes of 10 ms (the shape of
 //!   Windmill's orchestrator benchmark): 400 ms of sleeping; targets 420 ms with
 //!   SQLite, 450 ms with PostgreSQL. In the same group, `tokio_sleep`: 40

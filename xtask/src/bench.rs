@@ -362,7 +362,7 @@ fn journal(s: &mut String, criterion: &Path, quick: bool) {
     }
     let _ = writeln!(
         s,
-        "\nAdded cost = (journaled run - plain run) / nodes, medians. Every attempt's start is durable before the node runs: a chain pays a commit per node, a fan-out's starts share commits.\n"
+        "\nAdded cost = (journaled run - plain run) / nodes, medians. `noop` and `delay` have no effects: their starts are committed in batches, not awaited (a kind with effects, such as `http`, waits for its start to be durable: one commit per step of a chain).\n"
     );
 
     let _ = writeln!(s, "## Durable runs: a 40-step chain of 10 ms `delay` nodes\n");

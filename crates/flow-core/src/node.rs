@@ -47,6 +47,16 @@ pub trait NodeKind: Send + Sync + 'static {
         false
     }
 
+    /// Whether an attempt may act outside the run (a request sent, a message
+    /// delivered). With a journal, such an attempt's start is durable before
+    /// it begins, so a run resumed after a crash knows it may have happened.
+    /// A kind that answers `false` (it only computes, or only sleeps) starts
+    /// at once, its start record committed alongside: a crash before that
+    /// commit runs it again, with nobody outside the wiser. Default: yes.
+    fn effects(&self) -> bool {
+        true
+    }
+
     /// Runs one attempt.
     async fn run(&self, call: NodeCall) -> Result<Value, NodeError>;
 }

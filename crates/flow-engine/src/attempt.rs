@@ -134,8 +134,10 @@ impl Attempts {
             };
             let started = shared.now_ms();
             // Durable before the side effect begins: a run resumed after a
-            // crash knows this attempt may have happened.
-            if let Some(durable) = shared.attempt_started(self.node, self.item, attempt, started)
+            // crash knows this attempt may have happened. A kind without
+            // effects run here starts at once, its start committed alongside.
+            let guarded = kind.effects() || (shared.dispatcher.is_some() && !kind.waits());
+            if let Some(durable) = shared.attempt_started(self.node, self.item, attempt, started, guarded)
                 && let Err(e) = durable.await
             {
                 let error = NodeError::permanent(format!("not started: {e}"));

@@ -323,9 +323,9 @@ impl Shared {
         Ok(())
     }
 
-    /// An attempt starts: published at once on a run without a journal; on a
-    /// journaled one, the returned future makes its record durable, then
-    /// publishes it. The future is boxed and holds the fact, so an attempt's
+    /// An attempt starts: published at once on a run without a journal, or
+    /// appended and published at once when it need not be `durable`; else the
+    /// returned future makes its record durable, then publishes it. The future is boxed and holds the fact, so an attempt's
     /// own future (one per node) does not grow by either.
     pub(crate) fn attempt_started(
         &self,
@@ -333,6 +333,7 @@ impl Shared {
         item: Option<usize>,
         attempt: u32,
         at_ms: f64,
+        durable: bool,
     ) -> Option<Pin<Box<impl Future<Output = Result<(), flow_journal::Error>> + Send + '_>>> {
         let fact = Fact::AttemptStarted {
             node,
@@ -341,11 +342,11 @@ impl Shared {
             at_ms,
         };
         let journal = match &self.journal {
-            None => {
-                self.publish(&fact);
+            Some(journal) if durable => journal,
+            _ => {
+                self.note(&fact, true);
                 return None;
             }
-            Some(journal) => journal,
         };
         // One box for the fact and the durable append together.
         Some(Box::pin(async move {

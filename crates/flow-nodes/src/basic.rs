@@ -13,6 +13,11 @@ pub struct Noop;
 
 #[async_trait::async_trait]
 impl NodeKind for Noop {
+    /// Only computes (or sleeps): nothing outside the run to guard.
+    fn effects(&self) -> bool {
+        false
+    }
+
     fn estimate(&self, _config: &Value) -> AttemptTime {
         AttemptTime::Succeeds(0.0)
     }
@@ -44,6 +49,11 @@ impl Delay {
 
 #[async_trait::async_trait]
 impl NodeKind for Delay {
+    /// Only computes (or sleeps): nothing outside the run to guard.
+    fn effects(&self) -> bool {
+        false
+    }
+
     fn check(&self, config: &Value) -> Vec<ConfigProblem> {
         let mut problems = unknown_fields(config, &["ms"]);
         match config.get("ms") {
@@ -86,6 +96,11 @@ pub struct Transform;
 
 #[async_trait::async_trait]
 impl NodeKind for Transform {
+    /// Only computes (or sleeps): nothing outside the run to guard.
+    fn effects(&self) -> bool {
+        false
+    }
+
     fn check(&self, config: &Value) -> Vec<ConfigProblem> {
         let mut problems = unknown_fields(config, &["output"]);
         if config.get("output").is_none() {
@@ -110,6 +125,11 @@ pub struct Fail;
 
 #[async_trait::async_trait]
 impl NodeKind for Fail {
+    /// Only computes (or sleeps): nothing outside the run to guard.
+    fn effects(&self) -> bool {
+        false
+    }
+
     fn check(&self, config: &Value) -> Vec<ConfigProblem> {
         let mut problems = unknown_fields(config, &["message"]);
         if let Some(m) = config.get("message")

@@ -293,6 +293,11 @@ impl Validate {
 
 #[async_trait::async_trait]
 impl NodeKind for Validate {
+    /// Only computes (or sleeps): nothing outside the run to guard.
+    fn effects(&self) -> bool {
+        false
+    }
+
     fn check(&self, config: &Value) -> Vec<ConfigProblem> {
         ValidateConfig::problems(config)
     }

@@ -480,44 +480,47 @@ async fn retry_runs_the_failed_nodes_again() {
     let report = flow.run_to_end("failing", &json!({})).await;
     let failing = run_id(&report);
     flow.wait_idle().await;
-    // Four retries at once: one takes the run, the others are refused (the
-    // retried run lasts its 400 ms backoff at least: the others come meanwhile).
+    // Four retries at once: while one holds the run, the others are refused.
+    // The retried run is one quick attempt, so on a loaded machine a later
+    // retry may come after it ended and take the run again: every 202 is one
+    // more attempt and one more end, never two at once.
     let mut tasks = tokio::task::JoinSet::new();
     for _ in 0..4 {
         tasks.spawn(Resp::of(
             flow.request(Method::POST, &format!("/api/v1/runs/{failing}/retry")),
         ));
     }
-    let mut statuses = Vec::new();
+    let mut taken = 0u64;
     while let Some(resp) = tasks.join_next().await {
         let resp = resp.unwrap_or_else(|e| panic!("a retry task: {e}"));
-        if resp.status != 202 {
+        if resp.status == 202 {
+            taken += 1;
+        } else {
             resp.problem(409);
         }
-        statuses.push(resp.status);
     }
-    statuses.sort_unstable();
-    assert_eq!(statuses, vec![202, 409, 409, 409]);
+    assert!(taken >= 1, "no retry took the run");
     let report = flow
         .wait_report(&failing, "second failure", |r| {
-            r["status"] == "failed" && r["nodes"]["boom"]["attempts"].as_u64().unwrap_or(0) == 3
+            r["status"] == "failed" && r["nodes"]["boom"]["attempts"].as_u64().unwrap_or(0) == 2 + taken
         })
         .await;
     assert_eq!(report["nodes"]["fine"]["status"], "succeeded", "{report}");
     let events = flow.events(&failing, None).await;
-    let count = |kind: &str| events.iter().filter(|e| e.event == kind).count();
+    let count = |kind: &str| events.iter().filter(|e| e.event == kind).count() as u64;
     assert_eq!(count("attempt_failed"), 1, "{events:?}");
-    assert_eq!(count("run_finished"), 2, "{events:?}");
-    assert_eq!(count("run_resumed"), 1, "{events:?}");
-    // The noop that succeeded started once, the failing node twice, then once more.
+    assert_eq!(count("run_finished"), 1 + taken, "{events:?}");
+    assert_eq!(count("run_resumed"), taken, "{events:?}");
+    // The noop that succeeded started once, the failing node twice, then once
+    // a retry.
     let started = |node: &str| {
         events
             .iter()
             .filter(|e| e.event == "node_started" && e.data.to_string().contains(&format!("\"{node}\"")))
-            .count()
+            .count() as u64
     };
     assert_eq!(started("fine"), 1, "{events:?}");
-    assert_eq!(started("boom"), 3, "{events:?}");
+    assert_eq!(started("boom"), 2 + taken, "{events:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
