@@ -44,6 +44,7 @@ fn main() {
                 })
                 .collect(),
             edges: Vec::new(),
+            output: None,
         };
         let workflow = Arc::new(
             match flow_engine::Workflow::compile(spec, engine.registry(), engine.limits()) {

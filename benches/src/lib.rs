@@ -81,6 +81,7 @@ pub fn spec(shape: Shape, n: usize, kind: &str, config: Value) -> WorkflowSpec {
         limits: Default::default(),
         nodes,
         edges,
+        output: None,
     }
 }
 

@@ -78,5 +78,8 @@ pub fn render(report: &Report, quiet: bool) -> String {
         report.workflow,
         tally.join(", ")
     ));
+    if let Some(error) = &report.output_error {
+        out.push_str(&format!("the run's output could not be rendered: {error}\n"));
+    }
     out
 }

@@ -63,7 +63,7 @@ pub use node::{ConfigProblem, NodeCall, NodeError, NodeKind, Registry, StrategyC
 pub use plan::{AttemptTime, Bounds, Estimate, Limit, Pace, Plan};
 pub use record::{InFlight, Record, Recovered, UnitKey, document_hash, document_of};
 pub use report::{
-    AttemptReport, ItemCounts, ItemRun, NodeReport, NodeReports, NodeStatus, Report, RunStatus, round_ms,
+    AttemptReport, ItemCounts, ItemRun, NodeReport, NodeReports, NodeStatus, Parent, Report, RunStatus, round_ms,
 };
 pub use run::{Phase, RunState, Transition};
 pub use spec::{

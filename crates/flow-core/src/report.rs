@@ -125,6 +125,9 @@ pub struct Report {
     /// (Reports of flow 0.1 held a number; it reads as its decimal text.)
     #[serde(default, deserialize_with = "run_id_text")]
     pub run_id: String,
+    /// The run that started this one, for a child run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parent: Option<Parent>,
     /// The strategy's name.
     pub strategy: String,
     /// How the run ended.
@@ -134,6 +137,26 @@ pub struct Report {
     pub duration_ms: f64,
     /// Every node, in file order.
     pub nodes: NodeReports,
+    /// The workflow's `output:`, rendered when the run succeeded; `null` when
+    /// the file has none or the run did not succeed.
+    #[serde(default)]
+    pub output: Value,
+    /// Why the `output:` could not be rendered (the run then failed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub output_error: Option<String>,
+}
+
+/// Which run started this one, from which node (and `for_each` item): a
+/// child run's `parent`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Parent {
+    /// The parent run's id.
+    pub run_id: String,
+    /// The `workflow` node that started this run.
+    pub node: String,
+    /// The `for_each` item of that node, when it has items.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub item: Option<usize>,
 }
 
 /// Milliseconds to the microsecond: `150.713`, not the `150.71300000000002`
@@ -193,6 +216,9 @@ impl Report {
             status,
             duration_ms,
             nodes,
+            output: Value::Null,
+            output_error: None,
+            parent: None,
         }
     }
 

@@ -34,6 +34,11 @@ pub struct WorkflowSpec {
     /// The edges between nodes.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub edges: Vec<EdgeSpec>,
+    /// The run's output: any JSON whose strings are templates (reading
+    /// `input`, `nodes` and `env`), rendered when the run succeeds. A
+    /// `workflow` node that runs this workflow outputs it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub output: Option<Value>,
 }
 
 /// The `strategy:` section: a kind, and that kind's options.

@@ -148,6 +148,7 @@ impl DemoShape {
             secrets: Vec::new(),
             nodes,
             edges,
+            output: None,
         };
         Ok(Arc::new(Workflow::compile(spec, engine.registry(), engine.limits())?))
     }

@@ -754,7 +754,31 @@ impl Driver {
         } else {
             RunStatus::Succeeded
         };
-        self.into_report(status, |_, _, _| {})
+        // The workflow's `output:`, rendered once everything succeeded: a
+        // template that fails fails the run.
+        let output = match (status, self.workflow().output()) {
+            (RunStatus::Succeeded, Some(template)) => Some(
+                template
+                    .render(self.context())
+                    .map(|v| self.shared.redactor.redact_value((*v).clone()))
+                    .map_err(|e| match e.place() {
+                        Some(_) => e.to_string(),
+                        None => format!("output: {e}"),
+                    }),
+            ),
+            _ => None,
+        };
+        let status = match &output {
+            Some(Err(_)) => RunStatus::Failed,
+            _ => status,
+        };
+        let mut report = self.into_report(status, |_, _, _| {});
+        match output {
+            Some(Ok(value)) => report.output = value,
+            Some(Err(error)) => report.output_error = Some(error),
+            None => {}
+        }
+        report
     }
 
     /// The run's report with `status`: each node's entry with its settled

@@ -244,3 +244,43 @@ fn secrets_do_not_leak_into_the_report() {
         "{stdout}\n{stderr}"
     );
 }
+
+#[test]
+fn the_workflow_output_is_rendered_when_the_run_succeeds() {
+    let with_output = format!(
+        "{OK}output: {{ greeting: 'hello {{{{ nodes.a.output.who }}}}', slept: '{{{{ nodes.b.output.slept_ms }}}}' }}\n"
+    );
+    let (code, report, stderr) = run(&with_output, &[]);
+    assert_eq!(code, Some(0), "{stderr}");
+    assert_eq!(report["output"], json!({ "greeting": "hello file", "slept": 30 }));
+
+    // None written, or the run failed: `null`.
+    let (_, report, _) = run(OK, &[]);
+    assert_eq!(report["output"], Value::Null, "{report}");
+    let failing = format!("{FAILING}output: '{{{{ nodes.a.output }}}}'\n");
+    let (code, report, _) = run(&failing, &[]);
+    assert_eq!(code, Some(1));
+    assert_eq!(report["output"], Value::Null, "{report}");
+
+    // A template that fails at the end fails the run, and says where.
+    let broken = format!("{OK}output: {{ n: '{{{{ input.missing }}}}' }}\n");
+    let (code, report, stderr) = run(&broken, &[]);
+    assert_eq!(code, Some(1), "{stderr}");
+    assert_eq!(report["status"], "failed");
+    let error = report["output_error"].as_str().unwrap_or_default();
+    assert!(
+        error.contains("output.n") && error.contains("input.missing"),
+        "{report}"
+    );
+    assert!(stderr.contains("output could not be rendered"), "{stderr}");
+}
+
+#[test]
+fn an_output_that_reads_an_unknown_node_is_refused_before_it_runs() {
+    let dir = tempdir();
+    let path = write(&dir, "w.yaml", format!("{OK}output: '{{{{ nodes.nope.output }}}}'\n"));
+    let out = flow(["run".as_ref(), path.as_os_str()]);
+    assert_eq!(out.code, Some(2), "{out:?}");
+    assert!(out.stderr.contains("output: refers to `nodes.nope`"), "{out:?}");
+    assert!(out.stderr.contains("w.yaml:9:"), "the line: {out:?}");
+}

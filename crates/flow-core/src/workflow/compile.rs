@@ -64,6 +64,7 @@ impl<'a> Compiler<'a> {
         self.index_ids();
         let nodes: Vec<Node> = (0..self.spec.nodes.len()).map(|i| self.node(i)).collect();
         let edges = self.edges();
+        let output = self.output();
         if !self.problems.is_empty() {
             return Err(Error::Invalid(self.problems));
         }
@@ -72,7 +73,31 @@ impl<'a> Compiler<'a> {
             edges,
             index: self.index,
             templates: self.templates,
+            output,
         })
+    }
+
+    /// The top-level `output:`, compiled and its references checked.
+    fn output(&mut self) -> Option<ValueTemplate> {
+        let value = self.spec.output.as_ref()?;
+        let line = self.key_line("output");
+        if depth(value) > self.limits.max_depth {
+            let message = format!("nested deeper than the limit of {}", self.limits.max_depth);
+            self.push("output", message, line);
+            return None;
+        }
+        match self.templates.compile_value(value, "output") {
+            Ok(t) => {
+                self.check_references(t.references(), "output", line, &[]);
+                Some(t)
+            }
+            Err(errors) => {
+                for (path, e) in errors {
+                    self.push(path, format!("invalid template: {e}"), line);
+                }
+                None
+            }
+        }
     }
 
     fn key_line(&self, key: &str) -> Option<usize> {
@@ -472,6 +497,7 @@ pub(super) struct Parts {
     pub(super) edges: Vec<Edge>,
     pub(super) index: HashMap<Arc<str>, usize>,
     pub(super) templates: TemplateSetBuilder,
+    pub(super) output: Option<ValueTemplate>,
 }
 
 /// `{{ input.a.b }}` or `{{ nodes.x.output.a }}` as a path, when the template is

@@ -36,6 +36,7 @@ pub struct Workflow {
     topo: Vec<u32>,
     templates: TemplateSet,
     uses_limits: bool,
+    output: Option<ValueTemplate>,
 }
 
 /// A node of a validated workflow.
@@ -290,6 +291,7 @@ impl Workflow {
             topo: Vec::new(),
             templates: parts.templates.finish(),
             uses_limits: false,
+            output: parts.output,
         };
         wf.uses_limits = wf.nodes.iter().any(|n| n.limit.is_some());
         match wf.topological_order() {
@@ -354,6 +356,11 @@ impl Workflow {
             path.push(next);
             cur = next;
         }
+    }
+
+    /// The top-level `output:`, compiled (`None` when the file has none).
+    pub fn output(&self) -> Option<&ValueTemplate> {
+        self.output.as_ref()
     }
 
     /// The workflow's name.
