@@ -27,13 +27,10 @@
 //! runs only the journals named (`sqlite_full`, `sqlite_normal`, `postgres`).
 
 use std::collections::{HashMap, HashSet};
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-use flow_benches::{Backend, BenchJournals, flow_binary, quick, runtime, target_dir};
+use flow_benches::{Backend, BenchJournals, Server, flow_binary, quick, runtime, target_dir};
 use serde_json::{Value, json};
 
 /// Concurrent clients of the load.
@@ -106,7 +103,7 @@ fn main() {
             "\n== flow serve, journal {} ({seconds} s of {CLIENTS} clients)",
             backend.name()
         );
-        let server = Server::start(&bin, &workflows, &target, sync);
+        let server = Server::start(&bin, &workflows, &target, &["--journal-sync", sync]);
         eprintln!("server pid {}, {}", server.pid(), server.base);
         let result = rt.block_on(measure(&client, &server, backend, warmup, Duration::from_secs(seconds)));
         drop(server);
@@ -208,93 +205,6 @@ async fn measure(
 
 // ---------------------------------------------------------------------------
 // The server
-
-/// A `flow serve` process, killed when dropped.
-struct Server {
-    child: Child,
-    /// `http://127.0.0.1:PORT`.
-    base: String,
-}
-
-impl Server {
-    /// `flow serve` on a free port of 127.0.0.1; waits until it listens.
-    fn start(bin: &Path, workflows: &Path, journal: &str, sync: &str) -> Server {
-        let mut child = match Command::new(bin)
-            .arg("serve")
-            .args(["--listen", "127.0.0.1:0", "--workflows"])
-            .arg(workflows)
-            .args(["--journal", journal, "--journal-sync", sync])
-            .env_remove("FLOW_TOKEN")
-            .env_remove("FLOW_JOURNAL")
-            .env_remove("RUST_LOG")
-            .env("NO_COLOR", "1")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-        {
-            Ok(child) => child,
-            Err(e) => panic!("cannot run {}: {e}", bin.display()),
-        };
-        // Reads the server's stderr to its end (so it never blocks on a full
-        // pipe), keeping the last lines to show if it does not start.
-        let log = Arc::new(Mutex::new(Vec::<String>::new()));
-        let (tx, rx) = std::sync::mpsc::channel();
-        let pipe = child.stderr.take();
-        let kept = log.clone();
-        std::thread::spawn(move || {
-            let Some(pipe) = pipe else { return };
-            let mut tx = Some(tx);
-            for line in BufReader::new(pipe).lines() {
-                let Ok(line) = line else { break };
-                if let Some(port) = listening(&line)
-                    && let Some(tx) = tx.take()
-                {
-                    let _ = tx.send(port);
-                }
-                let mut kept = kept.lock().unwrap_or_else(PoisonError::into_inner);
-                if kept.len() >= 50 {
-                    kept.remove(0);
-                }
-                kept.push(line);
-            }
-        });
-        match rx.recv_timeout(Duration::from_secs(30)) {
-            Ok(port) => Server {
-                child,
-                base: format!("http://127.0.0.1:{port}"),
-            },
-            Err(_) => {
-                let _ = child.kill();
-                let status = child.wait();
-                std::thread::sleep(Duration::from_millis(100));
-                let log = log.lock().unwrap_or_else(PoisonError::into_inner).join("\n");
-                panic!("flow serve did not say where it listens ({status:?}):\n{log}");
-            }
-        }
-    }
-
-    fn pid(&self) -> u32 {
-        self.child.id()
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// The port of a `flow serve: listening on http://ADDR (...)` line.
-fn listening(line: &str) -> Option<u16> {
-    let rest = line.split_once("listening on http://")?.1;
-    rest.split_whitespace()
-        .next()?
-        .parse::<std::net::SocketAddr>()
-        .ok()
-        .map(|a| a.port())
-}
 
 // ---------------------------------------------------------------------------
 // Submitting

@@ -1,6 +1,9 @@
 //! Workflow shapes and helpers shared by the criterion benches and `cargo xtask bench`.
 
-use std::sync::Arc;
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use flow_core::{EdgeSpec, NodeSpec, Trigger, WorkflowSpec};
@@ -540,4 +543,97 @@ pub fn flow_binary() -> std::path::PathBuf {
         panic!("no flow binary at {} after building it", bin.display());
     }
     bin
+}
+
+// ---------------------------------------------------------------------------
+// A `flow serve` process (the serve and waits benches)
+
+/// A `flow serve` process, killed when dropped.
+pub struct Server {
+    child: Child,
+    /// `http://127.0.0.1:PORT`.
+    pub base: String,
+}
+
+impl Server {
+    /// `flow serve` on a free port of 127.0.0.1 with `more` arguments;
+    /// waits until it listens.
+    pub fn start(bin: &Path, workflows: &Path, journal: &str, more: &[&str]) -> Server {
+        let mut child = match Command::new(bin)
+            .arg("serve")
+            .args(["--listen", "127.0.0.1:0", "--workflows"])
+            .arg(workflows)
+            .args(["--journal", journal])
+            .args(more)
+            .env_remove("FLOW_TOKEN")
+            .env_remove("FLOW_JOURNAL")
+            .env_remove("RUST_LOG")
+            .env("NO_COLOR", "1")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+        {
+            Ok(child) => child,
+            Err(e) => panic!("cannot run {}: {e}", bin.display()),
+        };
+        // Reads the server's stderr to its end (so it never blocks on a full
+        // pipe), keeping the last lines to show if it does not start.
+        let log = Arc::new(Mutex::new(Vec::<String>::new()));
+        let (tx, rx) = std::sync::mpsc::channel();
+        let pipe = child.stderr.take();
+        let kept = log.clone();
+        std::thread::spawn(move || {
+            let Some(pipe) = pipe else { return };
+            let mut tx = Some(tx);
+            for line in BufReader::new(pipe).lines() {
+                let Ok(line) = line else { break };
+                if let Some(port) = listening(&line)
+                    && let Some(tx) = tx.take()
+                {
+                    let _ = tx.send(port);
+                }
+                let mut kept = kept.lock().unwrap_or_else(PoisonError::into_inner);
+                if kept.len() >= 50 {
+                    kept.remove(0);
+                }
+                kept.push(line);
+            }
+        });
+        match rx.recv_timeout(Duration::from_secs(30)) {
+            Ok(port) => Server {
+                child,
+                base: format!("http://127.0.0.1:{port}"),
+            },
+            Err(_) => {
+                let _ = child.kill();
+                let status = child.wait();
+                std::thread::sleep(Duration::from_millis(100));
+                let log = log.lock().unwrap_or_else(PoisonError::into_inner).join("\n");
+                panic!("flow serve did not say where it listens ({status:?}):\n{log}");
+            }
+        }
+    }
+
+    /// The server's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The port of a `flow serve: listening on http://ADDR (...)` line.
+fn listening(line: &str) -> Option<u16> {
+    let rest = line.split_once("listening on http://")?.1;
+    rest.split_whitespace()
+        .next()?
+        .parse::<std::net::SocketAddr>()
+        .ok()
+        .map(|a| a.port())
 }

@@ -6,7 +6,7 @@ use std::process::Command;
 
 use serde_json::Value;
 
-const BENCHES: [(&str, &str); 8] = [
+const BENCHES: [(&str, &str); 9] = [
     ("seed_demo", "the seed demo: 5 http calls at 200 ms under each strategy"),
     ("engine", "engine overhead per node against bare tokio and dagx"),
     ("strategy", "flow-strategy alone against join_all"),
@@ -24,11 +24,21 @@ const BENCHES: [(&str, &str); 8] = [
         "dist",
         "workers through the PostgreSQL queue: 40-step and 10-step chains on 1 worker, 10,000 tasks over 1, 2 and 4 workers",
     ),
+    (
+        "waits",
+        "runs that wait: 10,000 parked on a signal (memory, signal round trip), 10,000 timers due at once, 100 timers 50 ms apart (SQLite, PostgreSQL)",
+    ),
 ];
 
 /// The serve bench's journals: its `backend` name and the label.
 const SERVE_JOURNALS: [(&str, &str); 3] = [
     ("sqlite_full", "SQLite `synchronous=FULL`"),
+    ("sqlite_normal", "SQLite `synchronous=NORMAL`"),
+    ("postgres", "PostgreSQL"),
+];
+
+/// The waits bench's journals: its `backend` name and the label.
+const WAITS_JOURNALS: [(&str, &str); 2] = [
     ("sqlite_normal", "SQLite `synchronous=NORMAL`"),
     ("postgres", "PostgreSQL"),
 ];
@@ -39,7 +49,7 @@ const JOURNALS: [(&str, &str, Option<f64>); 4] = [
     ("none", "no journal", None),
     ("sqlite_full", "SQLite `synchronous=FULL`", Some(420.0)),
     ("sqlite_normal", "SQLite `synchronous=NORMAL`", Some(420.0)),
-    ("postgres", "PostgreSQL", Some(450.0)),
+    ("postgres", "PostgreSQL", Some(440.0)),
 ];
 
 pub fn run(args: &[String]) -> Result<(), String> {
@@ -264,6 +274,7 @@ fn summarise(criterion: &Path, flow_bench: &Path, quick: bool) -> String {
 
     journal(&mut s, criterion, quick);
     serve(&mut s, flow_bench);
+    waits(&mut s, flow_bench);
     dist(&mut s, flow_bench);
 
     let _ = writeln!(s, "## flow-strategy alone: N ready futures (per future)\n");
@@ -522,6 +533,154 @@ fn serve(s: &mut String, flow_bench: &Path) {
     let _ = writeln!(s);
 }
 
+/// The waits bench (`waits.json`): per journal, the memory of N parked runs,
+/// a signal's round trip, N timers due at once and timers not saturated,
+/// each against its target.
+fn waits(s: &mut String, flow_bench: &Path) {
+    let Some(json) = std::fs::read_to_string(flow_bench.join("waits.json"))
+        .ok()
+        .and_then(|t| serde_json::from_str::<Value>(&t).ok())
+    else {
+        let _ = writeln!(s, "## Runs that wait\n\n(no waits.json: the waits bench did not run)\n");
+        return;
+    };
+    let num = |v: &Value, path: &str| v.pointer(path).and_then(Value::as_f64);
+    let n = num(&json, "/runs").map_or("N".to_owned(), |n| thousands(n as u64));
+    let signalled = num(&json, "/signalled").unwrap_or(f64::NAN);
+    let spread = num(&json, "/spread").unwrap_or(f64::NAN);
+    let gap = num(&json, "/spread_gap_ms").unwrap_or(f64::NAN);
+    let ms = |v: Option<f64>| match v {
+        Some(m) if m < 10.0 => format!("{m:.1} ms"),
+        Some(m) if m < 1000.0 => format!("{m:.0} ms"),
+        Some(m) => format!("{:.2} s", m / 1e3),
+        None => "-".to_owned(),
+    };
+    let _ = writeln!(s, "## Runs that wait: {n} runs parked, {n} timers due at once\n");
+    let backends = json
+        .get("backends")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    for (name, label) in WAITS_JOURNALS {
+        let _ = writeln!(s, "{label}:\n");
+        let _ = writeln!(s, "| what | measured | target | met |");
+        let _ = writeln!(s, "|---|---|---|---|");
+        let Some(b) = backends
+            .iter()
+            .find(|b| b.get("backend").and_then(Value::as_str) == Some(name))
+        else {
+            let _ = writeln!(s, "| (not run) | - | - | - |\n");
+            continue;
+        };
+        // The phase's error, when it failed, in place of its figures.
+        let error = |phase: &str| {
+            b.pointer(&format!("/{phase}/error"))
+                .and_then(Value::as_str)
+                .map(|e| format!("**failed**: {e}"))
+        };
+        let met = |phase: &str| match b.pointer(&format!("/met/{phase}")).and_then(Value::as_bool) {
+            Some(true) => "yes",
+            Some(false) => "**no**",
+            None => "-",
+        };
+        let target = |key: &str, unit: &str| {
+            num(b, &format!("/targets/{key}")).map_or("-".to_owned(), |t| format!("≤ {t:.0} {unit}"))
+        };
+
+        let parked = error("parked").unwrap_or_else(|| {
+            match (
+                num(b, "/parked/added_mb"),
+                num(b, "/parked/idle_rss_mb"),
+                num(b, "/parked/parked_rss_mb"),
+            ) {
+                (Some(a), Some(i), Some(p)) => format!("+{a:.1} MB ({i:.1} to {p:.1} MB)"),
+                _ => "-".to_owned(),
+            }
+        });
+        let _ = writeln!(
+            s,
+            "| {n} runs parked on a signal: memory added | {parked} | {} | {} |",
+            target("parked_added_mb", "MB"),
+            met("parked")
+        );
+
+        let signal = error("signal").unwrap_or_else(|| {
+            format!(
+                "p50 {}, p95 {}",
+                ms(num(b, "/signal/p50_ms")),
+                ms(num(b, "/signal/p95_ms"))
+            )
+        });
+        let _ = writeln!(
+            s,
+            "| signal round trip ({signalled} runs): POST until the report says `succeeded` | {signal} | p50 {} | {} |",
+            target("signal_p50_ms", "ms"),
+            met("signal")
+        );
+
+        let at_once = error("timers_at_once").unwrap_or_else(|| {
+            let mut cell = format!(
+                "all finished after {}; woke late by p50 {}, p99 {}",
+                num(b, "/timers_at_once/all_finished_s").map_or("-".to_owned(), |t| format!("{t:.1} s")),
+                ms(num(b, "/timers_at_once/late_p50_ms")),
+                ms(num(b, "/timers_at_once/late_p99_ms"))
+            );
+            if b.pointer("/timers_at_once/parked_before_instant")
+                .and_then(Value::as_bool)
+                == Some(false)
+            {
+                cell.push_str("; **not all parked before the instant**");
+            }
+            if let (Some(ok), Some(listed), Some(succeeded)) = (
+                b.pointer("/timers_at_once/ok").and_then(Value::as_bool),
+                num(b, "/timers_at_once/listed"),
+                num(b, "/timers_at_once/succeeded"),
+            ) && !ok
+            {
+                let _ = write!(cell, "; **{succeeded:.0} succeeded, {listed:.0} listed**");
+            }
+            cell
+        });
+        let _ = writeln!(
+            s,
+            "| {n} timers due at the same instant | {at_once} | {} | {} |",
+            target("all_finished_s", "s"),
+            met("timers_at_once")
+        );
+
+        let spread_cell = error("timers_spread").unwrap_or_else(|| {
+            format!(
+                "woke late by p50 {}, p99 {}",
+                ms(num(b, "/timers_spread/late_p50_ms")),
+                ms(num(b, "/timers_spread/late_p99_ms"))
+            )
+        });
+        let _ = writeln!(
+            s,
+            "| {spread} timers {gap} ms apart (not saturated) | {spread_cell} | p99 {} | {} |\n",
+            target("spread_late_p99_ms", "ms"),
+            met("timers_spread")
+        );
+    }
+    let _ = writeln!(
+        s,
+        "Parked runs are held by no task: the journal keeps them (the memory is the server's resident set, idle and with the runs parked). \"All finished\": none waiting and none in flight, after the instant; lateness is `woke_at` minus the instant, over a sample of the runs.\n"
+    );
+}
+
+/// 10000 as `10,000`.
+fn thousands(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
 /// The dist bench (`dist.json`): overhead per step through the queue, and
 /// tasks per second over 1, 2 and 4 workers.
 fn dist(s: &mut String, flow_bench: &Path) {
@@ -675,5 +834,67 @@ mod tests {
         assert!(s.contains("1 missing"));
         assert!(s.contains("**failed submits: 2**"));
         assert!(s.contains("| PostgreSQL | 999 / 1000 |"));
+    }
+
+    #[test]
+    fn waits_summary_reads_the_bench_json() {
+        let dir = std::env::temp_dir().join(format!("xtask-waits-summary-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("a temp dir");
+        let json = serde_json::json!({
+            "quick": false, "runs": 10000, "signalled": 200, "spread": 100, "spread_gap_ms": 50,
+            "backends": [
+                {
+                    "backend": "sqlite_normal",
+                    "parked": { "idle_rss_mb": 16.6, "parked_rss_mb": 24.0, "added_mb": 7.4 },
+                    "signal": { "p50_ms": 2.4, "p95_ms": 3.04 },
+                    "timers_at_once": {
+                        "all_finished_s": 4.3, "late_p50_ms": 2000.0, "late_p99_ms": 4200.0,
+                        "parked_before_instant": true, "listed": 10000, "succeeded": 10000, "ok": true,
+                    },
+                    "timers_spread": { "late_p50_ms": 2.0, "late_p99_ms": 8.0 },
+                    "targets": { "parked_added_mb": 50.0, "signal_p50_ms": 20.0, "all_finished_s": 10.0, "spread_late_p99_ms": 100.0 },
+                    "met": { "parked": true, "signal": true, "timers_at_once": true, "timers_spread": true },
+                },
+                {
+                    "backend": "postgres",
+                    "parked": { "idle_rss_mb": 20.0, "parked_rss_mb": 23.4, "added_mb": 3.4 },
+                    "signal": { "error": "signal to abc: 500 Internal Server Error" },
+                    "timers_at_once": {
+                        "all_finished_s": 10.4, "late_p50_ms": 5000.0, "late_p99_ms": 10000.0,
+                        "parked_before_instant": false, "listed": 10000, "succeeded": 9999, "ok": false,
+                    },
+                    "timers_spread": { "late_p50_ms": 6.0, "late_p99_ms": 14.0 },
+                    "targets": { "parked_added_mb": null, "signal_p50_ms": 40.0, "all_finished_s": 10.0, "spread_late_p99_ms": 100.0 },
+                    "met": { "parked": null, "signal": false, "timers_at_once": false, "timers_spread": true },
+                },
+            ],
+        });
+        std::fs::write(dir.join("waits.json"), json.to_string()).expect("waits.json");
+        let mut s = String::new();
+        waits(&mut s, &dir);
+        let _ = std::fs::remove_dir_all(&dir);
+        println!("{s}");
+        assert!(s.contains("## Runs that wait: 10,000 runs parked, 10,000 timers due at once"));
+        assert!(
+            s.contains("| 10,000 runs parked on a signal: memory added | +7.4 MB (16.6 to 24.0 MB) | ≤ 50 MB | yes |")
+        );
+        assert!(s.contains("| p50 2.4 ms, p95 3.0 ms | p50 ≤ 20 ms | yes |"));
+        assert!(s.contains(
+            "| 10,000 timers due at the same instant | all finished after 4.3 s; woke late by p50 2.00 s, p99 4.20 s | ≤ 10 s | yes |"
+        ));
+        assert!(s.contains(
+            "| 100 timers 50 ms apart (not saturated) | woke late by p50 2.0 ms, p99 8.0 ms | p99 ≤ 100 ms | yes |"
+        ));
+        // PostgreSQL: no memory target; a failed phase says why.
+        assert!(s.contains("| +3.4 MB (20.0 to 23.4 MB) | - | - |"));
+        assert!(s.contains("| **failed**: signal to abc: 500 Internal Server Error | p50 ≤ 40 ms | **no** |"));
+        assert!(
+            s.contains("**not all parked before the instant**; **9999 succeeded, 10000 listed** | ≤ 10 s | **no** |")
+        );
+        assert!(s.contains("p99 14 ms | p99 ≤ 100 ms | yes |"));
+
+        let mut missing = String::new();
+        waits(&mut missing, &dir);
+        assert!(missing.contains("(no waits.json: the waits bench did not run)"));
     }
 }

@@ -1,6 +1,7 @@
 //! Command-line arguments and dispatch.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use flow_engine::{Engine, Limits, StrategySpec};
@@ -377,7 +378,31 @@ pub struct RunArgs {
     #[arg(long, value_name = "WHERE", value_enum, default_value_t = Dispatch::Local)]
     pub dispatch: Dispatch,
     #[command(flatten)]
+    pub catalog: CatalogArgs,
+    #[command(flatten)]
     pub limits: LimitArgs,
+}
+
+/// Where `workflow` nodes find the workflows they run.
+#[derive(Debug, Clone, clap::Args)]
+pub struct CatalogArgs {
+    /// The folder whose workflow files `workflow` nodes run, by their `name` (default: the folder of FILE).
+    #[arg(long, value_name = "DIR")]
+    pub workflows: Option<PathBuf>,
+}
+
+impl CatalogArgs {
+    /// The catalog for `file`: `--workflows DIR`, else the file's folder.
+    pub fn catalog(&self, file: &Path) -> Arc<dyn flow_engine::Catalog> {
+        let dir = match &self.workflows {
+            Some(dir) => dir.clone(),
+            None => match file.parent() {
+                Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+                _ => PathBuf::from("."),
+            },
+        };
+        Arc::new(flow_engine::FolderCatalog::new(dir))
+    }
 }
 
 #[derive(Debug, Args)]
@@ -432,6 +457,8 @@ pub struct ExplainArgs {
 pub struct ValidateArgs {
     /// The workflow file (.yaml, .yml or .json).
     pub file: PathBuf,
+    #[command(flatten)]
+    pub catalog: CatalogArgs,
     #[command(flatten)]
     pub limits: LimitArgs,
 }
@@ -550,7 +577,10 @@ pub fn report_load_error(file: &Path, error: &flow_engine::Error) {
 }
 
 fn validate(args: &ValidateArgs) -> u8 {
-    let engine = Engine::builder().limits(args.limits.limits()).build();
+    let engine = Engine::builder()
+        .limits(args.limits.limits())
+        .catalog(args.catalog.catalog(&args.file))
+        .build();
     match load(&engine, &args.file) {
         Ok(wf) => {
             let strategy = wf

@@ -17,7 +17,11 @@ pub enum ReportTarget {
 }
 
 pub async fn run(args: RunArgs) -> u8 {
-    let engine = Engine::builder().limits(args.limits.limits()).build();
+    let catalog = args.catalog.catalog(&args.file);
+    let engine = Engine::builder()
+        .limits(args.limits.limits())
+        .catalog(catalog.clone())
+        .build();
     let workflow = match load(&engine, &args.file) {
         Ok(wf) => wf,
         Err(code) => return code,
@@ -75,7 +79,7 @@ pub async fn run(args: RunArgs) -> u8 {
         }
     }
     let engine = match crate::worker::engine_for(
-        Engine::builder().limits(args.limits.limits()),
+        Engine::builder().limits(args.limits.limits()).catalog(catalog),
         args.dispatch,
         args.journal.journal.as_deref(),
         writer.as_ref(),

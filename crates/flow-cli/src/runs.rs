@@ -59,6 +59,7 @@ fn row_json(row: &RunRow, now: i64, progress: Option<&Progress>) -> Value {
         "duration_ms": flow_engine::core::round_ms(duration),
         "nodes": nodes,
         "owner": row.owner.as_ref().map(|o| json!({ "host": o.host, "pid": o.pid })),
+        "parent": row.parent,
     })
 }
 

@@ -59,7 +59,7 @@ mod workflow;
 pub use context::{Context, ContextWriter, Settled};
 pub use error::{Error, Problem, Result, did_you_mean, join_path, panic_message};
 pub use load::{Format, Limits, parse_str, read_file};
-pub use node::{ConfigProblem, NodeCall, NodeError, NodeKind, Registry, StrategyCheck};
+pub use node::{ChildRuns, ConfigProblem, NodeCall, NodeError, NodeKind, Registry, StrategyCheck};
 pub use plan::{AttemptTime, Bounds, Estimate, Limit, Pace, Plan};
 pub use record::{InFlight, Record, Recovered, UnitKey, document_hash, document_of};
 pub use report::{

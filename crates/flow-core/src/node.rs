@@ -47,6 +47,13 @@ pub trait NodeKind: Send + Sync + 'static {
         false
     }
 
+    /// Whether the kind starts child runs through [`NodeCall::children`]
+    /// (the `workflow` kind): it runs in the engine, never on a worker.
+    /// Default: no.
+    fn runs_workflows(&self) -> bool {
+        false
+    }
+
     /// Whether an attempt may act outside the run (a request sent, a message
     /// delivered). With a journal, such an attempt's start is durable before
     /// it begins, so a run resumed after a crash knows it may have happened.
@@ -81,6 +88,21 @@ pub struct NodeCall {
     /// For a kind that waits ([`NodeKind::waits`]): the engine's side of
     /// the wait. `None` for every other kind.
     pub waits: Option<Arc<dyn crate::Waits>>,
+    /// For a kind that runs workflows ([`NodeKind::runs_workflows`]): the
+    /// engine's side, which starts this attempt's child run. `None` for every
+    /// other kind.
+    pub children: Option<Arc<dyn ChildRuns>>,
+}
+
+/// What a kind that runs other workflows asks the engine: start (or, for a
+/// retry or a resumed run, continue) this attempt's child run, and wait for
+/// its end.
+#[async_trait::async_trait]
+pub trait ChildRuns: Send + Sync {
+    /// Runs the workflow named `workflow` with `input` (`None`: the
+    /// workflow's own default input) as this unit's child run, and returns
+    /// its `output`; a child that does not succeed is an error that names it.
+    async fn run_child(&self, workflow: &str, input: Option<Value>) -> Result<Value, NodeError>;
 }
 
 impl NodeCall {
@@ -93,6 +115,7 @@ impl NodeCall {
             context,
             item: None,
             waits: None,
+            children: None,
         }
     }
 

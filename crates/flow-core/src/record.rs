@@ -50,6 +50,13 @@ pub enum Record {
         /// is not created.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         idempotency_key: Option<String>,
+        /// For a child run: the run and the `workflow` node that started it.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        parent: Option<crate::Parent>,
+        /// How deep the run is nested: 0 for a run nobody started, 1 for its
+        /// children, and so on.
+        #[serde(default, skip_serializing_if = "is_zero")]
+        depth: u32,
     },
     /// An attempt of a node (or of one item) is about to run. Written, and made
     /// durable, before the node's side effect begins.
@@ -214,6 +221,10 @@ impl Record {
     }
 }
 
+fn is_zero(n: &u32) -> bool {
+    *n == 0
+}
+
 /// The hex SHA-256 of a workflow document's JSON: the `hash` of [`Record::RunStarted`].
 pub fn document_hash(document: &Value) -> String {
     use sha2::Digest;
@@ -261,6 +272,10 @@ pub struct Recovered {
     pub strategy: Option<StrategySpec>,
     /// Wall-clock start, ms since the Unix epoch.
     pub started_at_ms: i64,
+    /// For a child run: the run that started it.
+    pub parent: Option<crate::Parent>,
+    /// How deep the run is nested (0: nobody started it).
+    pub depth: u32,
     /// The nodes that ran and settled, by id, in the order they settled.
     pub settled: Vec<(String, NodeReport)>,
     /// The items that settled, by node id, then index: entry and output.
@@ -298,8 +313,12 @@ impl Recovered {
                     input,
                     strategy,
                     started_at_ms,
+                    parent,
+                    depth,
                     ..
                 } => {
+                    r.parent = parent.clone();
+                    r.depth = *depth;
                     r.workflow = workflow.clone();
                     r.document = document.clone();
                     r.hash = hash.clone();
@@ -564,7 +583,9 @@ impl Recovered {
                 .zip(entries)
                 .collect(),
         );
-        Report::new(workflow.name(), run_id, strategy, status, self.last_ms, nodes)
+        let mut report = Report::new(workflow.name(), run_id, strategy, status, self.last_ms, nodes);
+        report.parent = self.parent.clone();
+        report
     }
 }
 
@@ -659,6 +680,7 @@ mod tests {
                     started_ms: None,
                     finished_ms: None,
                     error: None,
+                    child_run_id: None,
                 },
                 output: Value::Null,
             },
@@ -671,6 +693,7 @@ mod tests {
                     started_ms: None,
                     finished_ms: None,
                     error: None,
+                    child_run_id: None,
                 },
                 output: Value::from(1),
             },

@@ -264,6 +264,9 @@ pub struct NodeReport {
     /// "timeout_at": <RFC 3339>}` or `{"until": <RFC 3339>}`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub waiting_for: Option<Value>,
+    /// For a `workflow` node (without `for_each`): the child run it started.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub child_run_id: Option<String>,
 }
 
 /// A `for_each` node's items, counted by how they ended.
@@ -296,6 +299,9 @@ pub struct ItemRun {
     pub finished_ms: Option<f64>,
     /// The error, when the item failed.
     pub error: Option<String>,
+    /// For an item of a `workflow` node: the child run it started.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub child_run_id: Option<String>,
 }
 
 impl ItemRun {
@@ -332,6 +338,7 @@ impl NodeReport {
             items: None,
             item_runs: None,
             waiting_for: None,
+            child_run_id: None,
         }
     }
 }

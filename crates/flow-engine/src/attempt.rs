@@ -136,7 +136,7 @@ impl Attempts {
             // Durable before the side effect begins: a run resumed after a
             // crash knows this attempt may have happened. A kind without
             // effects run here starts at once, its start committed alongside.
-            let guarded = kind.effects() || (shared.dispatcher.is_some() && !kind.waits());
+            let guarded = kind.effects() || (shared.dispatcher.is_some() && !kind.waits() && !kind.runs_workflows());
             if let Some(durable) = shared.attempt_started(self.node, self.item, attempt, started, guarded)
                 && let Err(e) = durable.await
             {
@@ -161,6 +161,13 @@ impl Attempts {
                 return self.finished(Err(error), attempts);
             };
             call.attempt = attempt;
+            if kind.runs_workflows() {
+                call.children = Some(Arc::new(crate::child::UnitChildren {
+                    shared: shared.clone(),
+                    node: self.node,
+                    item: self.item,
+                }));
+            }
             if kind.waits() {
                 call.waits = Some(Arc::new(crate::waits::UnitWaits {
                     shared: shared.clone(),
@@ -172,14 +179,24 @@ impl Attempts {
             }
             let work = match &shared.dispatcher {
                 // A kind that waits runs here: its waits are the run's.
-                Some(dispatcher) if !kind.waits() => dispatch(&**dispatcher, &shared, self.node, self.item, call),
+                Some(dispatcher) if !kind.waits() && !kind.runs_workflows() => {
+                    dispatch(&**dispatcher, &shared, self.node, self.item, call)
+                }
                 _ => kind.run(call),
             };
             let work = AssertUnwindSafe(work).catch_unwind().instrument(span.clone());
-            let outcome = tokio::select! {
-                biased;
-                r = with_timeout(work, timeout) => Some(r),
-                _ = shared.cancel.cancelled() => None,
+            let outcome = if kind.runs_workflows() {
+                // A child run sees the cancel itself (its token is the run's
+                // child) and ends, its end journaled, before this attempt
+                // ends as cancelled: dropped mid-way, it would end nowhere.
+                let r = with_timeout(work, timeout).await;
+                (!shared.cancel.is_cancelled()).then_some(r)
+            } else {
+                tokio::select! {
+                    biased;
+                    r = with_timeout(work, timeout) => Some(r),
+                    _ = shared.cancel.cancelled() => None,
+                }
             };
             drop(held);
             let finished = shared.now_ms();

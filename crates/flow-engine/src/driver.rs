@@ -187,6 +187,9 @@ pub(crate) struct Shared {
     pub(crate) waiters: crate::waits::Waiters,
     /// Whether the run is parked when every unit under way waits.
     pub(crate) parking: bool,
+    /// Where the run sits among runs that start runs: its parent, its depth,
+    /// its children, and the engine that starts them.
+    pub(crate) family: crate::child::Family,
 }
 
 impl Shared {
@@ -233,6 +236,7 @@ pub(crate) struct DriverParts {
     pub signals: crate::Signals,
     pub parking: bool,
     pub park_now: CancellationToken,
+    pub family: crate::child::Family,
 }
 
 /// Milliseconds to the microsecond: whole microseconds over 1000 print as
@@ -260,6 +264,7 @@ impl Driver {
             signals,
             parking,
             park_now,
+            family,
         } = parts;
         let taken = restore.as_ref().map(|r| r.signals_taken.clone()).unwrap_or_default();
         let journal_present = journal.is_some();
@@ -302,6 +307,7 @@ impl Driver {
                 taken: tokio::sync::Mutex::new(taken),
                 waiters: crate::waits::Waiters::default(),
                 parking: parking && journal_present,
+                family,
             }),
             user_token: cancel,
             admit_at: None,
@@ -638,6 +644,9 @@ impl Driver {
             entry.limit_wait_ms = Some(attempts.iter().filter_map(|a| a.limit_wait_ms).sum());
         }
         entry.attempts_detail = attempts;
+        if self.shared.family.has_children() {
+            entry.child_run_id = self.shared.family.child_of(index, None);
+        }
         let continue_on_error = self.workflow().nodes()[index].continue_on_error();
         let (status, output, error) = match result {
             _ if cancelled => (NodeStatus::Cancelled, Value::Null, None),
@@ -772,7 +781,9 @@ impl Driver {
             Some(Err(_)) => RunStatus::Failed,
             _ => status,
         };
+        let parent = self.shared.family.parent.clone();
         let mut report = self.into_report(status, |_, _, _| {});
+        report.parent = parent;
         match output {
             Some(Ok(value)) => report.output = value,
             Some(Err(error)) => report.output_error = Some(error),

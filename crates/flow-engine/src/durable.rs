@@ -114,6 +114,8 @@ impl Engine {
             strategy: options.strategy_spec.clone(),
             started_at_ms: now_ms(),
             idempotency_key: options.idempotency_key.take(),
+            parent: options.parent.clone(),
+            depth: options.depth,
         };
         // Created by its first record, in the writer's next commit with
         // whatever else is waiting: a server's new runs share their commits.
@@ -205,10 +207,12 @@ impl Engine {
             self.compile_stored(&recovered.document)
                 .map_err(|reason| unusable(run_id, reason))?,
         );
-        let (input, strategy, started_at_ms) = (
+        let (input, strategy, started_at_ms, parent, depth) = (
             std::mem::take(&mut recovered.input),
             recovered.strategy.take(),
             recovered.started_at_ms,
+            recovered.parent.take(),
+            recovered.depth,
         );
         let restore = restore(&workflow, recovered);
         let log = writer.run(Arc::from(run_id), next_seq);
@@ -228,6 +232,8 @@ impl Engine {
         }
         run_options.cancel = options.cancel;
         run_options.events = options.events;
+        run_options.parent = parent;
+        run_options.depth = depth;
         let signals = crate::Signals::new();
         run_options.signals = Some(signals.clone());
         run_options.park = options.park;

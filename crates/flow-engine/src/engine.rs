@@ -25,6 +25,8 @@ pub struct EngineBuilder {
     pub(crate) limits: Limits,
     pub(crate) strategy: Option<Arc<dyn Strategy>>,
     pub(crate) dispatcher: Option<Arc<dyn Dispatcher>>,
+    pub(crate) catalog: Option<Arc<dyn crate::Catalog>>,
+    pub(crate) max_depth: u32,
 }
 
 impl Default for EngineBuilder {
@@ -36,6 +38,8 @@ impl Default for EngineBuilder {
             limits: Limits::default(),
             strategy: None,
             dispatcher: None,
+            catalog: None,
+            max_depth: crate::child::DEFAULT_MAX_DEPTH,
         }
     }
 }
@@ -103,9 +107,27 @@ impl EngineBuilder {
         self
     }
 
+    /// Where `workflow` nodes find the workflows they run, by name (a
+    /// [`crate::FolderCatalog`] of files, workflows an embedder [`crate::RegisteredCatalog`]).
+    /// Without one, every `workflow` node names an unknown workflow.
+    pub fn catalog(mut self, catalog: Arc<dyn crate::Catalog>) -> Self {
+        self.catalog = Some(catalog);
+        self
+    }
+
+    /// How deep runs may nest (default 16): a `workflow` node of a run
+    /// nested this deep fails instead of starting a child.
+    pub fn max_depth(mut self, depth: u32) -> Self {
+        self.max_depth = depth;
+        self
+    }
+
     /// The engine.
     pub fn build(self) -> Engine {
         let mut registry = self.registry;
+        if registry.get("workflow").is_none() {
+            registry.register("workflow", crate::child::WorkflowKind::new(self.catalog.clone()));
+        }
         for name in self.strategies.names() {
             let Some(factory) = self.strategies.get(name).cloned() else {
                 continue;
@@ -130,6 +152,8 @@ impl EngineBuilder {
                 strategy: self.strategy,
                 limiters: Limiters::default(),
                 dispatcher: self.dispatcher,
+                catalog: self.catalog,
+                max_depth: self.max_depth,
             }),
         }
     }
@@ -151,6 +175,8 @@ pub(crate) struct Inner {
     pub(crate) strategy: Option<Arc<dyn Strategy>>,
     pub(crate) limiters: Limiters,
     pub(crate) dispatcher: Option<Arc<dyn Dispatcher>>,
+    pub(crate) catalog: Option<Arc<dyn crate::Catalog>>,
+    pub(crate) max_depth: u32,
 }
 
 /// Loads and runs workflows. Cheap to clone; clones share the registry and the
@@ -308,6 +334,7 @@ impl Engine {
             signals: options.signals.unwrap_or_default(),
             parking: options.park,
             park_now: options.park_now.unwrap_or_default(),
+            family: crate::child::Family::new(self.clone(), options.parent, options.depth),
         });
         Ok((driver, cancel))
     }

@@ -30,6 +30,7 @@
 #![warn(missing_docs)]
 
 mod attempt;
+mod child;
 mod dispatch;
 mod driver;
 mod durable;
@@ -50,6 +51,7 @@ pub use flow_core::{
 };
 pub use flow_strategy::{self as strategy, OptionProblem, Options, Strategy, StrategyFactory, StrategyRegistry};
 
+pub use child::{Catalog, DEFAULT_MAX_DEPTH, FolderCatalog, RegisteredCatalog, WorkflowKind};
 pub use dispatch::{Dispatcher, Notices, Quota, Slot, SlotGuard, Task};
 pub use durable::{ResumeOptions, Resumed};
 pub(crate) use engine::secrets;

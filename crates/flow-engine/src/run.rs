@@ -22,6 +22,8 @@ pub struct RunOptions {
     pub(crate) signals: Option<crate::Signals>,
     pub(crate) park: bool,
     pub(crate) park_now: Option<CancellationToken>,
+    pub(crate) parent: Option<flow_core::Parent>,
+    pub(crate) depth: u32,
 }
 
 impl RunOptions {

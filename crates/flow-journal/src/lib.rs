@@ -162,6 +162,8 @@ pub struct RunRow {
     pub lease_until_ms: Option<i64>,
     /// Nodes by status (`{"succeeded": 3, ...}`), when finished.
     pub counts: Option<serde_json::Value>,
+    /// For a child run: the run (and its `workflow` node) that started it.
+    pub parent: Option<flow_core::Parent>,
 }
 
 impl RunRow {
@@ -420,6 +422,17 @@ fn creates(entry: &Entry) -> Option<(&str, Option<&str>)> {
             idempotency_key,
             ..
         } if entry.seq == 1 => Some((workflow, idempotency_key.as_deref())),
+        _ => None,
+    }
+}
+
+/// For a child run's first record: its parent, as the row keeps it (JSON).
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+fn parent_of(entry: &Entry) -> Option<String> {
+    match &entry.record {
+        Record::RunStarted {
+            parent: Some(parent), ..
+        } if entry.seq == 1 => serde_json::to_string(parent).ok(),
         _ => None,
     }
 }

@@ -13,7 +13,7 @@ use std::sync::Arc;
 use crate::sql::{self, Arg, Columns, Dialect, ROW_COLUMNS};
 use crate::{
     Entry, Error, Journal, LEASE, Owner, Result, RunFilter, RunRow, StoredRun, counts, creates, decode, encode, now_ms,
-    refused,
+    parent_of, refused,
 };
 
 /// A journal in PostgreSQL. Its connections are opened again when the server
@@ -421,6 +421,7 @@ fn row(r: &Row) -> Result<RunRow> {
         owner_started: r.try_get(9).map_err(get)?,
         lease_until: r.try_get(10).map_err(get)?,
         counts: r.try_get(11).map_err(get)?,
+        parent: r.try_get(12).map_err(get)?,
     }
     .into_row()
 }
@@ -476,6 +477,7 @@ impl Journal for PgJournal {
         let mut data = Vec::with_capacity(entries.len());
         let mut runs: Vec<&Arc<str>> = Vec::new();
         let mut finished = Vec::new();
+        let mut parents = Vec::new();
         for entry in entries {
             run_ids.push(&*entry.run_id);
             seqs.push(entry.seq as i64);
@@ -488,6 +490,9 @@ impl Journal for PgJournal {
                 created.push(&*entry.run_id);
                 workflows.push(workflow);
                 keys.push(key);
+                if let Some(parent) = parent_of(entry) {
+                    parents.push((&*entry.run_id, parent));
+                }
             }
             if let Some(summary) = counts(&entry.record) {
                 finished.push((&*entry.run_id, summary));
@@ -517,7 +522,7 @@ impl Journal for PgJournal {
             &lease_until,
             &keys,
         ];
-        let held = if finished.is_empty() {
+        let held = if finished.is_empty() && parents.is_empty() {
             // One statement is atomic by itself: no BEGIN and COMMIT round trips.
             client.query(&*insert, &params).await.map_err(storage)?
         } else {
@@ -533,9 +538,18 @@ impl Journal for PgJournal {
                 durations.push(duration);
                 counted.push(counts.to_string());
             }
-            tx.execute(&*finish, &[&ids, &statuses, &now, &durations, &counted, &owner.token])
-                .await
-                .map_err(storage)?;
+            if !ids.is_empty() {
+                tx.execute(&*finish, &[&ids, &statuses, &now, &durations, &counted, &owner.token])
+                    .await
+                    .map_err(storage)?;
+            }
+            // Child runs: their parent (a run whose key another run held was
+            // not created, and is not updated).
+            for (run_id, parent) in &parents {
+                tx.execute(&*Dialect::Postgres.sql(crate::sql::SET_PARENT), &[run_id, parent])
+                    .await
+                    .map_err(storage)?;
+            }
             tx.commit().await.map_err(storage)?;
             held
         };

@@ -36,7 +36,7 @@ impl Dialect {
     /// Fills a statement written with `{int}`, `{real}`, `{serial}` (column types),
     /// `{keyed}` (a table that needs no row id, where that can be said), `{is}`
     /// (a comparison that holds for two NULLs) and `{1}`, `{2}`... (placeholders).
-    fn sql(self, template: &str) -> String {
+    pub(crate) fn sql(self, template: &str) -> String {
         let (int, real, keyed, is) = match self {
             Dialect::Sqlite => ("INTEGER", "REAL", " WITHOUT ROWID", "IS"),
             Dialect::Postgres => ("BIGINT", "DOUBLE PRECISION", "", "IS NOT DISTINCT FROM"),
@@ -106,7 +106,12 @@ const MIGRATIONS: &[&str] = &[
     // 4: parked runs (status `waiting`): when their earliest wait is due.
     "ALTER TABLE flow_runs ADD COLUMN wake_at {int};
     CREATE INDEX flow_runs_by_wake ON flow_runs (status, wake_at);",
+    // 5: child runs: the run that started them (JSON: run_id, node, item).
+    "ALTER TABLE flow_runs ADD COLUMN parent TEXT;",
 ];
+
+/// Sets a created run's parent (a child run's row).
+pub(crate) const SET_PARENT: &str = "UPDATE flow_runs SET parent = {2} WHERE run_id = {1}";
 
 /// The migrations, in `dialect`.
 pub(crate) fn migrations(dialect: Dialect) -> Vec<String> {
@@ -114,7 +119,7 @@ pub(crate) fn migrations(dialect: Dialect) -> Vec<String> {
 }
 
 /// A run row's columns, in the order [`Columns`] reads them.
-pub(crate) const ROW_COLUMNS: &str = "run_id, workflow, status, started_at, finished_at, duration_ms, owner, owner_host, owner_pid, owner_started, lease_until, counts";
+pub(crate) const ROW_COLUMNS: &str = "run_id, workflow, status, started_at, finished_at, duration_ms, owner, owner_host, owner_pid, owner_started, lease_until, counts, parent";
 
 /// A run row's columns as read, before they mean anything.
 pub(crate) struct Columns {
@@ -130,6 +135,7 @@ pub(crate) struct Columns {
     pub owner_started: Option<i64>,
     pub lease_until: Option<i64>,
     pub counts: Option<String>,
+    pub parent: Option<String>,
 }
 
 impl Columns {
@@ -155,6 +161,7 @@ impl Columns {
             }),
             lease_until_ms: self.lease_until,
             counts: self.counts.and_then(|c| serde_json::from_str(&c).ok()),
+            parent: self.parent.and_then(|p| serde_json::from_str(&p).ok()),
         })
     }
 }

@@ -17,7 +17,7 @@ use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 use crate::sql::{self, Arg, Columns, Dialect, ROW_COLUMNS};
 use crate::{
     Entry, Error, Journal, LEASE, Owner, Result, RunFilter, RunRow, StoredRun, SyncLevel, counts, creates, decode,
-    encode, now_ms, refused,
+    encode, now_ms, parent_of, refused,
 };
 
 /// A journal in one SQLite file (created if missing), WAL mode.
@@ -188,6 +188,7 @@ fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<RunRow> {
         owner_started: r.get(9)?,
         lease_until: r.get(10)?,
         counts: r.get(11)?,
+        parent: r.get(12)?,
     };
     columns
         .into_row()
@@ -271,6 +272,11 @@ impl Journal for SqliteJournal {
                     }
                 }
                 insert_run(&tx, &entry.run_id, workflow, now, owner, now + LEASE.as_millis() as i64)?;
+                if let Some(parent) = parent_of(entry) {
+                    tx.prepare_cached(&Dialect::Sqlite.sql(sql::SET_PARENT))
+                        .and_then(|mut set| set.execute(params![&*entry.run_id, parent]))
+                        .map_err(storage)?;
+                }
                 created.push(&*entry.run_id);
             }
         }

@@ -277,6 +277,7 @@ pub fn row_json(row: &RunRow, now: i64) -> Value {
         "nodes": row.counts.clone().unwrap_or(Value::Null),
         "url": format!("/api/v1/runs/{}", row.run_id),
         "page": format!("/runs/{}", row.run_id),
+        "parent": row.parent,
     })
 }
 

@@ -111,7 +111,9 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
         .await
         .map_err(|e| ServeError::Usage(format!("--journal: {e}")))?;
     let writer = Writer::start(journal, Owner::this_process()).map_err(|e| ServeError::Usage(e.to_string()))?;
-    let mut engine = Engine::builder().limits(config.limits);
+    let mut engine = Engine::builder()
+        .limits(config.limits)
+        .catalog(Arc::new(flow_engine::FolderCatalog::new(config.workflows.clone())));
     if config.queue {
         let queue = flow_dist::Queue::connect(&config.journal, &writer.owner().token)
             .await

@@ -1,5 +1,6 @@
 //! Tests of the `flow` binary: exit codes, messages, the report, flags, signals.
 
+mod children;
 mod demo;
 mod dist;
 mod durable;

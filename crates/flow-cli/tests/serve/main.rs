@@ -8,6 +8,7 @@
 mod api;
 mod auth;
 mod bounds;
+mod children;
 mod docs;
 mod events;
 mod fuzz;

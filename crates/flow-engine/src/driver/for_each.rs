@@ -122,6 +122,7 @@ impl Driver {
                     started_ms: None,
                     finished_ms: None,
                     error: None,
+                    child_run_id: None,
                 })
                 .collect(),
             counts: ItemCounts {
@@ -287,6 +288,9 @@ impl Driver {
         entry.started_ms = started;
         entry.finished_ms = finished;
         entry.error = error.clone();
+        if shared.family.has_children() {
+            entry.child_run_id = shared.family.child_of(node_index, Some(index));
+        }
         let settled = Fact::ItemSettled {
             node: node_index,
             item: entry,

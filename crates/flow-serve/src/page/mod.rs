@@ -310,6 +310,7 @@ mod tests {
                     started_ms: Some(22.0),
                     finished_ms: Some(60.0),
                     error: (i == 1).then(|| "bad item".to_owned()),
+                    child_run_id: None,
                 })
                 .collect(),
         );
@@ -457,6 +458,7 @@ mod tests {
                     started_ms: Some(0.0),
                     finished_ms: Some(1.0),
                     error: None,
+                    child_run_id: None,
                 })
                 .collect(),
         );

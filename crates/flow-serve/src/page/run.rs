@@ -257,6 +257,61 @@ fn waiting_section(report: &Report, csrf: &str, now_ms: i64) -> String {
 /// A run's page: status, graph, timeline, nodes. `graph_svg` is the graph
 /// (`flow_view::graph::svg`), trusted as is; `live` makes the script follow the
 /// run's events; `csrf` goes in the page's forms.
+/// For a child run: a link to the run that started it.
+fn parent_link(report: &Report) -> String {
+    let Some(parent) = &report.parent else {
+        return String::new();
+    };
+    let item = parent.item.map(|i| format!(", item {i}")).unwrap_or_default();
+    format!(
+        r#" · started by <a id="parent-run" href="/runs/{}">run <code>{}</code></a> (node <code>{}</code>{item})"#,
+        encode(&parent.run_id),
+        escape(parent.run_id.get(..8).unwrap_or(&parent.run_id)),
+        escape(&parent.node),
+    )
+}
+
+/// The child runs the run's `workflow` nodes started, each a link (at most
+/// [`MAX_NODE_ROWS`]).
+fn children_section(report: &Report) -> String {
+    let mut items = String::new();
+    let mut shown = 0usize;
+    for (node_id, node) in report.nodes.iter() {
+        let mut add = |child: &str, label: String| {
+            if shown < MAX_NODE_ROWS {
+                let _ = write!(
+                    items,
+                    r#"<li><a class="child-run" href="/runs/{}">{label}</a> <code>{}</code></li>"#,
+                    encode(child),
+                    escape(child)
+                );
+            }
+            shown += 1;
+        };
+        if let Some(child) = &node.child_run_id {
+            add(child, format!("node <code>{}</code>", escape(node_id)));
+        }
+        for run in node.item_runs.iter().flatten() {
+            if let Some(child) = &run.child_run_id {
+                add(
+                    child,
+                    format!("node <code>{}</code> item {}", escape(node_id), run.index),
+                );
+            }
+        }
+    }
+    if shown == 0 {
+        return String::new();
+    }
+    let more = shown.saturating_sub(MAX_NODE_ROWS);
+    let note = if more > 0 {
+        format!(r#"<p class="note">{more} more child runs: see the report (JSON).</p>"#)
+    } else {
+        String::new()
+    };
+    format!(r#"<section class="card" id="children"><h2>Child runs</h2><ul>{items}</ul>{note}</section>"#)
+}
+
 pub fn run_page(report: &Report, graph_svg: &str, live: bool, csrf: &str) -> String {
     let id = report.run_id.as_str();
     let status = report.status.as_str();
@@ -266,7 +321,7 @@ pub fn run_page(report: &Report, graph_svg: &str, live: bool, csrf: &str) -> Str
     let mut main = String::with_capacity(8192 + graph_svg.len() + report.nodes.len() * 600);
     let _ = write!(
         main,
-        r#"<div class="page-head run-head"><div><p class="crumb"><a href="/?workflow={wf_q}">{wf}</a> / run</p><h1>{wf} <span id="run-status" class="badge" data-status="{status}">{status_word}</span></h1><p class="meta"><code id="run-id">{id}</code> · strategy {strategy} · <span id="run-duration">{duration}</span></p></div><div class="actions"><button id="cancel" type="button"{cancel}>Cancel</button><button id="retry" type="button"{retry}>Retry</button></div></div>
+        r#"<div class="page-head run-head"><div><p class="crumb"><a href="/?workflow={wf_q}">{wf}</a> / run</p><h1>{wf} <span id="run-status" class="badge" data-status="{status}">{status_word}</span></h1><p class="meta"><code id="run-id">{id}</code> · strategy {strategy} · <span id="run-duration">{duration}</span>{parent}</p></div><div class="actions"><button id="cancel" type="button"{cancel}>Cancel</button><button id="retry" type="button"{retry}>Retry</button></div></div>
 <div id="message" role="alert" hidden></div>
 "#,
         wf_q = encode(&report.workflow),
@@ -277,8 +332,10 @@ pub fn run_page(report: &Report, graph_svg: &str, live: bool, csrf: &str) -> Str
         duration = escape(&fmt_ms(report.duration_ms)),
         cancel = if running { "" } else { " disabled" },
         retry = if retryable { "" } else { " disabled" },
+        parent = parent_link(report),
     );
     main.push_str(&waiting_section(report, csrf, flow_engine::journal::now_ms()));
+    main.push_str(&children_section(report));
     let _ = write!(
         main,
         r#"<section class="card"><h2>Graph</h2><div id="graph">{graph}</div></section>
