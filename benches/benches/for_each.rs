@@ -65,6 +65,58 @@ fn for_each(c: &mut Criterion) {
     }
     group.finish();
     http(c, &rt, &engine);
+    children(c, &rt);
+}
+
+/// 1,000 child runs under `for_each` (each child one `transform` node),
+/// parallel, against the same fan-out of `transform` items; without a journal
+/// and on SQLite (`synchronous=FULL`). What a child adds = (children − items)
+/// / 1,000.
+fn children(c: &mut Criterion, rt: &tokio::runtime::Runtime) {
+    const N: usize = 1_000;
+    let catalog = Arc::new(flow_engine::RegisteredCatalog::new());
+    let engine = Engine::builder().catalog(catalog.clone()).build();
+    let parse = |yaml: &str| match engine.parse_yaml(yaml) {
+        Ok(wf) => wf,
+        Err(e) => panic!("{e}"),
+    };
+    catalog.register(parse(
+        "name: one\ninput: { n: 0 }\nnodes: [{ id: t, kind: transform, config: { output: \"{{ input.n }}\" } }]\noutput: \"{{ nodes.t.output }}\"\n",
+    ));
+    let items = parse(
+        "name: items\nnodes: [{ id: each, kind: transform, for_each: \"{{ input.items }}\", config: { output: \"{{ item }}\" } }]\n",
+    );
+    let children = parse(
+        "name: children\nnodes: [{ id: each, kind: workflow, for_each: \"{{ input.items }}\", config: { workflow: one, input: { n: \"{{ item }}\" } } }]\n",
+    );
+    let input = json!({ "items": (0..N).collect::<Vec<_>>() });
+    let mut journals = flow_benches::BenchJournals::new(rt);
+    let mut group = c.benchmark_group("for_each_children");
+    group.sample_size(10);
+    group.warm_up_time(Duration::from_millis(if quick() { 200 } else { 1000 }));
+    group.measurement_time(Duration::from_secs(if quick() { 2 } else { 5 }));
+    group.throughput(Throughput::Elements(N as u64));
+    for backend in [flow_benches::Backend::Off, flow_benches::Backend::SqliteFull] {
+        let writer = journals.writer(rt, backend, "children");
+        for (name, workflow) in [("transform_items", &items), ("child_runs", &children)] {
+            let id = BenchmarkId::new(format!("{name}_{}", backend.name()), N);
+            group.bench_with_input(id, &N, |b, _| {
+                b.iter_custom(|iters| {
+                    let writer = writer.clone();
+                    let input = input.clone();
+                    flow_benches::time_runs_options(rt, &engine, workflow, iters, move || {
+                        let options = flow_engine::RunOptions::new().input(input.clone());
+                        match &writer {
+                            Some(w) => options.journal(w.clone()),
+                            None => options,
+                        }
+                    })
+                })
+            });
+        }
+    }
+    group.finish();
+    journals.remove(rt);
 }
 
 /// 10,000 `http` POST items, at most 64 at once, to a local axum server that

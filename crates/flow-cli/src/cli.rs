@@ -212,6 +212,9 @@ pub struct RunsListArgs {
     /// At most N runs.
     #[arg(long, value_name = "N", default_value_t = 20)]
     pub limit: usize,
+    /// Leave out child runs (those a `workflow` node started).
+    #[arg(long)]
+    pub top_level: bool,
     /// Print a JSON array instead of a table.
     #[arg(long)]
     pub json: bool,

@@ -111,6 +111,7 @@ pub async fn list(args: RunsListArgs) -> u8 {
         status: args.status.as_deref().and_then(|s| s.parse().ok()),
         limit: args.limit,
         before: None,
+        top_level: args.top_level,
     };
     let rows = match runs.list(&filter).await {
         Ok(rows) => rows,

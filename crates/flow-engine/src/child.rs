@@ -342,15 +342,17 @@ fn outcome(report: &Report) -> Result<Value, NodeError> {
                 }
                 (None, None) => format!("it ended {status}"),
             };
-            let verb = if status == RunStatus::Cancelled {
-                "was cancelled"
+            // A failed child is worth a retry (the node's `retry:` continues
+            // the same child, its failed nodes run again); a cancelled one
+            // was stopped on purpose.
+            if status == RunStatus::Cancelled {
+                Err(NodeError::permanent(format!(
+                    "child run {} was cancelled: {why}",
+                    report.run_id
+                )))
             } else {
-                "failed"
-            };
-            Err(NodeError::permanent(format!(
-                "child run {} {verb}: {why}",
-                report.run_id
-            )))
+                Err(NodeError::new(format!("child run {} failed: {why}", report.run_id)))
+            }
         }
     }
 }

@@ -192,6 +192,8 @@ pub struct RunFilter {
     pub limit: usize,
     /// Only runs older than this one (its start and id), for paging.
     pub before: Option<(i64, String)>,
+    /// Only runs nobody started (child runs left out).
+    pub top_level: bool,
 }
 
 impl RunFilter {

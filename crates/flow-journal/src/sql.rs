@@ -185,6 +185,9 @@ pub(crate) fn list(dialect: Dialect, filter: &RunFilter) -> (String, Vec<Arg>) {
         args.push(Arg::Text(s.as_str().to_owned()));
         sql.push_str(&format!(" AND status = {}", dialect.param(args.len())));
     }
+    if filter.top_level {
+        sql.push_str(" AND parent IS NULL");
+    }
     if let Some((at, id)) = &filter.before {
         args.push(Arg::Int(*at));
         args.push(Arg::Text(id.clone()));
@@ -394,6 +397,7 @@ mod tests {
             status: Some(flow_core::RunStatus::Interrupted),
             limit: 5,
             before: Some((10, "r".into())),
+            top_level: false,
         };
         let (sql, args) = list(Dialect::Postgres, &filter);
         assert!(

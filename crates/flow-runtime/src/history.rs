@@ -98,6 +98,7 @@ impl Runs {
                     status: None,
                     limit: PAGE,
                     before: before.take(),
+                    top_level: false,
                 })
                 .await?;
             let last = rows.len() < PAGE;

@@ -71,6 +71,8 @@ pub struct ListQuery {
     pub limit: Option<String>,
     /// `next_cursor` of the previous page.
     pub cursor: Option<String>,
+    /// `true`: leave out child runs (those a `workflow` node started).
+    pub top_level: Option<String>,
 }
 
 /// A page of runs, newest first.
@@ -322,6 +324,15 @@ pub async fn list_runs(app: &App, query: &ListQuery) -> Result<RunList, Problem>
         status,
         limit: limit + 1,
         before,
+        top_level: match query.top_level.as_deref() {
+            None | Some("" | "false") => false,
+            Some("true") => true,
+            Some(other) => {
+                return Err(Problem::bad_request(format!(
+                    "top_level: `{other}` is not `true` or `false`"
+                )));
+            }
+        },
     };
     let mut rows: Vec<RunRow> = app.runtime.list(&filter).await?;
     let now = now_ms();

@@ -120,6 +120,7 @@ async fn runs_page(
         status: query.status.clone(),
         limit: Some("50".into()),
         cursor: None,
+        top_level: None,
     };
     let runs = match api::list_runs(&app, &list).await {
         Ok(list) => list.runs,

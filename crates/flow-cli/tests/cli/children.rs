@@ -97,6 +97,10 @@ fn a_parent_reads_its_childs_output_and_each_child_names_its_parent() {
     assert_eq!(items, vec![0, 1], "{rows:?}");
     let top = rows.iter().find(|r| r["workflow"] == "orders");
     assert_eq!(top.map(|r| &r["parent"]), Some(&Value::Null), "{rows:?}");
+    let top = flow(&["runs", "list", "--journal", &journal, "--json", "--top-level"]);
+    let top: Vec<Value> = serde_json::from_str(&top.stdout).unwrap_or_default();
+    assert_eq!(top.len(), 1, "--top-level leaves child runs out: {top:?}");
+    assert_eq!(top[0]["run_id"], parent.as_str());
     let child = children[0]["run_id"].as_str().unwrap_or_default();
     let shown = flow(&["runs", "show", child, "--journal", &journal, "--report", "-"]);
     assert_eq!(shown.report()["parent"]["run_id"], parent.as_str(), "{shown:?}");
@@ -378,4 +382,59 @@ fn cancelling_a_parent_cancels_its_child_sqlite() {
 #[test]
 fn cancelling_a_parent_cancels_its_child_postgres() {
     cancelling_a_parent_cancels_its_child(Backend::Postgres);
+}
+
+#[test]
+fn a_retried_workflow_node_continues_the_same_child_and_runs_only_its_failed_nodes() {
+    let server = Server::start();
+    let dir = tempdir();
+    write(
+        &dir,
+        "child.yaml",
+        format!(
+            "name: child
+nodes:
+  - {{ id: ok, kind: http, config: {{ method: POST, url: '{0}/echo/ok' }} }}
+  - {{ id: shaky, kind: http, config: {{ method: POST, url: '{0}/flaky/shaky' }} }}
+edges: [{{ from: ok, to: shaky }}]
+output: '{{{{ nodes.shaky.output.body.name }}}}'
+",
+            server.base
+        ),
+    );
+    let parent = write(
+        &dir,
+        "parent.yaml",
+        "name: parent
+nodes:
+  - { id: sub, kind: workflow, retry: { max_attempts: 2, backoff_ms: 10 }, config: { workflow: child } }
+output: '{{ nodes.sub.output }}'
+",
+    );
+    for backend in [Backend::Sqlite, Backend::Postgres] {
+        let journal = Journal::new(backend, "child_retry");
+        let before = server.log.of_run_ids().len();
+        let out = run(&parent, &["--journal", &journal.target]);
+        assert_eq!(out.code, Some(0), "{out:?}");
+        let report = out.report();
+        assert_eq!(report["output"], "shaky", "{report}");
+        assert_eq!(report["nodes"]["sub"]["attempts"], 2, "{report}");
+        let child = report["nodes"]["sub"]["child_run_id"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
+        let ids = server.log.of_run_ids();
+        assert_eq!(
+            ids[before..],
+            *std::slice::from_ref(&child),
+            "one child run for both attempts"
+        );
+        let keys = server.log.of_run(&child);
+        assert_eq!(
+            keys.get(&format!("{child}:ok")),
+            Some(&1),
+            "the child's succeeded node ran once: {keys:?}"
+        );
+        assert_eq!(keys.get(&format!("{child}:shaky")), Some(&2), "{keys:?}");
+    }
 }

@@ -49,6 +49,11 @@ async fn a_parent_submitted_over_the_api_runs_children_listed_with_their_parent(
         assert_eq!(row["parent"]["node"], "each", "{row}");
         assert!(children.iter().any(|c| row["run_id"] == c.as_str()), "{row}");
     }
+    let top = flow.get("/api/v1/runs?top_level=true").await.json();
+    let top = top["runs"].as_array().cloned().unwrap_or_default();
+    assert!(top.len() == 1 && top[0]["run_id"] == parent.as_str(), "{top:?}");
+    let bad = flow.get("/api/v1/runs?top_level=yes").await;
+    assert_eq!(bad.status, 400, "{bad:?}");
     let child = flow.get(&format!("/api/v1/runs/{}", children[1])).await.json();
     assert_eq!(child["parent"]["item"], 1, "{child}");
     assert_eq!(child["output"], json!({ "doubled": 4 }), "{child}");
