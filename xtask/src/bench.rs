@@ -272,6 +272,7 @@ fn summarise(criterion: &Path, flow_bench: &Path, quick: bool) -> String {
             .map_or("-".to_owned(), |(f, t)| format!("{:.0}", t / f * 100.0))
     );
 
+    children(&mut s, criterion);
     journal(&mut s, criterion, quick);
     serve(&mut s, flow_bench);
     waits(&mut s, flow_bench);
@@ -328,6 +329,44 @@ fn summarise(criterion: &Path, flow_bench: &Path, quick: bool) -> String {
         }
     }
     s
+}
+
+/// The for_each bench's child runs: what a child run adds per item over a
+/// `transform` item, plain (target 50 µs) and on SQLite (target 1 ms).
+fn children(s: &mut String, criterion: &Path) {
+    let _ = writeln!(
+        s,
+        "## Sub-workflows: 1,000 child runs under `for_each` (each child one `transform`)\n"
+    );
+    let _ = writeln!(
+        s,
+        "| journal | 1,000 transform items | 1,000 child runs | added per child | target | met |"
+    );
+    let _ = writeln!(s, "|---|---:|---:|---:|---:|---|");
+    for (backend, label, target_ns) in [("none", "none", 50_000.0), ("sqlite_full", "SQLite FULL", 1_000_000.0)] {
+        let items = median_ns(
+            criterion,
+            "for_each_children",
+            &format!("transform_items_{backend}"),
+            "1000",
+        );
+        let children = median_ns(criterion, "for_each_children", &format!("child_runs_{backend}"), "1000");
+        let added = items.zip(children).map(|(i, c)| (c - i) / 1000.0);
+        let _ = writeln!(
+            s,
+            "| {label} | {} | {} | {} | ≤ {} | {} |",
+            items.map_or("-".to_owned(), |t| format!("{:.2} ms", t / 1e6)),
+            children.map_or("-".to_owned(), |t| format!("{:.2} ms", t / 1e6)),
+            fmt_ns(added),
+            fmt_ns(Some(target_ns)),
+            match added {
+                Some(a) if a <= target_ns => "yes",
+                Some(_) => "**no**",
+                None => "-",
+            }
+        );
+    }
+    let _ = writeln!(s);
 }
 
 /// The journal bench: what a journal adds per node, and the 40-step chain.

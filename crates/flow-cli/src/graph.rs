@@ -41,8 +41,14 @@ pub fn strategy_line(strategy: Option<&StrategySpec>) -> String {
 }
 
 /// The lines under a node's id: its kind, then what changes how it runs.
-fn details(node: &Node) -> Vec<String> {
+fn details(node: &Node, config: &serde_json::Value) -> Vec<String> {
     let mut lines = vec![node.kind_name().to_owned()];
+    // A `workflow` node: which workflow it runs (a child run each time).
+    if node.kind().runs_workflows()
+        && let Some(name) = config.get("workflow").and_then(|w| w.as_str())
+    {
+        lines[0] = format!("workflow ▸ {name}");
+    }
     let mut extra = Vec::new();
     if node.trigger() != Trigger::AllSuccess {
         extra.push(format!("trigger: {}", node.trigger().as_str()));
@@ -112,7 +118,7 @@ pub fn mermaid(workflow: &Workflow) -> String {
     ));
     for (i, node) in workflow.nodes().iter().enumerate() {
         let mut lines = vec![node.id().to_owned()];
-        lines.extend(details(node));
+        lines.extend(details(node, &workflow.spec().nodes[i].config));
         let label: Vec<String> = lines.iter().map(|l| mermaid_text(l)).collect();
         let (open, close) = if node.trigger() == Trigger::AllSuccess {
             ("[", "]")
@@ -161,9 +167,9 @@ pub fn dot(workflow: &Workflow) -> String {
     ));
     out.push_str("    node [shape=box, style=rounded, fontname=\"Helvetica\"];\n");
     out.push_str("    edge [fontname=\"Helvetica\", fontsize=10];\n");
-    for node in workflow.nodes() {
+    for (i, node) in workflow.nodes().iter().enumerate() {
         let mut lines = vec![node.id().to_owned()];
-        lines.extend(details(node));
+        lines.extend(details(node, &workflow.spec().nodes[i].config));
         let label: Vec<String> = lines.iter().map(|l| dot_text(l)).collect();
         let shape = if node.trigger() == Trigger::AllSuccess {
             ""

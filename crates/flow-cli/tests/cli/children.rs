@@ -202,6 +202,15 @@ nodes:
             "{command}: {out:?}"
         );
     }
+    // `flow graph` marks the node with what it runs.
+    let good = write(
+        &dir,
+        "good.yaml",
+        "name: good\nnodes:\n  - { id: pay, kind: workflow, config: { workflow: charge } }\n",
+    );
+    let graph = flow(&["graph", &good.display().to_string(), "--format", "mermaid"]);
+    assert_eq!(graph.code, Some(0), "{graph:?}");
+    assert!(graph.stdout.contains("pay<br/>workflow ▸ charge"), "{graph:?}");
     // Another folder holds it: `--workflows DIR`.
     let other = tempdir();
     write(&other, "charge.yaml", CHARGE.replace("name: charge", "name: chrage"));
