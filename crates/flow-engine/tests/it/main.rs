@@ -3,6 +3,7 @@
 //! property test against an independent model of the rules.
 
 mod cancel;
+mod children_props;
 mod context;
 mod durable;
 mod for_each;

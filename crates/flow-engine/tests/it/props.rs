@@ -20,19 +20,19 @@ enum Trigger {
 }
 
 #[derive(Debug, Clone)]
-struct Node {
+pub(crate) struct Node {
     ms: u64,
-    fail: bool,
+    pub(crate) fail: bool,
     trigger: Trigger,
-    continue_on_error: bool,
+    pub(crate) continue_on_error: bool,
     /// A `for_each` node: whether each item fails, the failures it tolerates,
     /// and its own cap on items at once.
-    each: Option<Each>,
+    pub(crate) each: Option<Each>,
 }
 
 #[derive(Debug, Clone)]
-struct Each {
-    items: Vec<bool>,
+pub(crate) struct Each {
+    pub(crate) items: Vec<bool>,
     tolerated: usize,
     max_concurrency: Option<usize>,
 }
@@ -53,7 +53,7 @@ struct Edge {
 
 #[derive(Debug, Clone)]
 pub(crate) struct Case {
-    nodes: Vec<Node>,
+    pub(crate) nodes: Vec<Node>,
     edges: Vec<Edge>,
     flags: Vec<bool>,
     cap: Option<usize>,
@@ -189,7 +189,7 @@ impl Case {
 
     /// The model: every node's status when nothing is cancelled (all-settled),
     /// computed in index order (edges go from lower to higher indices).
-    fn expected(&self) -> Vec<NodeStatus> {
+    pub(crate) fn expected(&self) -> Vec<NodeStatus> {
         let mut status: Vec<NodeStatus> = Vec::with_capacity(self.nodes.len());
         for (j, node) in self.nodes.iter().enumerate() {
             let incoming: Vec<&Edge> = self.edges.iter().filter(|e| e.to == j).collect();
@@ -232,7 +232,7 @@ impl Case {
         json!({ "flags": self.flags, "items": items })
     }
 
-    fn hard_failure(&self, node: usize, status: NodeStatus) -> bool {
+    pub(crate) fn hard_failure(&self, node: usize, status: NodeStatus) -> bool {
         status == NodeStatus::Failed && !self.nodes[node].continue_on_error
     }
 }
