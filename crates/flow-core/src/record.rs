@@ -551,6 +551,7 @@ impl Recovered {
                 if let (Some(waiting), None) = (&flight.waiting, &flight.received) {
                     entry.status = NodeStatus::Waiting;
                     entry.waiting_for = Some(waiting.described());
+                    entry.child_run_id = waiting.child_run_id.clone();
                 }
             }
             let id = node.id();

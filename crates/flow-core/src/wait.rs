@@ -22,6 +22,10 @@ pub struct Waiting {
     /// For a signal: the instant the wait gives up.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timeout_at_ms: Option<i64>,
+    /// For a `workflow` node: the child run whose end it waits for (the
+    /// signal is the one the child sends when it ends).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub child_run_id: Option<String>,
 }
 
 impl Waiting {
@@ -52,6 +56,9 @@ impl Waiting {
             map.insert("signal".into(), Value::from(name.clone()));
             if let Some(at) = self.timeout_at_ms {
                 map.insert("timeout_at".into(), Value::from(crate::rfc3339(at)));
+            }
+            if let Some(child) = &self.child_run_id {
+                map.insert("child_run_id".into(), Value::from(child.clone()));
             }
         } else if let Some(until) = self.until_ms {
             map.insert("until".into(), Value::from(crate::rfc3339(until)));

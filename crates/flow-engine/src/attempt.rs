@@ -161,21 +161,25 @@ impl Attempts {
                 return self.finished(Err(error), attempts);
             };
             call.attempt = attempt;
-            if kind.runs_workflows() {
-                call.children = Some(Arc::new(crate::child::UnitChildren {
-                    shared: shared.clone(),
-                    node: self.node,
-                    item: self.item,
-                }));
-            }
-            if kind.waits() {
-                call.waits = Some(Arc::new(crate::waits::UnitWaits {
+            let waits = kind.waits().then(|| {
+                Arc::new(crate::waits::UnitWaits {
                     shared: shared.clone(),
                     node: self.node,
                     item: self.item,
                     attempt,
                     restored: restored.take(),
+                })
+            });
+            if kind.runs_workflows() {
+                call.children = Some(Arc::new(crate::child::UnitChildren {
+                    shared: shared.clone(),
+                    node: self.node,
+                    item: self.item,
+                    waits: waits.clone(),
                 }));
+            }
+            if let Some(waits) = waits {
+                call.waits = Some(waits);
             }
             let work = match &shared.dispatcher {
                 // A kind that waits runs here: its waits are the run's.

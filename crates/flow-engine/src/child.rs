@@ -235,6 +235,12 @@ impl NodeKind for WorkflowKind {
         true
     }
 
+    /// With a journal, the node waits for its child's end as for a signal:
+    /// the run may park meanwhile.
+    fn waits(&self) -> bool {
+        true
+    }
+
     async fn run(&self, call: NodeCall) -> Result<Value, NodeError> {
         let name = match call.config.get("workflow") {
             Some(Value::String(name)) => name.clone(),
@@ -254,6 +260,8 @@ impl NodeKind for WorkflowKind {
 pub(crate) struct Family {
     engine: Engine,
     pub(crate) parent: Option<Parent>,
+    /// The parent's signals, when it runs in this process: rung at the end.
+    pub(crate) parent_bell: Option<crate::Signals>,
     pub(crate) depth: u32,
     /// Whether any child was started (a run without stays off the lock).
     any: AtomicBool,
@@ -261,10 +269,16 @@ pub(crate) struct Family {
 }
 
 impl Family {
-    pub(crate) fn new(engine: Engine, parent: Option<Parent>, depth: u32) -> Family {
+    pub(crate) fn new(
+        engine: Engine,
+        parent: Option<Parent>,
+        depth: u32,
+        parent_bell: Option<crate::Signals>,
+    ) -> Family {
         Family {
             engine,
             parent,
+            parent_bell,
             depth,
             any: AtomicBool::new(false),
             children: Mutex::new(HashMap::new()),
@@ -294,11 +308,76 @@ impl Family {
     }
 }
 
+impl Family {
+    /// A child run ended (journaled): tells its parent, through the signal
+    /// its `workflow` unit waits for (written to the journal, which makes a
+    /// parked parent due), and rings the parent's bell when it runs here.
+    pub(crate) async fn ended(&self, log: &flow_journal::RunLog, run_id: &str, status: RunStatus) {
+        let Some(parent) = &self.parent else { return };
+        let payload = serde_json::json!({ "run_id": run_id, "status": status });
+        let journal = log.writer().journal().clone();
+        if let Err(e) = journal.send_signal(&parent.run_id, &end_signal(parent), &payload).await {
+            tracing::warn!(error = %e, run_id, parent = %parent.run_id, "telling the parent run of a child's end failed");
+        }
+        if let Some(bell) = &self.parent_bell {
+            bell.ring();
+        }
+    }
+}
+
+impl Engine {
+    /// Keeps a child run started on its own task cancellable by its parent
+    /// ([`Engine::child_token`]) until it ends.
+    pub(crate) fn watch_child(&self, handle: crate::RunHandle) {
+        let run_id = handle.run_id().to_owned();
+        let token = handle.cancel_token();
+        self.inner
+            .children
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(run_id.clone(), token);
+        let engine = self.clone();
+        tokio::spawn(async move {
+            if let Err(e) = handle.wait().await {
+                tracing::warn!(error = %e, run_id, "a child run failed to run");
+            }
+            engine
+                .inner
+                .children
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .remove(&run_id);
+        });
+    }
+
+    /// The cancel token of child run `run_id`, while it runs in this process.
+    pub(crate) fn child_token(&self, run_id: &str) -> Option<tokio_util::sync::CancellationToken> {
+        self.inner
+            .children
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(run_id)
+            .cloned()
+    }
+}
+
 /// The engine's side of one attempt of a `workflow` node (or of one item).
 pub(crate) struct UnitChildren {
     pub(crate) shared: Arc<Shared>,
     pub(crate) node: usize,
     pub(crate) item: Option<usize>,
+    /// The unit's waits: a journaled unit waits for its child's end as for
+    /// the signal the child sends its parent when it ends.
+    pub(crate) waits: Option<Arc<crate::waits::UnitWaits>>,
+}
+
+/// The signal a child run sends its parent when it ends: the name its unit
+/// waits for.
+pub(crate) fn end_signal(parent: &Parent) -> String {
+    match parent.item {
+        None => format!("flow.child:{}", parent.node),
+        Some(item) => format!("flow.child:{}:{item}", parent.node),
+    }
 }
 
 impl UnitChildren {
@@ -379,11 +458,11 @@ impl ChildRuns for UnitChildren {
             Some(Err(why)) => Err(NodeError::permanent(why)),
             _ => Err(NodeError::permanent(unknown(name, catalog))),
         };
-        // The child lives as long as this attempt waits for it: a dropped
-        // attempt (the parent cancelled, failing fast) cancels it.
-        let token = self.shared.cancel.child_token();
-        let _cancel_on_drop = token.clone().drop_guard();
         let Some(log) = &self.shared.journal else {
+            // In memory: the child runs in this attempt's task, and lives as
+            // long as the attempt waits for it.
+            let token = self.shared.cancel.child_token();
+            let _cancel_on_drop = token.clone().drop_guard();
             let workflow = resolve()?;
             let run_id = crate::new_run_id();
             family.bind(self.node, self.item, &run_id);
@@ -397,45 +476,56 @@ impl ChildRuns for UnitChildren {
         let writer = log.writer();
         let key = self.key();
         let existing = writer.journal().bound(&key).await.map_err(journal_error)?;
-        let report = match existing {
+        let (run_id, fresh) = match existing {
+            Some(run_id) => (run_id, false),
             None => {
                 let workflow = resolve()?;
                 let run_id = crate::new_run_id();
-                family.bind(self.node, self.item, &run_id);
-                let options = self
+                let token = self.shared.cancel.child_token();
+                let mut options = self
                     .options(input, &token)
-                    .run_id(run_id)
+                    .run_id(run_id.clone())
                     .journal(writer.clone())
                     .idempotency_key(key);
-                engine.run(&workflow, options).await.map_err(journal_error)?
-            }
-            Some(run_id) => {
-                family.bind(self.node, self.item, &run_id);
-                self.continue_child(&run_id, token.clone()).await?
+                options.park = self.shared.parking;
+                options.parent_bell = Some(self.shared.signals.clone());
+                let handle = engine.start_recorded(&workflow, options).await.map_err(journal_error)?;
+                engine.watch_child(handle);
+                (run_id.to_string(), true)
             }
         };
-        outcome(&report)
+        family.bind(self.node, self.item, &run_id);
+        outcome(&self.wait_for(&run_id, fresh).await?)
     }
 }
 
 impl UnitChildren {
-    /// The child this unit started before (an earlier attempt, or before the
-    /// parent was resumed): its report when it succeeded; otherwise it is
-    /// taken up again (a failed one with its failed nodes run again) and
-    /// waited for. A child another live process holds (a server resuming
-    /// it) is watched until it ends.
-    async fn continue_child(
-        &self,
-        run_id: &str,
-        token: tokio_util::sync::CancellationToken,
-    ) -> Result<Report, NodeError> {
-        let engine = &self.shared.family.engine;
-        let Some(log) = &self.shared.journal else {
+    /// Waits for child `run_id` to end (journaled): its report when it
+    /// succeeded; a child found failed (or cancelled) that this attempt did
+    /// not start is continued first, its failed nodes run again; one found
+    /// interrupted is taken over. The child runs on its own task (it outlives
+    /// this attempt when the run parks); its end sends this run the signal
+    /// [`end_signal`], which this unit waits for as a `signal` node does.
+    async fn wait_for(&self, run_id: &str, fresh: bool) -> Result<Report, NodeError> {
+        let shared = &self.shared;
+        let engine = &shared.family.engine;
+        let Some(log) = &shared.journal else {
             return Err(NodeError::permanent("internal error: no journal"));
+        };
+        let Some(waits) = &self.waits else {
+            return Err(NodeError::permanent("internal error: a workflow node without waits"));
         };
         let writer = log.writer();
         let journal = writer.journal();
-        let mut retried = false;
+        let parent = Parent {
+            run_id: shared.run_id.to_string(),
+            node: shared.workflow.nodes()[self.node].id().to_owned(),
+            item: self.item,
+        };
+        let signal = end_signal(&parent);
+        let mut continued = fresh;
+        let mut began = false;
+        let mut cancel_sent = false;
         loop {
             let row = journal.row(run_id).await.map_err(journal_error)?;
             let Some(row) = row else {
@@ -444,40 +534,62 @@ impl UnitChildren {
                 )));
             };
             let status = row.status_now(crate::journal::now_ms());
-            let finished = matches!(status, RunStatus::Succeeded | RunStatus::Failed | RunStatus::Cancelled);
-            if status == RunStatus::Succeeded || (finished && retried) {
+            let ended = matches!(status, RunStatus::Succeeded | RunStatus::Failed | RunStatus::Cancelled);
+            if status == RunStatus::Succeeded || (ended && continued) || (ended && shared.cancel.is_cancelled()) {
                 let stored = journal.load(run_id).await.map_err(journal_error)?;
                 let recovered = stored.map(|s| flow_core::Recovered::fold(s.records.iter().map(|(_, r)| r)));
-                if let Some(report) = recovered.and_then(|r| r.finished) {
-                    return Ok(report);
-                }
+                return match recovered.and_then(|r| r.finished) {
+                    Some(report) => Ok(report),
+                    None => Err(NodeError::new(format!("child run {run_id} ended without its report"))),
+                };
             }
-            let retry_failed = finished;
-            let options = ResumeOptions::new()
-                .retry_failed(retry_failed)
-                .cancel_token(token.clone());
-            match engine.resume(writer, run_id, options).await {
-                Ok(resumed) => {
-                    return resumed
-                        .handle
-                        .wait()
-                        .await
-                        .map_err(|e| NodeError::new(format!("child run {run_id}: {e}")));
-                }
-                // Held by another live process: it runs the child; wait for its end.
-                Err(_) if status == RunStatus::Running || status == RunStatus::Waiting => {
-                    retried = true;
-                    tokio::select! {
-                        () = token.cancelled() => {
-                            return Err(NodeError::permanent(format!("child run {run_id} was left: the parent was cancelled")));
-                        }
-                        () = tokio::time::sleep(std::time::Duration::from_millis(200)) => {}
+            if (ended || status == RunStatus::Interrupted) && !shared.cancel.is_cancelled() {
+                // Ours to continue: failed (its failed nodes again) or cut short.
+                let options = ResumeOptions::new()
+                    .retry_failed(ended)
+                    .cancel_token(shared.cancel.child_token());
+                match engine.resume(writer, run_id, options).await {
+                    Ok(resumed) => {
+                        engine.watch_child(resumed.handle);
+                        continued = true;
+                        continue;
+                    }
+                    // Another process took it first: it runs it; wait for its end.
+                    Err(e) if status == RunStatus::Interrupted => {
+                        tracing::debug!(run_id, error = %e, "a child run another process took");
+                    }
+                    Err(e) => {
+                        return Err(NodeError::new(format!(
+                            "child run {run_id} could not be continued: {e}"
+                        )));
                     }
                 }
-                Err(e) => {
-                    return Err(NodeError::new(format!(
-                        "child run {run_id} could not be continued: {e}"
-                    )));
+            }
+            if !began {
+                let what = flow_core::Waiting {
+                    child_run_id: Some(run_id.to_owned()),
+                    ..flow_core::Waiting::signal(signal.clone(), None)
+                };
+                flow_core::Waits::begin(&**waits, what).await?;
+                began = true;
+            }
+            tokio::select! {
+                taken = flow_core::Waits::next_signal(&**waits, &signal) => {
+                    taken?;
+                    // A wake-up: the child's row says whether it ended (a
+                    // signal of an earlier end of a continued child is stale).
+                    tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+                }
+                () = shared.cancel.cancelled(), if !cancel_sent => {
+                    // The parent is cancelled: so is its child (when it runs
+                    // here), whose end then wakes this unit.
+                    match engine.child_token(run_id) {
+                        Some(token) => {
+                            token.cancel();
+                            cancel_sent = true;
+                        }
+                        None => return Err(NodeError::permanent(format!("child run {run_id} left: the parent was cancelled"))),
+                    }
                 }
             }
         }

@@ -403,6 +403,10 @@ impl Driver {
             // Subscribers hear of the end all the same.
             tracing::error!(error = %e, "the run's end could not be journaled");
             shared.publish(&finished);
+        } else if let Some(log) = &shared.journal
+            && shared.family.parent.is_some()
+        {
+            shared.family.ended(log, &shared.run_id, report.status).await;
         }
         report
     }
@@ -482,6 +486,7 @@ impl Driver {
                 entry.status = NodeStatus::Waiting;
                 if item.is_none() {
                     entry.waiting_for = Some(waiting.described());
+                    entry.child_run_id = waiting.child_run_id.clone();
                 }
             }
         })

@@ -154,6 +154,7 @@ impl EngineBuilder {
                 dispatcher: self.dispatcher,
                 catalog: self.catalog,
                 max_depth: self.max_depth,
+                children: Default::default(),
             }),
         }
     }
@@ -177,6 +178,8 @@ pub(crate) struct Inner {
     pub(crate) dispatcher: Option<Arc<dyn Dispatcher>>,
     pub(crate) catalog: Option<Arc<dyn crate::Catalog>>,
     pub(crate) max_depth: u32,
+    /// Child runs started on their own task, while they run: their cancel tokens.
+    pub(crate) children: std::sync::Mutex<std::collections::HashMap<String, CancellationToken>>,
 }
 
 /// Loads and runs workflows. Cheap to clone; clones share the registry and the
@@ -334,7 +337,7 @@ impl Engine {
             signals: options.signals.unwrap_or_default(),
             parking: options.park,
             park_now: options.park_now.unwrap_or_default(),
-            family: crate::child::Family::new(self.clone(), options.parent, options.depth),
+            family: crate::child::Family::new(self.clone(), options.parent, options.depth, options.parent_bell),
         });
         Ok((driver, cancel))
     }

@@ -24,6 +24,7 @@ pub struct RunOptions {
     pub(crate) park_now: Option<CancellationToken>,
     pub(crate) parent: Option<flow_core::Parent>,
     pub(crate) depth: u32,
+    pub(crate) parent_bell: Option<crate::Signals>,
 }
 
 impl RunOptions {

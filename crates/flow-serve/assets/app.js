@@ -125,6 +125,8 @@
         var value = form.elements[name] && form.elements[name].value;
         if (value) params.set(name, value);
       });
+      var top = form.elements.top_level;
+      if (top && top.checked) params.set('top_level', 'true');
       return params;
     }
 

@@ -105,6 +105,7 @@ async fn not_found(request: Request) -> Response {
 struct PageQuery {
     workflow: Option<String>,
     status: Option<String>,
+    top_level: Option<String>,
 }
 
 async fn runs_page(
@@ -114,13 +115,15 @@ async fn runs_page(
     let query = query.map(|Query(q)| q).unwrap_or(PageQuery {
         workflow: None,
         status: None,
+        top_level: None,
     });
+    let top_level = query.top_level.as_deref() == Some("true");
     let list = api::ListQuery {
         workflow: query.workflow.clone(),
         status: query.status.clone(),
         limit: Some("50".into()),
         cursor: None,
-        top_level: None,
+        top_level: top_level.then(|| "true".to_owned()),
     };
     let runs = match api::list_runs(&app, &list).await {
         Ok(list) => list.runs,
@@ -132,6 +135,7 @@ async fn runs_page(
         &names,
         query.workflow.as_deref().filter(|s| !s.is_empty()),
         query.status.as_deref().filter(|s| !s.is_empty()),
+        top_level,
     ))
     .into_response()
 }

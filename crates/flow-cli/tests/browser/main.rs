@@ -84,6 +84,22 @@ nodes:
 edges: [{ from: approve, to: deploy }]
 "#;
 
+/// A parent whose node runs `child-step` as a child run.
+const PARENT: &str = r#"
+name: parent-calls
+nodes:
+  - { id: call, kind: workflow, config: { workflow: child-step, input: { n: 21 } } }
+output: "{{ nodes.call.output }}"
+"#;
+
+const CHILD: &str = r#"
+name: child-step
+input: { n: 0 }
+nodes:
+  - { id: double, kind: transform, config: { output: "{{ input.n * 2 }}" } }
+output: "{{ nodes.double.output }}"
+"#;
+
 const NODES: [&str; 6] = [
     "fetch-customers",
     "load-orders",
@@ -100,6 +116,8 @@ async fn the_page_starts_watches_and_cancels_runs() {
         ("order-sync.yaml", ORDER_SYNC),
         ("long-wait.yaml", LONG_WAIT),
         ("approval.yaml", APPROVAL),
+        ("parent-calls.yaml", PARENT),
+        ("child-step.yaml", CHILD),
     ]);
     let driver = Driver::start().await;
     let client = driver.browser().await;
@@ -320,6 +338,50 @@ async fn the_page_starts_watches_and_cancels_runs() {
         json!({ "approved": true }),
         "{report}"
     );
+
+    // A parent's page links to its child run, and the child's to its parent.
+    let parent = server.start_run("parent-calls").await;
+    client
+        .goto(&server.url(&format!("/runs/{parent}")))
+        .await
+        .expect("open the parent run");
+    page.until_attr("#run-status", "data-status", "succeeded").await;
+    client.refresh().await.expect("reload the parent's page");
+    page.until_attr("#run-status", "data-status", "succeeded").await;
+    let child_link = "#children a.child-run";
+    let href = page
+        .until("the child run's link", || async { page.attr(child_link, "href").await })
+        .await;
+    assert_ne!(href, format!("/runs/{parent}"));
+    page.click(child_link).await;
+    page.until_page("run", &href).await;
+    page.until_attr("#run-status", "data-status", "succeeded").await;
+    assert_eq!(
+        page.attr("#parent-run", "href").await.as_deref(),
+        Some(format!("/runs/{parent}").as_str())
+    );
+    page.click("#parent-run").await;
+    page.until_page("run", &format!("/runs/{parent}")).await;
+    let report = server.get(&format!("/api/v1/runs/{parent}")).await;
+    assert_eq!(report["output"], json!(42), "{report}");
+    let child = report["nodes"]["call"]["child_run_id"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    assert_eq!(href, format!("/runs/{child}"));
+
+    // The runs list can hide child runs.
+    client.goto(&server.url("/")).await.expect("open /");
+    page.until_attr(&listed(&child), "data-status", "succeeded").await;
+    page.click(r#"#filter input[name="top_level"]"#).await;
+    page.until("the child run hidden", || async {
+        let script = format!(
+            "return !document.querySelector('table#runs tr[data-run=\"{child}\"]') && \
+             !!document.querySelector('table#runs tr[data-run=\"{parent}\"]');"
+        );
+        (page.eval(&script).await == json!(true)).then_some(())
+    })
+    .await;
 
     client.close().await.expect("close the browser");
     drop(driver);

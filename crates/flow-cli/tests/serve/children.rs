@@ -75,3 +75,109 @@ async fn a_parent_submitted_over_the_api_runs_children_listed_with_their_parent(
         page.text
     );
 }
+
+const SLOW_CHILD: &str = "name: slow
+nodes:
+  - { id: nap, kind: delay, config: { ms: 20000 } }
+";
+
+const GATED_CHILD: &str = "name: gated
+nodes:
+  - { id: go, kind: signal, config: { name: go } }
+output: '{{ nodes.go.output.answer }}'
+";
+
+const CALLER: &str = "name: caller
+input: { child: slow }
+nodes:
+  - { id: sub, kind: workflow, config: { workflow: '{{ input.child }}' } }
+output: '{{ nodes.sub.output }}'
+";
+
+/// The journals the tests below run on: the folder's SQLite file, and a
+/// PostgreSQL schema of their own.
+async fn on_each_journal(test: impl AsyncFn(&Flow)) {
+    let dirs = Dirs::with(&[
+        ("slow.yaml", SLOW_CHILD),
+        ("gated.yaml", GATED_CHILD),
+        ("caller.yaml", CALLER),
+    ]);
+    test(&Flow::start(&dirs)).await;
+    let (url, _schema) = crate::support::Schema::fresh("children").await;
+    let dirs = Dirs::with(&[
+        ("slow.yaml", SLOW_CHILD),
+        ("gated.yaml", GATED_CHILD),
+        ("caller.yaml", CALLER),
+    ]);
+    let flow = Flow::start_with(
+        &dirs,
+        crate::support::Start {
+            journal: Some(&url),
+            ..crate::support::Start::default()
+        },
+    );
+    test(&flow).await;
+}
+
+/// The child run of `parent`'s node `sub`, once it has one.
+async fn child_of(flow: &Flow, parent: &str) -> String {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let report = flow.report(parent).await;
+        if let Some(child) = report["nodes"]["sub"]["child_run_id"].as_str() {
+            return child.to_owned();
+        }
+        assert!(std::time::Instant::now() < deadline, "no child run: {report}");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test]
+async fn cancelling_a_parent_over_the_api_cancels_its_child() {
+    on_each_journal(async |flow: &Flow| {
+        let started = flow
+            .submit("caller", "", &json!({ "input": { "child": "slow" } }))
+            .await;
+        let parent = started["run_id"].as_str().unwrap_or_default().to_owned();
+        let child = child_of(flow, &parent).await;
+        flow.wait_status(&child, "running").await;
+        let asked = std::time::Instant::now();
+        let cancel = flow.post_empty(&format!("/api/v1/runs/{parent}/cancel")).await;
+        assert_eq!(cancel.status, 202, "{cancel:?}");
+        flow.wait_status(&parent, "cancelled").await;
+        let report = flow.wait_status(&child, "cancelled").await;
+        assert_eq!(report["nodes"]["nap"]["status"], "cancelled", "{report}");
+        assert!(
+            asked.elapsed() < std::time::Duration::from_secs(10),
+            "{:?}",
+            asked.elapsed()
+        );
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_parent_parks_while_its_child_waits_and_wakes_when_the_child_ends() {
+    on_each_journal(async |flow: &Flow| {
+        let started = flow
+            .submit("caller", "", &json!({ "input": { "child": "gated" } }))
+            .await;
+        let parent = started["run_id"].as_str().unwrap_or_default().to_owned();
+        let child = child_of(flow, &parent).await;
+        // Both wait, parked: neither holds the server's memory.
+        flow.wait_status(&child, "waiting").await;
+        let report = flow.wait_status(&parent, "waiting").await;
+        assert_eq!(
+            report["nodes"]["sub"]["waiting_for"]["signal"], "flow.child:sub",
+            "{report}"
+        );
+        let sent = flow
+            .post(&format!("/api/v1/runs/{child}/signals/go"), &json!({ "answer": 42 }))
+            .await;
+        assert_eq!(sent.status, 202, "{sent:?}");
+        let report = flow.wait_status(&parent, "succeeded").await;
+        assert_eq!(report["output"], 42, "{report}");
+        assert_eq!(report["nodes"]["sub"]["child_run_id"], child.as_str(), "{report}");
+    })
+    .await;
+}

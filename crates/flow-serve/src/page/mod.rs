@@ -344,7 +344,7 @@ mod tests {
             json!({"run_id": "r2", "workflow": "<x>", "status": "running", "started_at": "2026-04-20T12:35:00Z", "duration_ms": null, "nodes": null, "url": "/api/v1/runs/r2"}),
         ];
         let names = vec!["orders".to_owned(), "<x>".to_owned()];
-        let html = runs_page(&runs, &names, Some("orders"), Some("failed"));
+        let html = runs_page(&runs, &names, Some("orders"), Some("failed"), false);
         assert_document(&html);
         assert!(html.contains(r#"<body data-page="runs">"#));
         assert!(html.contains(r#"<table id="runs">"#));
@@ -363,9 +363,9 @@ mod tests {
         assert!(html.contains(r#"href="/" aria-current="page">Runs</a>"#));
         assert!(html.contains(r#"href="/workflows">Workflows</a>"#));
 
-        let empty = runs_page(&[], &names, None, None);
+        let empty = runs_page(&[], &names, None, None, false);
         assert!(empty.contains("No runs yet"));
-        assert!(runs_page(&[], &names, None, Some("failed")).contains("No runs match"));
+        assert!(runs_page(&[], &names, None, Some("failed"), true).contains("No runs match"));
     }
 
     #[test]

@@ -29,7 +29,13 @@ fn run_row(run: &Value) -> String {
 
 /// The list of runs, newest first, with its filter; `runs` are the items of
 /// `GET /api/v1/runs`, `workflows` the names to filter by.
-pub fn runs_page(runs: &[Value], workflows: &[String], workflow: Option<&str>, status: Option<&str>) -> String {
+pub fn runs_page(
+    runs: &[Value],
+    workflows: &[String],
+    workflow: Option<&str>,
+    status: Option<&str>,
+    top_level: bool,
+) -> String {
     let workflow = workflow.filter(|w| !w.is_empty());
     let status = status.filter(|s| !s.is_empty());
     let mut main = String::with_capacity(2048 + runs.len() * 400);
@@ -63,7 +69,11 @@ pub fn runs_page(runs: &[Value], workflows: &[String], workflow: Option<&str>, s
     {
         let _ = write!(main, r#"<option value="{0}" selected>{0}</option>"#, escape(s));
     }
-    main.push_str(r#"</select></label><button type="submit" class="no-js">Filter</button></form></div>"#);
+    let _ = write!(
+        main,
+        r#"</select></label><label><input type="checkbox" name="top_level" value="true"{}> Hide child runs</label><button type="submit" class="no-js">Filter</button></form></div>"#,
+        if top_level { " checked" } else { "" }
+    );
     main.push_str(
         r#"<div class="card table-wrap"><table id="runs"><thead><tr><th>Run</th><th>Workflow</th><th>Status</th><th>Started</th><th class="num">Duration</th><th>Nodes</th></tr></thead><tbody>"#,
     );
