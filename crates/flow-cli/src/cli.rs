@@ -453,6 +453,8 @@ pub struct ExplainArgs {
     #[arg(long, value_name = "N", default_value_t = 100, requires = "journal")]
     pub last: usize,
     #[command(flatten)]
+    pub catalog: CatalogArgs,
+    #[command(flatten)]
     pub limits: LimitArgs,
 }
 

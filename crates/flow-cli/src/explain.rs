@@ -42,7 +42,10 @@ pub async fn command(args: &ExplainArgs) -> u8 {
         eprintln!("error: --burst: must be at least 1");
         return EXIT_USAGE;
     }
-    let engine = Engine::builder().limits(args.limits.limits()).build();
+    let engine = Engine::builder()
+        .limits(args.limits.limits())
+        .catalog(args.catalog.catalog(&args.file))
+        .build();
     if let Err(message) = flags.check_kind(&engine) {
         eprintln!("error: {message}");
         return EXIT_USAGE;

@@ -13,7 +13,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::time::SystemTime;
 
@@ -175,13 +175,30 @@ impl Catalog for FolderCatalog {
 #[derive(Debug, Clone)]
 pub struct WorkflowKind {
     catalog: Option<Arc<dyn Catalog>>,
+    /// The engine it is registered in, once built (for `estimate`, which
+    /// compiles the child to plan it).
+    engine: Arc<std::sync::OnceLock<std::sync::Weak<crate::engine::Inner>>>,
 }
 
 impl WorkflowKind {
     /// The kind, finding workflows in `catalog` (none: every name is unknown).
     pub fn new(catalog: Option<Arc<dyn Catalog>>) -> WorkflowKind {
-        WorkflowKind { catalog }
+        WorkflowKind {
+            catalog,
+            engine: Arc::default(),
+        }
     }
+
+    /// Where the engine that registers it says it is (see `estimate`).
+    pub(crate) fn engine_cell(&self) -> Arc<std::sync::OnceLock<std::sync::Weak<crate::engine::Inner>>> {
+        self.engine.clone()
+    }
+}
+
+thread_local! {
+    /// How deep `estimate` is in children planning children (a workflow
+    /// that calls itself stops there).
+    static PLANNING: std::cell::Cell<u32> = const { std::cell::Cell::new(0) };
 }
 
 /// Why `name` is not a workflow of `catalog`, with a "did you mean".
@@ -227,8 +244,40 @@ impl NodeKind for WorkflowKind {
         problems
     }
 
-    fn estimate(&self, _config: &Value) -> AttemptTime {
-        AttemptTime::Unknown
+    /// The child's own plan: its time under its own strategy, when that is
+    /// known exactly (a range, a template name or an unknown workflow: not).
+    fn estimate(&self, config: &Value) -> AttemptTime {
+        let (Some(catalog), Some(Value::String(name))) = (&self.catalog, config.get("workflow")) else {
+            return AttemptTime::Unknown;
+        };
+        let Some(engine) = self
+            .engine
+            .get()
+            .and_then(std::sync::Weak::upgrade)
+            .map(|inner| Engine { inner })
+        else {
+            return AttemptTime::Unknown;
+        };
+        if name.contains("{{") || PLANNING.get() >= engine.inner.max_depth {
+            return AttemptTime::Unknown;
+        }
+        let Ok(Some(child)) = catalog.workflow(name, &engine) else {
+            return AttemptTime::Unknown;
+        };
+        PLANNING.set(PLANNING.get() + 1);
+        let plan = flow_core::Plan::new(&child, |i, node| match (node.for_each(), child.spec().nodes.get(i)) {
+            (None, Some(spec)) => node.kind().estimate(&spec.config),
+            _ => AttemptTime::Unknown,
+        });
+        PLANNING.set(PLANNING.get() - 1);
+        let Ok(strategy) = engine.strategy_for(&child, &RunOptions::new()) else {
+            return AttemptTime::Unknown;
+        };
+        let bounds = plan.bounds(crate::pace(&*strategy));
+        match bounds.upper_ms {
+            Some(upper) if upper == bounds.lower_ms => AttemptTime::Succeeds(upper),
+            _ => AttemptTime::Unknown,
+        }
     }
 
     fn runs_workflows(&self) -> bool {
@@ -314,13 +363,76 @@ impl Family {
     /// parked parent due), and rings the parent's bell when it runs here.
     pub(crate) async fn ended(&self, log: &flow_journal::RunLog, run_id: &str, status: RunStatus) {
         let Some(parent) = &self.parent else { return };
-        let payload = serde_json::json!({ "run_id": run_id, "status": status });
-        let journal = log.writer().journal().clone();
-        if let Err(e) = journal.send_signal(&parent.run_id, &end_signal(parent), &payload).await {
-            tracing::warn!(error = %e, run_id, parent = %parent.run_id, "telling the parent run of a child's end failed");
+        // A parent unit that waits for it here hears of it at once, and no
+        // signal is written (a commit of its own per child, else).
+        if self.engine.tell_waiting_parent(run_id) {
+            return;
         }
+        send_end_signal(
+            log.writer().journal().clone(),
+            parent.clone(),
+            run_id.to_owned(),
+            status,
+        )
+        .await;
         if let Some(bell) = &self.parent_bell {
             bell.ring();
+        }
+    }
+}
+
+/// Writes the signal child `run_id`'s end sends its `parent` (which makes a
+/// parked parent due).
+async fn send_end_signal(journal: Arc<dyn flow_journal::Journal>, parent: Parent, run_id: String, status: RunStatus) {
+    let payload = serde_json::json!({ "run_id": run_id, "status": status });
+    if let Err(e) = journal
+        .send_signal(&parent.run_id, &end_signal(&parent), &payload)
+        .await
+    {
+        tracing::warn!(error = %e, run_id, parent = %parent.run_id, "telling the parent run of a child's end failed");
+    }
+}
+
+/// A parent unit waiting in this process for child run `run_id`'s end (see
+/// [`Engine::tell_waiting_parent`]): registered while the unit waits. When
+/// the unit is dropped before it saw an end it was told of (its run parked
+/// meanwhile), the end is written as a signal after all, so the parked
+/// parent is woken.
+pub(crate) struct WaitingHere {
+    engine: Engine,
+    run_id: String,
+    told: Arc<Told>,
+    journal: Arc<dyn flow_journal::Journal>,
+    parent: Parent,
+}
+
+#[derive(Default)]
+pub(crate) struct Told {
+    /// Ends told (a continued child ends again), and how many the unit saw.
+    ended: AtomicU32,
+    seen: AtomicU32,
+    bell: tokio::sync::Notify,
+}
+
+impl Drop for WaitingHere {
+    fn drop(&mut self) {
+        let mut waiting = self
+            .engine
+            .inner
+            .waiting_parents
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        waiting.remove(&self.run_id);
+        drop(waiting);
+        if self.told.ended.load(Ordering::Acquire) > self.told.seen.load(Ordering::Acquire)
+            && let Ok(runtime) = tokio::runtime::Handle::try_current()
+        {
+            runtime.spawn(send_end_signal(
+                self.journal.clone(),
+                self.parent.clone(),
+                self.run_id.clone(),
+                RunStatus::Succeeded,
+            ));
         }
     }
 }
@@ -347,7 +459,52 @@ impl Engine {
                 .lock()
                 .unwrap_or_else(PoisonError::into_inner)
                 .remove(&run_id);
+            // It ended or parked: a parent unit waiting here looks again (a
+            // parked child is waited for as a signal, and the parent may park).
+            let waiting = engine
+                .inner
+                .waiting_parents
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            if let Some(told) = waiting.get(&run_id) {
+                told.bell.notify_one();
+            }
         });
+    }
+
+    /// Registers a parent unit that waits here for child `run_id`'s end.
+    fn wait_here(&self, run_id: &str, journal: Arc<dyn flow_journal::Journal>, parent: Parent) -> WaitingHere {
+        let told = Arc::new(Told::default());
+        self.inner
+            .waiting_parents
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(run_id.to_owned(), told.clone());
+        WaitingHere {
+            engine: self.clone(),
+            run_id: run_id.to_owned(),
+            told,
+            journal,
+            parent,
+        }
+    }
+
+    /// Tells the parent unit waiting here for child `run_id` that it ended;
+    /// whether one was waiting.
+    pub(crate) fn tell_waiting_parent(&self, run_id: &str) -> bool {
+        let waiting = self
+            .inner
+            .waiting_parents
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        match waiting.get(run_id) {
+            Some(told) => {
+                told.ended.fetch_add(1, Ordering::AcqRel);
+                told.bell.notify_one();
+                true
+            }
+            None => false,
+        }
     }
 
     /// The cancel token of child run `run_id`, while it runs in this process.
@@ -523,6 +680,7 @@ impl UnitChildren {
             item: self.item,
         };
         let signal = end_signal(&parent);
+        let here = engine.wait_here(run_id, journal.clone(), parent.clone());
         let mut continued = fresh;
         let mut began = false;
         let mut cancel_sent = false;
@@ -536,6 +694,10 @@ impl UnitChildren {
             let status = row.status_now(crate::journal::now_ms());
             let ended = matches!(status, RunStatus::Succeeded | RunStatus::Failed | RunStatus::Cancelled);
             if status == RunStatus::Succeeded || (ended && continued) || (ended && shared.cancel.is_cancelled()) {
+                // Whatever end it was told of, it has seen now.
+                here.told
+                    .seen
+                    .store(here.told.ended.load(Ordering::Acquire), Ordering::Release);
                 let stored = journal.load(run_id).await.map_err(journal_error)?;
                 let recovered = stored.map(|s| flow_core::Recovered::fold(s.records.iter().map(|(_, r)| r)));
                 return match recovered.and_then(|r| r.finished) {
@@ -573,8 +735,18 @@ impl UnitChildren {
                 flow_core::Waits::begin(&**waits, what).await?;
                 began = true;
             }
+            // Told of its end here (a permit the bell keeps): look again.
+            let runs_here = engine.child_token(run_id).is_some() || here.told.ended.load(Ordering::Acquire) > 0;
             tokio::select! {
-                taken = flow_core::Waits::next_signal(&**waits, &signal) => {
+                // The child runs here: its end is told here, no signal
+                // written, and the unit is not a wait the run parks on (its
+                // child is work under way in this process). A child that runs
+                // elsewhere, or parked itself, is waited for as a signal.
+                () = here.told.bell.notified(), if runs_here => {
+                    // What it was told so far, it has seen (the row says the rest).
+                    here.told.seen.store(here.told.ended.load(Ordering::Acquire), Ordering::Release);
+                }
+                taken = flow_core::Waits::next_signal(&**waits, &signal), if !runs_here => {
                     taken?;
                     // A wake-up: the child's row says whether it ended (a
                     // signal of an earlier end of a continued child is stale).

@@ -125,8 +125,11 @@ impl EngineBuilder {
     /// The engine.
     pub fn build(self) -> Engine {
         let mut registry = self.registry;
+        let mut engine_cell = None;
         if registry.get("workflow").is_none() {
-            registry.register("workflow", crate::child::WorkflowKind::new(self.catalog.clone()));
+            let kind = crate::child::WorkflowKind::new(self.catalog.clone());
+            engine_cell = Some(kind.engine_cell());
+            registry.register("workflow", kind);
         }
         for name in self.strategies.names() {
             let Some(factory) = self.strategies.get(name).cloned() else {
@@ -144,7 +147,7 @@ impl EngineBuilder {
         for (name, limit) in self.shared_limits {
             registry.declare_limit(name, limit);
         }
-        Engine {
+        let engine = Engine {
             inner: Arc::new(Inner {
                 registry,
                 strategies: self.strategies,
@@ -155,8 +158,13 @@ impl EngineBuilder {
                 catalog: self.catalog,
                 max_depth: self.max_depth,
                 children: Default::default(),
+                waiting_parents: Default::default(),
             }),
+        };
+        if let Some(cell) = engine_cell {
+            let _ = cell.set(Arc::downgrade(&engine.inner));
         }
+        engine
     }
 }
 
@@ -180,6 +188,8 @@ pub(crate) struct Inner {
     pub(crate) max_depth: u32,
     /// Child runs started on their own task, while they run: their cancel tokens.
     pub(crate) children: std::sync::Mutex<std::collections::HashMap<String, CancellationToken>>,
+    /// Parent units waiting in this process for a child's end, by child run id.
+    pub(crate) waiting_parents: std::sync::Mutex<std::collections::HashMap<String, Arc<crate::child::Told>>>,
 }
 
 /// Loads and runs workflows. Cheap to clone; clones share the registry and the

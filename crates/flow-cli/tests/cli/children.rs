@@ -343,14 +343,14 @@ fn a_parent_killed_while_its_child_runs_is_resumed_with_the_same_child_postgres(
     parent_killed_while_its_child_runs_is_resumed_with_the_same_child(Backend::Postgres);
 }
 
-/// Ctrl-C on an attached parent whose child runs: the parent waits for its
-/// child as for a signal, so it is parked (left `waiting`), and the child,
-/// cut short with the process, is taken over when the parent is resumed.
-fn ctrl_c_parks_a_parent_and_resume_finishes_it_with_the_same_child(backend: Backend) {
+/// Ctrl-C on an attached parent whose child runs in the same process: the
+/// child is work under way, so the parent is cancelled (not parked), and its
+/// child with it, its end journaled.
+fn ctrl_c_cancels_a_parent_and_its_child(backend: Backend) {
     let server = Server::start();
     let dir = tempdir();
-    let parent = killable(&dir, &server, 1500);
-    let journal = Journal::new(backend, "child_park");
+    let parent = killable(&dir, &server, 5000);
+    let journal = Journal::new(backend, "child_cancel");
     let child = spawn(&[
         "run",
         &parent.display().to_string(),
@@ -361,31 +361,48 @@ fn ctrl_c_parks_a_parent_and_resume_finishes_it_with_the_same_child(backend: Bac
         "-",
     ]);
     wait_for_request(&server, "slow");
+    let asked = Instant::now();
     let interrupted = std::process::Command::new("kill")
         .args(["-INT", &child.id().to_string()])
         .status();
     assert!(interrupted.is_ok_and(|s| s.success()));
     let out = collect(child);
-    assert_eq!(out.code, Some(0), "{out:?}");
-    let report = out.report();
-    assert_eq!(report["status"], "waiting", "{report}");
-    assert_eq!(
-        report["nodes"]["sub"]["waiting_for"]["signal"], "flow.child:sub",
-        "{report}"
+    assert_eq!(out.code, Some(1), "{out:?}");
+    assert_eq!(out.report()["status"], "cancelled", "{out:?}");
+    // The child's slow request was dropped, well before its 5 s.
+    let ended = server.log.ended();
+    assert!(
+        ended
+            .iter()
+            .any(|e| e.name == "slow" && !e.answered && e.at.duration_since(asked) < Duration::from_secs(3)),
+        "{ended:?}"
     );
-    let parent_id = run_id_of(&report);
-
-    resumed_with_the_same_child(&server, &journal, &parent_id);
+    let listed = flow(&["runs", "list", "--journal", &journal.target, "--json"]);
+    let rows: Vec<Value> = serde_json::from_str(&listed.stdout).unwrap_or_default();
+    let statuses: Vec<(String, String)> = rows
+        .iter()
+        .map(|r| {
+            (
+                r["workflow"].as_str().unwrap_or_default().to_owned(),
+                r["status"].as_str().unwrap_or_default().to_owned(),
+            )
+        })
+        .collect();
+    assert!(statuses.contains(&("child".into(), "cancelled".into())), "{statuses:?}");
+    assert!(
+        statuses.contains(&("parent".into(), "cancelled".into())),
+        "{statuses:?}"
+    );
 }
 
 #[test]
-fn ctrl_c_parks_a_parent_and_resume_finishes_it_with_the_same_child_sqlite() {
-    ctrl_c_parks_a_parent_and_resume_finishes_it_with_the_same_child(Backend::Sqlite);
+fn ctrl_c_cancels_a_parent_and_its_child_sqlite() {
+    ctrl_c_cancels_a_parent_and_its_child(Backend::Sqlite);
 }
 
 #[test]
-fn ctrl_c_parks_a_parent_and_resume_finishes_it_with_the_same_child_postgres() {
-    ctrl_c_parks_a_parent_and_resume_finishes_it_with_the_same_child(Backend::Postgres);
+fn ctrl_c_cancels_a_parent_and_its_child_postgres() {
+    ctrl_c_cancels_a_parent_and_its_child(Backend::Postgres);
 }
 
 #[test]
@@ -441,4 +458,41 @@ output: '{{ nodes.sub.output }}'
         );
         assert_eq!(keys.get(&format!("{child}:shaky")), Some(&2), "{keys:?}");
     }
+}
+
+#[test]
+fn explain_bounds_a_workflow_node_by_its_childs_own_plan() {
+    let dir = tempdir();
+    write(
+        &dir,
+        "steps.yaml",
+        "name: steps
+strategy: { kind: sequential }
+nodes:
+  - { id: a, kind: delay, config: { ms: 200 } }
+  - { id: b, kind: delay, config: { ms: 300 } }
+",
+    );
+    let parent = write(
+        &dir,
+        "caller.yaml",
+        "name: caller
+nodes:
+  - { id: first, kind: delay, config: { ms: 100 } }
+  - { id: sub, kind: workflow, config: { workflow: steps } }
+  - { id: again, kind: workflow, config: { workflow: caller } }
+edges: [{ from: first, to: sub }]
+",
+    );
+    let out = flow(&["explain", &parent.display().to_string()]);
+    assert_eq!(out.code, Some(0), "{out:?}");
+    // The child's two steps one after the other, under its own strategy.
+    assert!(out.stdout.contains("sub    workflow  500 ms"), "{}", out.stdout);
+    assert!(
+        out.stdout.contains("critical path: first -> sub (600 ms)"),
+        "{}",
+        out.stdout
+    );
+    // A workflow that calls itself has no bound, and explain ends.
+    assert!(out.stdout.contains("again  workflow  unknown"), "{}", out.stdout);
 }
