@@ -557,6 +557,9 @@ impl UnitChildren {
             item: self.item,
         });
         options.depth = self.shared.family.depth + 1;
+        // What is secret in the parent stays secret in the child (its input
+        // may carry it): redacted in its reports, events and journal too.
+        options.inherited_secrets = self.shared.redactor.values().cloned().collect();
         options
     }
 }

@@ -237,6 +237,7 @@ pub(crate) struct DriverParts {
     pub parking: bool,
     pub park_now: CancellationToken,
     pub family: crate::child::Family,
+    pub inherited_secrets: Vec<String>,
 }
 
 /// Milliseconds to the microsecond: whole microseconds over 1000 print as
@@ -265,6 +266,7 @@ impl Driver {
             parking,
             park_now,
             family,
+            inherited_secrets,
         } = parts;
         let taken = restore.as_ref().map(|r| r.signals_taken.clone()).unwrap_or_default();
         let journal_present = journal.is_some();
@@ -274,7 +276,7 @@ impl Driver {
         } else {
             ReadyQueue::Ordered(BinaryHeap::new())
         };
-        let redactor = Redactor::new(secrets.values().cloned());
+        let redactor = Redactor::new(secrets.values().cloned().chain(inherited_secrets));
         let span = tracing::info_span!("run", run_id = &*run_id, workflow = workflow.name());
         Driver {
             writer: ContextWriter::for_run(workflow.clone(), input, secrets, run_id.clone()),

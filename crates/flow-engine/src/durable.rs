@@ -103,7 +103,11 @@ impl Engine {
         let Some(writer) = options.journal.take() else {
             return Ok(Durable::none(run_id));
         };
-        let redactor = Redactor::new(secrets(workflow).into_values());
+        let redactor = Redactor::new(
+            secrets(workflow)
+                .into_values()
+                .chain(options.inherited_secrets.iter().cloned()),
+        );
         let input = options.input.clone().unwrap_or_else(|| workflow.input().clone());
         let document = document_of(workflow.spec());
         let record = Record::RunStarted {

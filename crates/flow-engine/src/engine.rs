@@ -348,6 +348,7 @@ impl Engine {
             parking: options.park,
             park_now: options.park_now.unwrap_or_default(),
             family: crate::child::Family::new(self.clone(), options.parent, options.depth, options.parent_bell),
+            inherited_secrets: options.inherited_secrets,
         });
         Ok((driver, cancel))
     }

@@ -22,6 +22,11 @@ impl Redactor {
         }
     }
 
+    /// The values it replaces (handed down to child runs).
+    pub(crate) fn values(&self) -> impl Iterator<Item = &String> {
+        self.secrets.iter()
+    }
+
     /// Whether there is nothing to redact.
     pub fn is_empty(&self) -> bool {
         self.secrets.is_empty()

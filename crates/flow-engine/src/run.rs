@@ -25,6 +25,8 @@ pub struct RunOptions {
     pub(crate) parent: Option<flow_core::Parent>,
     pub(crate) depth: u32,
     pub(crate) parent_bell: Option<crate::Signals>,
+    /// Secret values of the parent run, redacted in this one too.
+    pub(crate) inherited_secrets: Vec<String>,
 }
 
 impl RunOptions {

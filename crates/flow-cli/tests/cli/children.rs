@@ -496,3 +496,66 @@ edges: [{ from: first, to: sub }]
     // A workflow that calls itself has no bound, and explain ends.
     assert!(out.stdout.contains("again  workflow  unknown"), "{}", out.stdout);
 }
+
+#[test]
+fn a_parents_secret_passed_to_its_child_stays_secret_in_the_childs_report_and_journal() {
+    const SECRET: &str = "s3cr3t-token-98765";
+    let dir = tempdir();
+    write(
+        &dir,
+        "echo.yaml",
+        "name: echo
+input: { token: none }
+nodes:
+  - { id: use, kind: transform, config: { output: 'Bearer {{ input.token }}' } }
+output: '{{ nodes.use.output }}'
+",
+    );
+    let parent = write(
+        &dir,
+        "parent.yaml",
+        "name: parent
+secrets: [API_TOKEN]
+nodes:
+  - { id: sub, kind: workflow, config: { workflow: echo, input: { token: '{{ env.API_TOKEN }}' } } }
+output: '{{ nodes.sub.output }}'
+",
+    );
+    let journal = dir.path().join("runs.db");
+    let out = crate::support::command()
+        .args([
+            "run",
+            &parent.display().to_string(),
+            "--journal",
+            &journal.display().to_string(),
+        ])
+        .args(["--quiet", "--report", "-"])
+        .env("API_TOKEN", SECRET)
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run flow: {e}"));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}");
+    let report: Value = serde_json::from_str(&stdout).unwrap_or_default();
+    // The child got the real value (it worked with it); nobody sees it.
+    assert_eq!(report["output"], "Bearer ***", "{report}");
+    assert!(!stdout.contains(SECRET), "{stdout}");
+    let child = report["nodes"]["sub"]["child_run_id"].as_str().unwrap_or_default();
+    let shown = flow(&[
+        "runs",
+        "show",
+        child,
+        "--journal",
+        &journal.display().to_string(),
+        "--report",
+        "-",
+    ]);
+    assert!(
+        !shown.stdout.contains(SECRET) && shown.stdout.contains("Bearer ***"),
+        "{shown:?}"
+    );
+    for file in ["runs.db", "runs.db-wal"] {
+        let bytes = std::fs::read(dir.path().join(file)).unwrap_or_default();
+        let text = String::from_utf8_lossy(&bytes);
+        assert!(!text.contains(SECRET), "{file} holds the secret");
+    }
+}
