@@ -146,6 +146,17 @@ pub struct Report {
     pub output_error: Option<String>,
 }
 
+impl Parent {
+    /// The signal a child run's end sends this parent: what the `workflow`
+    /// node's unit waits for (`flow.child:<node>`, `:<item>` under `for_each`).
+    pub fn end_signal(&self) -> String {
+        match self.item {
+            None => format!("flow.child:{}", self.node),
+            Some(item) => format!("flow.child:{}:{item}", self.node),
+        }
+    }
+}
+
 /// Which run started this one, from which node (and `for_each` item): a
 /// child run's `parent`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -358,82 +358,44 @@ impl Family {
 }
 
 impl Family {
-    /// A child run ended (journaled): tells its parent, through the signal
-    /// its `workflow` unit waits for (written to the journal, which makes a
-    /// parked parent due), and rings the parent's bell when it runs here.
-    pub(crate) async fn ended(&self, log: &flow_journal::RunLog, run_id: &str, status: RunStatus) {
-        let Some(parent) = &self.parent else { return };
-        // A parent unit that waits for it here hears of it at once, and no
-        // signal is written (a commit of its own per child, else).
-        if self.engine.tell_waiting_parent(run_id) {
+    /// A child run ended: its `run_finished` commit wrote the signal that
+    /// tells its parent (the journal does it in the same commit, so a parked
+    /// parent is never left asleep). A parent unit that waits for it in this
+    /// process hears of it at once, and the parent's bell is rung.
+    pub(crate) fn ended(&self, run_id: &str) {
+        if self.parent.is_none() {
             return;
         }
-        send_end_signal(
-            log.writer().journal().clone(),
-            parent.clone(),
-            run_id.to_owned(),
-            status,
-        )
-        .await;
+        self.engine.tell_waiting_parent(run_id);
         if let Some(bell) = &self.parent_bell {
             bell.ring();
         }
     }
 }
 
-/// Writes the signal child `run_id`'s end sends its `parent` (which makes a
-/// parked parent due).
-async fn send_end_signal(journal: Arc<dyn flow_journal::Journal>, parent: Parent, run_id: String, status: RunStatus) {
-    let payload = serde_json::json!({ "run_id": run_id, "status": status });
-    if let Err(e) = journal
-        .send_signal(&parent.run_id, &end_signal(&parent), &payload)
-        .await
-    {
-        tracing::warn!(error = %e, run_id, parent = %parent.run_id, "telling the parent run of a child's end failed");
-    }
-}
-
 /// A parent unit waiting in this process for child run `run_id`'s end (see
-/// [`Engine::tell_waiting_parent`]): registered while the unit waits. When
-/// the unit is dropped before it saw an end it was told of (its run parked
-/// meanwhile), the end is written as a signal after all, so the parked
-/// parent is woken.
+/// [`Engine::tell_waiting_parent`]): registered while the unit waits.
 pub(crate) struct WaitingHere {
     engine: Engine,
     run_id: String,
     told: Arc<Told>,
-    journal: Arc<dyn flow_journal::Journal>,
-    parent: Parent,
 }
 
 #[derive(Default)]
 pub(crate) struct Told {
-    /// Ends told (a continued child ends again), and how many the unit saw.
+    /// Ends told (a continued child ends again).
     ended: AtomicU32,
-    seen: AtomicU32,
     bell: tokio::sync::Notify,
 }
 
 impl Drop for WaitingHere {
     fn drop(&mut self) {
-        let mut waiting = self
-            .engine
+        self.engine
             .inner
             .waiting_parents
             .lock()
-            .unwrap_or_else(PoisonError::into_inner);
-        waiting.remove(&self.run_id);
-        drop(waiting);
-        if self.told.ended.load(Ordering::Acquire) > self.told.seen.load(Ordering::Acquire)
-            && let Ok(runtime) = tokio::runtime::Handle::try_current()
-        {
-            runtime.spawn(send_end_signal(
-                self.journal.clone(),
-                self.parent.clone(),
-                self.run_id.clone(),
-                RunStatus::Succeeded,
-            ));
-        }
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(&self.run_id);
     }
 }
 
@@ -473,7 +435,7 @@ impl Engine {
     }
 
     /// Registers a parent unit that waits here for child `run_id`'s end.
-    fn wait_here(&self, run_id: &str, journal: Arc<dyn flow_journal::Journal>, parent: Parent) -> WaitingHere {
+    fn wait_here(&self, run_id: &str) -> WaitingHere {
         let told = Arc::new(Told::default());
         self.inner
             .waiting_parents
@@ -484,8 +446,6 @@ impl Engine {
             engine: self.clone(),
             run_id: run_id.to_owned(),
             told,
-            journal,
-            parent,
         }
     }
 
@@ -526,15 +486,6 @@ pub(crate) struct UnitChildren {
     /// The unit's waits: a journaled unit waits for its child's end as for
     /// the signal the child sends its parent when it ends.
     pub(crate) waits: Option<Arc<crate::waits::UnitWaits>>,
-}
-
-/// The signal a child run sends its parent when it ends: the name its unit
-/// waits for.
-pub(crate) fn end_signal(parent: &Parent) -> String {
-    match parent.item {
-        None => format!("flow.child:{}", parent.node),
-        Some(item) => format!("flow.child:{}:{item}", parent.node),
-    }
 }
 
 impl UnitChildren {
@@ -665,7 +616,7 @@ impl UnitChildren {
     /// not start is continued first, its failed nodes run again; one found
     /// interrupted is taken over. The child runs on its own task (it outlives
     /// this attempt when the run parks); its end sends this run the signal
-    /// [`end_signal`], which this unit waits for as a `signal` node does.
+    /// [`Parent::end_signal`], which this unit waits for as a `signal` node does.
     async fn wait_for(&self, run_id: &str, fresh: bool) -> Result<Report, NodeError> {
         let shared = &self.shared;
         let engine = &shared.family.engine;
@@ -682,8 +633,8 @@ impl UnitChildren {
             node: shared.workflow.nodes()[self.node].id().to_owned(),
             item: self.item,
         };
-        let signal = end_signal(&parent);
-        let here = engine.wait_here(run_id, journal.clone(), parent.clone());
+        let signal = parent.end_signal();
+        let here = engine.wait_here(run_id);
         let mut continued = fresh;
         let mut began = false;
         let mut cancel_sent = false;
@@ -697,10 +648,6 @@ impl UnitChildren {
             let status = row.status_now(crate::journal::now_ms());
             let ended = matches!(status, RunStatus::Succeeded | RunStatus::Failed | RunStatus::Cancelled);
             if status == RunStatus::Succeeded || (ended && continued) || (ended && shared.cancel.is_cancelled()) {
-                // Whatever end it was told of, it has seen now.
-                here.told
-                    .seen
-                    .store(here.told.ended.load(Ordering::Acquire), Ordering::Release);
                 let stored = journal.load(run_id).await.map_err(journal_error)?;
                 let recovered = stored.map(|s| flow_core::Recovered::fold(s.records.iter().map(|(_, r)| r)));
                 return match recovered.and_then(|r| r.finished) {
@@ -746,8 +693,6 @@ impl UnitChildren {
                 // child is work under way in this process). A child that runs
                 // elsewhere, or parked itself, is waited for as a signal.
                 () = here.told.bell.notified(), if runs_here => {
-                    // What it was told so far, it has seen (the row says the rest).
-                    here.told.seen.store(here.told.ended.load(Ordering::Acquire), Ordering::Release);
                 }
                 taken = flow_core::Waits::next_signal(&**waits, &signal), if !runs_here => {
                     taken?;

@@ -405,10 +405,8 @@ impl Driver {
             // Subscribers hear of the end all the same.
             tracing::error!(error = %e, "the run's end could not be journaled");
             shared.publish(&finished);
-        } else if let Some(log) = &shared.journal
-            && shared.family.parent.is_some()
-        {
-            shared.family.ended(log, &shared.run_id, report.status).await;
+        } else if shared.journal.is_some() {
+            shared.family.ended(&shared.run_id);
         }
         report
     }

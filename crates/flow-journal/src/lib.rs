@@ -453,6 +453,19 @@ fn refused<'a>(runs: Vec<&Arc<str>>, held: impl Iterator<Item = &'a str>) -> Vec
         .collect()
 }
 
+/// For a child run's `run_finished`: the signal that tells its parent, as
+/// (parent run, name, payload). Written in the same commit as the end, so a
+/// parent never misses its child's end (a crash between the two would lose it).
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+fn child_end(entry: &Entry) -> Option<(String, String, String)> {
+    let Record::RunFinished { status, report, .. } = &entry.record else {
+        return None;
+    };
+    let parent = report.parent.as_ref()?;
+    let payload = serde_json::json!({ "run_id": &*entry.run_id, "status": status });
+    Some((parent.run_id.clone(), parent.end_signal(), payload.to_string()))
+}
+
 /// Folds records into the row's summary counts (`{"succeeded": n, ...}`).
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
 fn counts(record: &Record) -> Option<(String, f64, serde_json::Value)> {

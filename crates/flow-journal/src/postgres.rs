@@ -12,8 +12,8 @@ use std::sync::Arc;
 
 use crate::sql::{self, Arg, Columns, Dialect, ROW_COLUMNS};
 use crate::{
-    Entry, Error, Journal, LEASE, Owner, Result, RunFilter, RunRow, StoredRun, counts, creates, decode, encode, now_ms,
-    parent_of, refused,
+    Entry, Error, Journal, LEASE, Owner, Result, RunFilter, RunRow, StoredRun, child_end, counts, creates, decode,
+    encode, now_ms, parent_of, refused,
 };
 
 /// A journal in PostgreSQL. Its connections are opened again when the server
@@ -478,6 +478,7 @@ impl Journal for PgJournal {
         let mut runs: Vec<&Arc<str>> = Vec::new();
         let mut finished = Vec::new();
         let mut parents = Vec::new();
+        let mut ends = Vec::new();
         for entry in entries {
             run_ids.push(&*entry.run_id);
             seqs.push(entry.seq as i64);
@@ -496,6 +497,9 @@ impl Journal for PgJournal {
             }
             if let Some(summary) = counts(&entry.record) {
                 finished.push((&*entry.run_id, summary));
+            }
+            if let Some(end) = child_end(entry) {
+                ends.push((&*entry.run_id, end));
             }
         }
         runs.sort_unstable();
@@ -547,6 +551,19 @@ impl Journal for PgJournal {
             // not created, and is not updated).
             for (run_id, parent) in &parents {
                 tx.execute(&*Dialect::Postgres.sql(crate::sql::SET_PARENT), &[run_id, parent])
+                    .await
+                    .map_err(storage)?;
+            }
+            // A child's end tells its parent in the same commit. (A run whose
+            // records the journal refused wrote no end, and tells nobody.)
+            for (child, (parent, name, payload)) in &ends {
+                if !held.iter().any(|r| r.get::<_, &str>(0) == *child) {
+                    continue;
+                }
+                tx.query_one(sql::send_signal(Dialect::Postgres), &[parent, name, payload, &now])
+                    .await
+                    .map_err(storage)?;
+                tx.execute(sql::ring(Dialect::Postgres), &[parent, &now])
                     .await
                     .map_err(storage)?;
             }

@@ -16,8 +16,8 @@ use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 
 use crate::sql::{self, Arg, Columns, Dialect, ROW_COLUMNS};
 use crate::{
-    Entry, Error, Journal, LEASE, Owner, Result, RunFilter, RunRow, StoredRun, SyncLevel, counts, creates, decode,
-    encode, now_ms, parent_of, refused,
+    Entry, Error, Journal, LEASE, Owner, Result, RunFilter, RunRow, StoredRun, SyncLevel, child_end, counts, creates,
+    decode, encode, now_ms, parent_of, refused,
 };
 
 /// A journal in one SQLite file (created if missing), WAL mode.
@@ -325,6 +325,15 @@ impl Journal for SqliteJournal {
                     finish
                         .execute(params![&*entry.run_id, status, now, duration, counts.to_string()])
                         .map_err(storage)?;
+                    if let Some((parent, name, payload)) = child_end(entry) {
+                        tx.prepare_cached(sql::send_signal(Dialect::Sqlite))
+                            .and_then(|mut stmt| {
+                                stmt.query_row(params![parent, name, payload, now], |r| r.get::<_, i64>(0))
+                            })
+                            .map_err(storage)?;
+                        tx.execute(sql::ring(Dialect::Sqlite), params![parent, now])
+                            .map_err(storage)?;
+                    }
                 }
             }
         }
