@@ -125,14 +125,26 @@ async fn a_stream_whose_client_stops_reading_is_dropped_and_frees_its_place() {
     let small = small["run_id"].as_str().unwrap_or_default().to_owned();
     flow.wait_status(&small, "succeeded").await;
 
-    // A client asks for its events and reads nothing, with a small receive buffer.
-    let socket = TcpSocket::new_v4().expect("a socket");
-    socket.set_recv_buffer_size(4096).expect("SO_RCVBUF");
-    let mut stalled = socket.connect(address(&flow)).await.expect("connect");
-    stalled
-        .write_all(format!("GET /api/v1/runs/{id}/events HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n").as_bytes())
-        .await
-        .expect("a request");
+    // A client asks for its events and reads nothing past the status line,
+    // with a small receive buffer. (Asked again should another stream have
+    // held the only place at that moment: it is the stalled one that must.)
+    let deadline = Instant::now() + PATIENCE;
+    let mut stalled = loop {
+        let socket = TcpSocket::new_v4().expect("a socket");
+        socket.set_recv_buffer_size(4096).expect("SO_RCVBUF");
+        let mut stream = socket.connect(address(&flow)).await.expect("connect");
+        stream
+            .write_all(format!("GET /api/v1/runs/{id}/events HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n").as_bytes())
+            .await
+            .expect("a request");
+        let mut status = [0u8; 12];
+        stream.read_exact(&mut status).await.expect("a status line");
+        if &status == b"HTTP/1.1 200" {
+            break stream;
+        }
+        assert!(Instant::now() < deadline, "the stream never got the place: {status:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
 
     // It holds the only place: another stream is refused, with when to try
     // again (watched through the small run's stream: a GET that finds the
