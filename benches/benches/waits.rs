@@ -32,7 +32,7 @@
 //! The port of `benches/scripts/waits_scale.py`.
 
 use std::collections::HashMap;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use flow_benches::{Backend, BenchJournals, Server, flow_binary, quick, runtime, target_dir};
 use serde_json::{Value, json};
@@ -581,69 +581,18 @@ fn rss_kb(pid: u32) -> Option<u64> {
 }
 
 // ---------------------------------------------------------------------------
-// Instants (RFC 3339, UTC, to the ms)
+// Instants (RFC 3339, UTC, to the ms): the engine's own format and parser
 
-fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
-}
-
-/// Days since 1970-01-01 of a civil date (Howard Hinnant's algorithm).
-fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let mp = (m + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
-}
-
-/// The civil date of a day since 1970-01-01.
-fn civil_from_days(z: i64) -> (i64, i64, i64) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    (y, m, d)
-}
+use flow_engine::journal::now_ms;
 
 /// `2026-12-07T09:00:00.123Z` of ms since the epoch.
 fn format_instant(ms: i64) -> String {
-    let (days, ms_of_day) = (ms.div_euclid(86_400_000), ms.rem_euclid(86_400_000));
-    let (y, m, d) = civil_from_days(days);
-    let s = ms_of_day / 1000;
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{:03}Z",
-        s / 3600,
-        s / 60 % 60,
-        s % 60,
-        ms_of_day % 1000
-    )
+    flow_core::rfc3339(ms)
 }
 
-/// Ms since the epoch of a UTC instant as the server writes them:
-/// `YYYY-MM-DDTHH:MM:SS[.fraction]` then `Z` or `+00:00`.
+/// Ms since the epoch of an RFC 3339 instant, as the server writes them.
 fn parse_instant(text: &str) -> Option<i64> {
-    let text = text.trim();
-    let body = text.strip_suffix('Z').or_else(|| text.strip_suffix("+00:00"))?;
-    let (date, time) = body.split_once(['T', ' '])?;
-    let mut date = date.splitn(3, '-').map(|p| p.parse::<i64>().ok());
-    let (y, m, d) = (date.next()??, date.next()??, date.next()??);
-    let (hms, fraction) = time.split_once('.').unwrap_or((time, ""));
-    let mut hms = hms.splitn(3, ':').map(|p| p.parse::<i64>().ok());
-    let (h, min, s) = (hms.next()??, hms.next()??, hms.next()??);
-    let mut ms = 0;
-    for (i, c) in fraction.chars().take(3).enumerate() {
-        ms += i64::from(c.to_digit(10)?) * [100, 10, 1][i];
-    }
-    Some(((days_from_civil(y, m, d) * 24 + h) * 60 + min) * 60_000 + s * 1000 + ms)
+    text.trim().parse::<jiff::Timestamp>().ok().map(|t| t.as_millisecond())
 }
 
 // ---------------------------------------------------------------------------

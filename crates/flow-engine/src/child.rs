@@ -89,7 +89,14 @@ impl Catalog for RegisteredCatalog {
 pub struct FolderCatalog {
     path: PathBuf,
     compiled: Mutex<HashMap<String, Compiled>>,
+    /// The name each file declares, as of its modification time: a scan
+    /// reads again only the files that changed.
+    names: Mutex<HashMap<PathBuf, Declared>>,
 }
+
+/// A file's modification time, and the name it declared then (`None`: it
+/// does not read as a workflow).
+type Declared = (Option<SystemTime>, Option<String>);
 
 /// A workflow compiled from a file, with the file's modification time then.
 type Compiled = (PathBuf, Option<SystemTime>, Arc<Workflow>);
@@ -100,6 +107,7 @@ impl FolderCatalog {
         FolderCatalog {
             path: path.into(),
             compiled: Mutex::new(HashMap::new()),
+            names: Mutex::new(HashMap::new()),
         }
     }
 
@@ -114,17 +122,32 @@ impl FolderCatalog {
         let Ok(entries) = std::fs::read_dir(&self.path) else {
             return Vec::new();
         };
-        let mut found: Vec<(String, PathBuf)> = entries
-            .filter_map(|e| e.ok().map(|e| e.path()))
-            .filter(|p| Format::from_path(p).is_some() && p.is_file())
-            .filter_map(|p| {
-                let limits = flow_core::Limits::default();
-                let text = flow_core::read_file(&p, &limits).ok()?;
-                let format = Format::from_path(&p)?;
-                let spec = flow_core::parse_str(&text, format, &limits).ok()?;
-                Some((spec.name, p))
-            })
-            .collect();
+        let mut known = self.names.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut found: Vec<(String, PathBuf)> = Vec::new();
+        let mut seen: std::collections::HashSet<PathBuf> = std::collections::HashSet::new();
+        for path in entries.filter_map(|e| e.ok().map(|e| e.path())) {
+            let Some(format) = Format::from_path(&path).filter(|_| path.is_file()) else {
+                continue;
+            };
+            let stamp = modified(&path);
+            let name = match known.get(&path) {
+                Some((at, name)) if stamp.is_some() && *at == stamp => name.clone(),
+                _ => {
+                    let limits = flow_core::Limits::default();
+                    let name = flow_core::read_file(&path, &limits)
+                        .ok()
+                        .and_then(|text| flow_core::parse_str(&text, format, &limits).ok())
+                        .map(|spec| spec.name);
+                    known.insert(path.clone(), (stamp, name.clone()));
+                    name
+                }
+            };
+            seen.insert(path.clone());
+            if let Some(name) = name {
+                found.push((name, path));
+            }
+        }
+        known.retain(|path, _| seen.contains(path));
         found.sort();
         found
     }

@@ -302,25 +302,42 @@ fn resumed_with_the_same_child(server: &Server, journal: &Journal, parent_id: &s
     child_id
 }
 
-fn parent_killed_while_its_child_runs_is_resumed_with_the_same_child(backend: Backend) {
+/// A journaled `flow run` of [`killable`]'s parent, once its child's slow
+/// request (`slow_ms` long) has come: the server, the folder, the journal and
+/// the process.
+fn while_the_child_runs(
+    backend: Backend,
+    name: &str,
+    slow_ms: u64,
+) -> (Server, tempfile::TempDir, Journal, std::process::Child) {
     let server = Server::start();
     let dir = tempdir();
-    let parent = killable(&dir, &server, 1500);
-    let journal = Journal::new(backend, "child_kill");
+    let parent = killable(&dir, &server, slow_ms);
+    let journal = Journal::new(backend, name);
     let child = spawn(&[
         "run",
         &parent.display().to_string(),
         "--journal",
         &journal.target,
         "--quiet",
+        "--report",
+        "-",
     ]);
     wait_for_request(&server, "slow");
-    let pid = child.id();
+    (server, dir, journal, child)
+}
+
+/// `kill SIGNAL PID` of `child`.
+fn send(child: &std::process::Child, signal: &str) {
+    let pid = child.id().to_string();
+    let sent = std::process::Command::new("kill").args([signal, &pid]).status();
+    assert!(sent.is_ok_and(|s| s.success()), "kill {signal} {pid}");
+}
+
+fn parent_killed_while_its_child_runs_is_resumed_with_the_same_child(backend: Backend) {
+    let (server, _dir, journal, child) = while_the_child_runs(backend, "child_kill", 1500);
     // SIGKILL: nothing of the process runs after it.
-    let killed = std::process::Command::new("kill")
-        .args(["-9", &pid.to_string()])
-        .status();
-    assert!(killed.is_ok_and(|s| s.success()), "kill -9 {pid}");
+    send(&child, "-9");
     let out = collect(child);
     assert_eq!(out.code, None, "killed: {out:?}");
     let parent_id = server.log.of_run_ids().first().cloned().unwrap_or_default();
@@ -347,25 +364,9 @@ fn a_parent_killed_while_its_child_runs_is_resumed_with_the_same_child_postgres(
 /// child is work under way, so the parent is cancelled (not parked), and its
 /// child with it, its end journaled.
 fn ctrl_c_cancels_a_parent_and_its_child(backend: Backend) {
-    let server = Server::start();
-    let dir = tempdir();
-    let parent = killable(&dir, &server, 5000);
-    let journal = Journal::new(backend, "child_cancel");
-    let child = spawn(&[
-        "run",
-        &parent.display().to_string(),
-        "--journal",
-        &journal.target,
-        "--quiet",
-        "--report",
-        "-",
-    ]);
-    wait_for_request(&server, "slow");
+    let (server, _dir, journal, child) = while_the_child_runs(backend, "child_cancel", 5000);
     let asked = Instant::now();
-    let interrupted = std::process::Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
-        .status();
-    assert!(interrupted.is_ok_and(|s| s.success()));
+    send(&child, "-INT");
     let out = collect(child);
     assert_eq!(out.code, Some(1), "{out:?}");
     assert_eq!(out.report()["status"], "cancelled", "{out:?}");
